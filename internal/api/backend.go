@@ -1,0 +1,45 @@
+package api
+
+import (
+	"context"
+	"io"
+	"net"
+)
+
+// Attachment is a process's stdio offered to one client connection (attach, exec start).
+type Attachment interface {
+	// Tty reports whether output is raw (a terminal) rather than multiplexed frames.
+	Tty() bool
+	// Serve copies stdin from conn to the process and the process's output to conn until the
+	// output ends, then returns. conn is the hijacked client connection.
+	Serve(conn net.Conn) error
+}
+
+// Backend is what the API server serves; the daemon implements it. Errors are classified with
+// internal/errdefs so the server can answer with Docker's status codes.
+type Backend interface {
+	NetworkList(ctx context.Context) ([]Network, error)
+	NetworkInspect(ctx context.Context, idOrName string) (Network, error)
+	NetworkCreate(ctx context.Context, req NetworkCreateRequest) (NetworkCreateResponse, error)
+	NetworkRemove(ctx context.Context, idOrName string) error
+	NetworkConnect(ctx context.Context, idOrName string, req NetworkConnectRequest) error
+	NetworkDisconnect(ctx context.Context, idOrName string, req NetworkDisconnectRequest) error
+	NetworksPrune(ctx context.Context) (NetworksPruneResponse, error)
+
+	ContainerCreate(ctx context.Context, name string, req ContainerCreateRequest) (ContainerCreateResponse, error)
+	ContainerStart(ctx context.Context, idOrName string) error
+	ContainerAttach(ctx context.Context, idOrName string) (Attachment, error)
+	// ContainerWait blocks until the container is not running (condition "not-running", the
+	// default) or until its next exit ("next-exit"), and returns its exit code.
+	ContainerWait(ctx context.Context, idOrName, condition string) (int, error)
+	ContainerList(ctx context.Context, all bool) ([]ContainerSummary, error)
+	ContainerInspect(ctx context.Context, idOrName string) (ContainerJSON, error)
+	ContainerStop(ctx context.Context, idOrName string, timeoutSeconds *int) error
+	ContainerRemove(ctx context.Context, idOrName string, force bool) error
+	// ContainerLogs returns the container's output so far: frames, or raw bytes when tty.
+	ContainerLogs(ctx context.Context, idOrName string) (rc io.ReadCloser, tty bool, err error)
+
+	ExecCreate(ctx context.Context, idOrName string, req ExecCreateRequest) (string, error)
+	ExecStart(ctx context.Context, execID string) (Attachment, error)
+	ExecInspect(ctx context.Context, execID string) (ExecInspect, error)
+}

@@ -1,0 +1,292 @@
+// Package api holds the wire types of cnet's HTTP+JSON API. They follow the Docker Engine API
+// (v1.41) field for field, so that output rendered from them matches what docker prints and so
+// that Docker's own client can later talk to cnet.
+package api
+
+import "time"
+
+// Version is the Docker Engine API version whose shapes cnet serves; requests may carry a
+// "/v1.41" (or any "/vX.Y") path prefix, which the server strips.
+const Version = "1.41"
+
+// ErrorResponse is the body of every non-2xx answer.
+type ErrorResponse struct {
+	Message string `json:"message"`
+}
+
+// IPAMConfig is one pool of a network.
+type IPAMConfig struct {
+	Subnet             string            `json:"Subnet,omitempty"`
+	IPRange            string            `json:"IPRange,omitempty"`
+	Gateway            string            `json:"Gateway,omitempty"`
+	AuxiliaryAddresses map[string]string `json:"AuxiliaryAddresses,omitempty"`
+}
+
+// IPAM is a network's address management section.
+type IPAM struct {
+	Driver  string            `json:"Driver"`
+	Options map[string]string `json:"Options"`
+	Config  []IPAMConfig      `json:"Config"`
+}
+
+// ConfigReference names a config-only network (always empty in cnet, kept for shape).
+type ConfigReference struct {
+	Network string `json:"Network"`
+}
+
+// EndpointResource is one container's attachment as shown in network inspect.
+type EndpointResource struct {
+	Name        string `json:"Name"`
+	EndpointID  string `json:"EndpointID"`
+	MacAddress  string `json:"MacAddress"`
+	IPv4Address string `json:"IPv4Address"`
+	IPv6Address string `json:"IPv6Address"`
+}
+
+// Network is GET /networks and GET /networks/{id}.
+type Network struct {
+	Name       string                      `json:"Name"`
+	ID         string                      `json:"Id"`
+	Created    time.Time                   `json:"Created"`
+	Scope      string                      `json:"Scope"`
+	Driver     string                      `json:"Driver"`
+	EnableIPv6 bool                        `json:"EnableIPv6"`
+	IPAM       IPAM                        `json:"IPAM"`
+	Internal   bool                        `json:"Internal"`
+	Attachable bool                        `json:"Attachable"`
+	Ingress    bool                        `json:"Ingress"`
+	ConfigFrom ConfigReference             `json:"ConfigFrom"`
+	ConfigOnly bool                        `json:"ConfigOnly"`
+	Containers map[string]EndpointResource `json:"Containers"`
+	Options    map[string]string           `json:"Options"`
+	Labels     map[string]string           `json:"Labels"`
+}
+
+// NetworkCreateRequest is the body of POST /networks/create.
+type NetworkCreateRequest struct {
+	Name           string            `json:"Name"`
+	CheckDuplicate bool              `json:"CheckDuplicate,omitempty"`
+	Driver         string            `json:"Driver,omitempty"`
+	EnableIPv6     bool              `json:"EnableIPv6,omitempty"`
+	IPAM           *IPAM             `json:"IPAM,omitempty"`
+	Internal       bool              `json:"Internal,omitempty"`
+	Attachable     bool              `json:"Attachable,omitempty"`
+	Options        map[string]string `json:"Options,omitempty"`
+	Labels         map[string]string `json:"Labels,omitempty"`
+}
+
+// NetworkCreateResponse answers POST /networks/create.
+type NetworkCreateResponse struct {
+	ID      string `json:"Id"`
+	Warning string `json:"Warning"`
+}
+
+// EndpointIPAMConfig asks for a static address on one network.
+type EndpointIPAMConfig struct {
+	IPv4Address string `json:"IPv4Address,omitempty"`
+	IPv6Address string `json:"IPv6Address,omitempty"`
+}
+
+// EndpointSettings is a container's attachment to one network: what is asked for on connect
+// and create, and what inspect shows.
+type EndpointSettings struct {
+	IPAMConfig          *EndpointIPAMConfig `json:"IPAMConfig"`
+	Links               []string            `json:"Links"`
+	Aliases             []string            `json:"Aliases"`
+	NetworkID           string              `json:"NetworkID"`
+	EndpointID          string              `json:"EndpointID"`
+	Gateway             string              `json:"Gateway"`
+	IPAddress           string              `json:"IPAddress"`
+	IPPrefixLen         int                 `json:"IPPrefixLen"`
+	IPv6Gateway         string              `json:"IPv6Gateway"`
+	GlobalIPv6Address   string              `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen int                 `json:"GlobalIPv6PrefixLen"`
+	MacAddress          string              `json:"MacAddress"`
+	DriverOpts          map[string]string   `json:"DriverOpts"`
+}
+
+// NetworkConnectRequest is the body of POST /networks/{id}/connect.
+type NetworkConnectRequest struct {
+	Container      string            `json:"Container"`
+	EndpointConfig *EndpointSettings `json:"EndpointConfig,omitempty"`
+}
+
+// NetworkDisconnectRequest is the body of POST /networks/{id}/disconnect.
+type NetworkDisconnectRequest struct {
+	Container string `json:"Container"`
+	Force     bool   `json:"Force"`
+}
+
+// NetworksPruneResponse answers POST /networks/prune.
+type NetworksPruneResponse struct {
+	NetworksDeleted []string `json:"NetworksDeleted"`
+}
+
+// ContainerConfig is the portable part of a container's configuration (Docker's Config).
+// Image is unused by cnet, which runs commands from the host's filesystem; Rootfs is cnet's
+// extension: a directory to chroot into.
+type ContainerConfig struct {
+	Hostname     string   `json:"Hostname"`
+	Domainname   string   `json:"Domainname"`
+	AttachStdin  bool     `json:"AttachStdin"`
+	AttachStdout bool     `json:"AttachStdout"`
+	AttachStderr bool     `json:"AttachStderr"`
+	Tty          bool     `json:"Tty"`
+	OpenStdin    bool     `json:"OpenStdin"`
+	StdinOnce    bool     `json:"StdinOnce"`
+	Env          []string `json:"Env"`
+	Cmd          []string `json:"Cmd"`
+	Image        string   `json:"Image"`
+	WorkingDir   string   `json:"WorkingDir"`
+	Rootfs       string   `json:"Rootfs,omitempty"`
+}
+
+// HostConfig is the host-dependent part of a container's configuration.
+type HostConfig struct {
+	NetworkMode string `json:"NetworkMode"`
+	AutoRemove  bool   `json:"AutoRemove"`
+}
+
+// NetworkingConfig carries the endpoint settings asked for at create time.
+type NetworkingConfig struct {
+	EndpointsConfig map[string]*EndpointSettings `json:"EndpointsConfig"`
+}
+
+// ContainerCreateRequest is the body of POST /containers/create?name=NAME.
+type ContainerCreateRequest struct {
+	ContainerConfig
+	HostConfig       *HostConfig       `json:"HostConfig,omitempty"`
+	NetworkingConfig *NetworkingConfig `json:"NetworkingConfig,omitempty"`
+}
+
+// ContainerCreateResponse answers POST /containers/create.
+type ContainerCreateResponse struct {
+	ID       string   `json:"Id"`
+	Warnings []string `json:"Warnings"`
+}
+
+// ContainerState is the State section of container inspect.
+type ContainerState struct {
+	Status     string `json:"Status"` // created, running, exited
+	Running    bool   `json:"Running"`
+	Paused     bool   `json:"Paused"`
+	Restarting bool   `json:"Restarting"`
+	OOMKilled  bool   `json:"OOMKilled"`
+	Dead       bool   `json:"Dead"`
+	Pid        int    `json:"Pid"`
+	ExitCode   int    `json:"ExitCode"`
+	Error      string `json:"Error"`
+	StartedAt  string `json:"StartedAt"`
+	FinishedAt string `json:"FinishedAt"`
+}
+
+// NetworkSettings is the NetworkSettings section of container inspect. The top-level address
+// fields describe the default bridge network only, as Docker's do.
+type NetworkSettings struct {
+	Bridge                 string                       `json:"Bridge"`
+	SandboxID              string                       `json:"SandboxID"`
+	SandboxKey             string                       `json:"SandboxKey"`
+	Ports                  map[string][]PortBinding     `json:"Ports"`
+	EndpointID             string                       `json:"EndpointID"`
+	Gateway                string                       `json:"Gateway"`
+	GlobalIPv6Address      string                       `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen    int                          `json:"GlobalIPv6PrefixLen"`
+	IPAddress              string                       `json:"IPAddress"`
+	IPPrefixLen            int                          `json:"IPPrefixLen"`
+	IPv6Gateway            string                       `json:"IPv6Gateway"`
+	MacAddress             string                       `json:"MacAddress"`
+	SecondaryIPAddresses   []string                     `json:"SecondaryIPAddresses"`
+	SecondaryIPv6Addresses []string                     `json:"SecondaryIPv6Addresses"`
+	Networks               map[string]*EndpointSettings `json:"Networks"`
+}
+
+// PortBinding is one host side of a published port.
+type PortBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
+}
+
+// ContainerJSON is GET /containers/{id}/json.
+type ContainerJSON struct {
+	ID              string           `json:"Id"`
+	Created         time.Time        `json:"Created"`
+	Path            string           `json:"Path"`
+	Args            []string         `json:"Args"`
+	State           *ContainerState  `json:"State"`
+	Image           string           `json:"Image"`
+	ResolvConfPath  string           `json:"ResolvConfPath"`
+	HostnamePath    string           `json:"HostnamePath"`
+	HostsPath       string           `json:"HostsPath"`
+	LogPath         string           `json:"LogPath"`
+	Name            string           `json:"Name"` // with the leading "/", as Docker's
+	RestartCount    int              `json:"RestartCount"`
+	Driver          string           `json:"Driver"`
+	Platform        string           `json:"Platform"`
+	HostConfig      *HostConfig      `json:"HostConfig"`
+	Config          *ContainerConfig `json:"Config"`
+	NetworkSettings *NetworkSettings `json:"NetworkSettings"`
+}
+
+// Port is one entry of the Ports list in GET /containers/json.
+type Port struct {
+	IP          string `json:"IP,omitempty"`
+	PrivatePort uint16 `json:"PrivatePort"`
+	PublicPort  uint16 `json:"PublicPort,omitempty"`
+	Type        string `json:"Type"`
+}
+
+// SummaryNetworkSettings is the NetworkSettings of GET /containers/json.
+type SummaryNetworkSettings struct {
+	Networks map[string]*EndpointSettings `json:"Networks"`
+}
+
+// ContainerSummary is one element of GET /containers/json.
+type ContainerSummary struct {
+	ID              string                       `json:"Id"`
+	Names           []string                     `json:"Names"` // with the leading "/"
+	Image           string                       `json:"Image"`
+	Command         string                       `json:"Command"`
+	Created         int64                        `json:"Created"` // unix seconds
+	Ports           []Port                       `json:"Ports"`
+	Labels          map[string]string            `json:"Labels"`
+	State           string                       `json:"State"`
+	Status          string                       `json:"Status"` // "Up 5 seconds", "Exited (0) 3 minutes ago"
+	HostConfig      struct{ NetworkMode string } `json:"HostConfig"`
+	NetworkSettings *SummaryNetworkSettings      `json:"NetworkSettings"`
+}
+
+// ContainerWaitResponse answers POST /containers/{id}/wait.
+type ContainerWaitResponse struct {
+	StatusCode int `json:"StatusCode"`
+}
+
+// ExecCreateRequest is the body of POST /containers/{id}/exec.
+type ExecCreateRequest struct {
+	AttachStdin  bool     `json:"AttachStdin"`
+	AttachStdout bool     `json:"AttachStdout"`
+	AttachStderr bool     `json:"AttachStderr"`
+	Tty          bool     `json:"Tty"`
+	Env          []string `json:"Env"`
+	Cmd          []string `json:"Cmd"`
+	WorkingDir   string   `json:"WorkingDir"`
+}
+
+// IDResponse answers calls that create something identified by an id.
+type IDResponse struct {
+	ID string `json:"Id"`
+}
+
+// ExecInspect is GET /exec/{id}/json.
+type ExecInspect struct {
+	ID          string `json:"ID"`
+	Running     bool   `json:"Running"`
+	ExitCode    *int   `json:"ExitCode"`
+	ContainerID string `json:"ContainerID"`
+	Pid         int    `json:"Pid"`
+}
+
+// ExecStartRequest is the body of POST /exec/{id}/start (which then upgrades to a raw stream).
+type ExecStartRequest struct {
+	Detach bool `json:"Detach"`
+	Tty    bool `json:"Tty"`
+}
