@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cnet-dev/cnet/internal/daemon"
+)
+
+// daemonCommand is `cnet daemon`: it serves until SIGTERM or SIGINT and leaves containers and
+// their networking running when it stops.
+func daemonCommand() *cobra.Command {
+	cfg := daemon.Config{}
+	var debug bool
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the cnet daemon",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if debug {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+			if h, _ := cmd.Flags().GetString("host"); h != "" {
+				cfg.Host = h
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			d, err := daemon.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return d.Serve(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataRoot, "data-root", "/var/lib/cnet", "directory of persistent state")
+	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/cnet", "directory of runtime state (namespaces, container files)")
+	f.StringVar(&cfg.BridgeName, "bridge-name", "cnet0", "Linux interface name of the default bridge network")
+	f.BoolVar(&debug, "debug", false, "log debug messages")
+	return cmd
+}

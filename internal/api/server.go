@@ -1,0 +1,362 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"github.com/cnet-dev/cnet/internal/errdefs"
+)
+
+// maxBody bounds request bodies: every request cnet takes is small, and a client must not be
+// able to make the daemon buffer gigabytes.
+const maxBody = 1 << 20
+
+var versionPrefix = regexp.MustCompile(`^/v[0-9]+(\.[0-9]+)?/`)
+
+// NewHandler routes the Docker-shaped endpoints to b.
+func NewHandler(b Backend) http.Handler {
+	s := &server{b: b}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "OK") })
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"ApiVersion": Version, "Os": "linux", "Version": "cnet"})
+	})
+
+	mux.HandleFunc("GET /networks", s.networkList)
+	mux.HandleFunc("GET /networks/{id}", s.networkInspect)
+	mux.HandleFunc("POST /networks/create", s.networkCreate)
+	mux.HandleFunc("DELETE /networks/{id}", s.networkRemove)
+	mux.HandleFunc("POST /networks/{id}/connect", s.networkConnect)
+	mux.HandleFunc("POST /networks/{id}/disconnect", s.networkDisconnect)
+	mux.HandleFunc("POST /networks/prune", s.networksPrune)
+
+	mux.HandleFunc("POST /containers/create", s.containerCreate)
+	mux.HandleFunc("GET /containers/json", s.containerList)
+	mux.HandleFunc("GET /containers/{id}/json", s.containerInspect)
+	mux.HandleFunc("POST /containers/{id}/start", s.containerStart)
+	mux.HandleFunc("POST /containers/{id}/attach", s.containerAttach)
+	mux.HandleFunc("POST /containers/{id}/wait", s.containerWait)
+	mux.HandleFunc("POST /containers/{id}/stop", s.containerStop)
+	mux.HandleFunc("DELETE /containers/{id}", s.containerRemove)
+	mux.HandleFunc("GET /containers/{id}/logs", s.containerLogs)
+	mux.HandleFunc("POST /containers/{id}/exec", s.execCreate)
+	mux.HandleFunc("POST /exec/{id}/start", s.execStart)
+	mux.HandleFunc("GET /exec/{id}/json", s.execInspect)
+
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if loc := versionPrefix.FindStringIndex(r.URL.Path); loc != nil {
+			r.URL.Path = r.URL.Path[loc[1]-1:]
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type server struct{ b Backend }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers with Docker's status for the error's kind and its message.
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch errdefs.KindOf(err) {
+	case errdefs.KindInvalid:
+		status = http.StatusBadRequest
+	case errdefs.KindNotFound:
+		status = http.StatusNotFound
+	case errdefs.KindConflict:
+		status = http.StatusConflict
+	case errdefs.KindForbidden:
+		status = http.StatusForbidden
+	}
+	if status == http.StatusInternalServerError {
+		slog.Error("request failed", "err", err)
+	}
+	writeJSON(w, status, ErrorResponse{Message: err.Error()})
+}
+
+// decode reads a JSON body into v; an empty body leaves v as it is.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errdefs.Invalid("request body larger than %d bytes", maxBody)
+		}
+		return errdefs.Invalid("invalid JSON in request body: %v", err)
+	}
+	return nil
+}
+
+func boolParam(r *http.Request, name string) bool {
+	v, _ := strconv.ParseBool(r.URL.Query().Get(name))
+	return v
+}
+
+func (s *server) networkList(w http.ResponseWriter, r *http.Request) {
+	nets, err := s.b.NetworkList(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nets)
+}
+
+func (s *server) networkInspect(w http.ResponseWriter, r *http.Request) {
+	n, err := s.b.NetworkInspect(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}
+
+func (s *server) networkCreate(w http.ResponseWriter, r *http.Request) {
+	var req NetworkCreateRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := s.b.NetworkCreate(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func (s *server) networkRemove(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.NetworkRemove(r.Context(), r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) networkConnect(w http.ResponseWriter, r *http.Request) {
+	var req NetworkConnectRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.b.NetworkConnect(r.Context(), r.PathValue("id"), req); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *server) networkDisconnect(w http.ResponseWriter, r *http.Request) {
+	var req NetworkDisconnectRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.b.NetworkDisconnect(r.Context(), r.PathValue("id"), req); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *server) networksPrune(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.b.NetworksPrune(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *server) containerCreate(w http.ResponseWriter, r *http.Request) {
+	var req ContainerCreateRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := s.b.ContainerCreate(r.Context(), r.URL.Query().Get("name"), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func (s *server) containerList(w http.ResponseWriter, r *http.Request) {
+	list, err := s.b.ContainerList(r.Context(), boolParam(r, "all"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *server) containerInspect(w http.ResponseWriter, r *http.Request) {
+	c, err := s.b.ContainerInspect(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *server) containerStart(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.ContainerStart(r.Context(), r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) containerWait(w http.ResponseWriter, r *http.Request) {
+	code, err := s.b.ContainerWait(r.Context(), r.PathValue("id"), r.URL.Query().Get("condition"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ContainerWaitResponse{StatusCode: code})
+}
+
+func (s *server) containerStop(w http.ResponseWriter, r *http.Request) {
+	var timeout *int
+	if t := r.URL.Query().Get("t"); t != "" {
+		v, err := strconv.Atoi(t)
+		if err != nil || v < -1 {
+			writeError(w, errdefs.Invalid("invalid stop timeout %q: want whole seconds", t))
+			return
+		}
+		timeout = &v
+	}
+	if err := s.b.ContainerStop(r.Context(), r.PathValue("id"), timeout); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) containerRemove(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.ContainerRemove(r.Context(), r.PathValue("id"), boolParam(r, "force")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) containerLogs(w http.ResponseWriter, r *http.Request) {
+	rc, tty, err := s.b.ContainerLogs(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", mediaType(tty))
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, rc)
+}
+
+func (s *server) containerAttach(w http.ResponseWriter, r *http.Request) {
+	a, err := s.b.ContainerAttach(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	serveUpgraded(w, a)
+}
+
+func (s *server) execCreate(w http.ResponseWriter, r *http.Request) {
+	var req ExecCreateRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	id, err := s.b.ExecCreate(r.Context(), r.PathValue("id"), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, IDResponse{ID: id})
+}
+
+func (s *server) execStart(w http.ResponseWriter, r *http.Request) {
+	var req ExecStartRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	a, err := s.b.ExecStart(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	serveUpgraded(w, a)
+}
+
+func (s *server) execInspect(w http.ResponseWriter, r *http.Request) {
+	e, err := s.b.ExecInspect(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+func mediaType(tty bool) string {
+	if tty {
+		return MediaTypeRawStream
+	}
+	return MediaTypeMultiplexedStream
+}
+
+// serveUpgraded takes over the connection, answers 101 as Docker does and hands the raw
+// connection to the attachment.
+func serveUpgraded(w http.ResponseWriter, a Attachment) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeError(w, errors.New("connection cannot be upgraded to a stream"))
+		return
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		slog.Error("hijacking the connection", "err", err)
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(buf, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", mediaType(a.Tty()))
+	if err := buf.Flush(); err != nil {
+		return
+	}
+	if err := a.Serve(&hijackedConn{Conn: conn, r: buf.Reader}); err != nil {
+		slog.Debug("stream ended", "err", err)
+	}
+}
+
+
+// hijackedConn reads first what the HTTP server had already buffered (stdin the client sent
+// right behind its request), and keeps half-close available to the attachment.
+type hijackedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *hijackedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite half-closes the connection so the client sees the end of the output while it may
+// still be sending.
+func (c *hijackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}

@@ -1,0 +1,187 @@
+// Package controller is the CNM core: it owns networks, endpoints and sandboxes, orders the
+// steps that build them (IPAM, store, driver, sandbox) and undoes the steps already taken when
+// a later one fails. It persists every record before touching the kernel, so that after a crash
+// the record tells recovery what may exist and must be completed or removed.
+package controller
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/cnet-dev/cnet/internal/driver"
+	"github.com/cnet-dev/cnet/internal/driver/bridge"
+	"github.com/cnet-dev/cnet/internal/driver/host"
+	"github.com/cnet-dev/cnet/internal/driver/null"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/ipam"
+	"github.com/cnet-dev/cnet/internal/store"
+)
+
+// Config is what the daemon gives the controller.
+type Config struct {
+	Store *store.Store
+	// ExecRoot holds runtime state that dies with the machine: sandbox namespace files.
+	ExecRoot string
+	// DefaultBridge is the Linux name of the default `bridge` network (cnet0, so that cnet can
+	// run beside Docker's docker0).
+	DefaultBridge string
+}
+
+// Controller is safe for concurrent use; operations are serialised by one mutex, which keeps
+// IPAM, the store and the kernel in step without finer locking.
+type Controller struct {
+	mu        sync.Mutex
+	store     *store.Store
+	execRoot  string
+	drivers   map[string]driver.Driver
+	networks  map[string]*network  // by ID
+	endpoints map[string]*Endpoint // by ID
+	seq       uint64               // join order, for choosing the gateway endpoint
+	defBridge string
+}
+
+type network struct {
+	rec   Network
+	pools []*ipam.Pool
+}
+
+// New loads the state, recreates the pools' allocations from the endpoints on record and makes
+// sure the predefined networks exist. Kernel state is reconciled later by Recover, once the
+// daemon knows which containers are alive.
+func New(cfg Config) (*Controller, error) {
+	c := &Controller{
+		store:     cfg.Store,
+		execRoot:  cfg.ExecRoot,
+		networks:  map[string]*network{},
+		endpoints: map[string]*Endpoint{},
+		defBridge: cfg.DefaultBridge,
+		drivers:   map[string]driver.Driver{},
+	}
+	if c.defBridge == "" {
+		c.defBridge = "cnet0"
+	}
+	for _, d := range []driver.Driver{bridge.New(), host.Driver{}, null.Driver{}} {
+		c.drivers[d.Type()] = d
+	}
+	err := store.Load(c.store, store.Networks, func(_ string, rec *Network) error {
+		n, err := c.openNetwork(*rec)
+		if err != nil {
+			return err
+		}
+		c.networks[rec.ID] = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = store.Load(c.store, store.Endpoints, func(_ string, ep *Endpoint) error {
+		n := c.networks[ep.NetworkID]
+		if n == nil {
+			// Its network is gone: a crash between removing the network and its last
+			// endpoint's record cannot happen (removal refuses active endpoints), so this is
+			// a record of nothing; drop it.
+			return c.store.Delete(store.Endpoints, ep.ID)
+		}
+		if ep.Address.IsValid() {
+			pool := n.poolFor(ep.Address.Addr())
+			if pool == nil {
+				return fmt.Errorf("restoring endpoint %s: address %s is in no pool of network %s", ep.ID[:12], ep.Address, n.rec.Name)
+			}
+			if err := pool.AllocateStatic(ep.Address.Addr()); err != nil {
+				return fmt.Errorf("restoring address %s of endpoint %s: %w", ep.Address, ep.ID[:12], err)
+			}
+		}
+		c.endpoints[ep.ID] = ep
+		c.seq = max(c.seq, ep.Seq)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ensurePredefined(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// openNetwork rebuilds a network's pools from its record.
+func (c *Controller) openNetwork(rec Network) (*network, error) {
+	n := &network{rec: rec}
+	for _, p := range rec.IPAM {
+		pool, err := ipam.NewPool(p.config())
+		if err != nil {
+			return nil, fmt.Errorf("restoring pool %s of network %s: %w", p.Subnet, rec.Name, err)
+		}
+		n.pools = append(n.pools, pool)
+	}
+	return n, nil
+}
+
+// poolFor returns the pool whose subnet holds a, or nil.
+func (n *network) poolFor(a netip.Addr) *ipam.Pool {
+	for _, p := range n.pools {
+		if p.Subnet().Contains(a) {
+			return p
+		}
+	}
+	return nil
+}
+
+// resolveNetwork finds a network by full ID, exact name, or unique ID prefix (Docker's order).
+func (c *Controller) resolveNetwork(ref string) (*network, error) {
+	if ref == "" {
+		return nil, errdefs.Invalid("no network given")
+	}
+	if n, ok := c.networks[ref]; ok {
+		return n, nil
+	}
+	for _, n := range c.networks {
+		if n.rec.Name == ref {
+			return n, nil
+		}
+	}
+	var found []*network
+	for id, n := range c.networks {
+		if strings.HasPrefix(id, ref) {
+			found = append(found, n)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, errdefs.NotFound("network %s not found", ref)
+	case 1:
+		return found[0], nil
+	default:
+		return nil, errdefs.Invalid("network %s is ambiguous (%d matches found based on ID prefix)", ref, len(found))
+	}
+}
+
+// sortedNetworks returns the networks by name, for stable listings.
+func (c *Controller) sortedNetworks() []*network {
+	out := make([]*network, 0, len(c.networks))
+	for _, n := range c.networks {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rec.Name < out[j].rec.Name })
+	return out
+}
+
+// SandboxPath is where the namespace of a container's sandbox is bind-mounted.
+func (c *Controller) SandboxPath(containerID string) string {
+	return filepath.Join(c.execRoot, "netns", containerID[:12])
+}
+
+// NewID returns a random 64-hex identifier, as Docker's.
+func NewID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("reading random bytes: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}

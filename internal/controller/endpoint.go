@@ -1,0 +1,289 @@
+package controller
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/cnet-dev/cnet/internal/driver"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/ipam"
+	"github.com/cnet-dev/cnet/internal/sandbox"
+	"github.com/cnet-dev/cnet/internal/store"
+)
+
+// CreateSandbox makes the network namespace of a container.
+func (c *Controller) CreateSandbox(containerID string) (string, error) {
+	path := c.SandboxPath(containerID)
+	if err := sandbox.Create(path); err != nil {
+		return "", fmt.Errorf("creating the network namespace of container %s: %w", containerID[:12], err)
+	}
+	return path, nil
+}
+
+// DeleteSandbox removes every endpoint of a container and its namespace.
+func (c *Controller) DeleteSandbox(containerID string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ep := range c.sandboxEndpoints(containerID) {
+		if err := c.leave(ep); err != nil {
+			return err
+		}
+	}
+	return sandbox.Delete(c.SandboxPath(containerID))
+}
+
+// Join connects a container's sandbox to a network: an address from IPAM, a record, then the
+// driver's interface and the default route. Any failure undoes the steps before it.
+func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoint, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.resolveNetwork(netRef)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	switch n.rec.Driver {
+	case "host":
+		return Endpoint{}, errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
+	case "null":
+		return Endpoint{}, errdefs.Forbidden("container cannot be connected to the none network: it is a sandbox with loopback only")
+	}
+	isDefault := n.rec.Options["com.docker.network.bridge.default_bridge"] == "true"
+	if len(opts.Aliases) > 0 && isDefault {
+		return Endpoint{}, errdefs.Forbidden("network-scoped alias is supported only for containers in user defined networks")
+	}
+	mine := c.sandboxEndpoints(containerID)
+	for _, ep := range mine {
+		if ep.NetworkID == n.rec.ID {
+			return Endpoint{}, errdefs.Forbidden("endpoint with name %s already exists in network %s", opts.ContainerName, n.rec.Name)
+		}
+	}
+	ep := &Endpoint{
+		ID: NewID(), NetworkID: n.rec.ID, ContainerID: containerID, ContainerName: opts.ContainerName,
+		IfName: nextIfName(mine), Aliases: opts.Aliases,
+	}
+	ep.HostIfName = "veth" + ep.ID[:7]
+	pool, addr, err := c.allocate(n, opts.IP, isDefault)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	ep.Address = netip.PrefixFrom(addr, pool.Subnet().Bits())
+	if !n.rec.Internal {
+		ep.Gateway = pool.Gateway()
+	}
+	ep.MAC = ipam.MACFromIP(addr).String()
+	c.seq++
+	ep.Seq = c.seq
+
+	// From the record on, a crash is completed by recovery rather than rolled back.
+	if err := c.store.Put(store.Endpoints, ep.ID, ep); err != nil {
+		_ = pool.Release(addr)
+		return Endpoint{}, err
+	}
+	if err := c.plug(n, ep, mine); err != nil {
+		_ = c.store.Delete(store.Endpoints, ep.ID)
+		_ = pool.Release(addr)
+		return Endpoint{}, err
+	}
+	c.endpoints[ep.ID] = ep
+	return *ep, nil
+}
+
+// allocate takes the requested static address or the next free one.
+func (c *Controller) allocate(n *network, ip string, isDefault bool) (*ipam.Pool, netip.Addr, error) {
+	if len(n.pools) == 0 {
+		return nil, netip.Addr{}, errdefs.Invalid("network %s has no address pool", n.rec.Name)
+	}
+	if ip == "" {
+		var lastErr error
+		for _, p := range n.pools {
+			a, err := p.Allocate()
+			if err == nil {
+				return p, a, nil
+			}
+			lastErr = err
+		}
+		return nil, netip.Addr{}, errdefs.Conflict("%w: %s", lastErr, n.rec.Name)
+	}
+	if isDefault {
+		return nil, netip.Addr{}, errdefs.Invalid("user specified IP address is supported on user defined networks only")
+	}
+	if !n.rec.UserSubnet {
+		return nil, netip.Addr{}, errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is4() {
+		return nil, netip.Addr{}, errdefs.Invalid("invalid IPv4 address %q", ip)
+	}
+	p := n.poolFor(a)
+	if p == nil {
+		return nil, netip.Addr{}, errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.rec.Name)
+	}
+	if err := p.AllocateStatic(a); err != nil {
+		return nil, netip.Addr{}, errdefs.Conflict("%w", err)
+	}
+	return p, a, nil
+}
+
+// plug has the driver create the interface and points the default route at the right gateway.
+func (c *Controller) plug(n *network, ep *Endpoint, others []*Endpoint) error {
+	path := c.SandboxPath(ep.ContainerID)
+	ns, err := sandbox.Open(path)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	d := c.drivers[n.rec.Driver]
+	dep := ep.driverView()
+	if err := d.Join(n.driverView(), dep, ns); err != nil {
+		return err
+	}
+	if gw := gatewayEndpoint(append(slices.Clone(others), ep)); gw == ep {
+		if err := setDefaultRoute(path, ep); err != nil {
+			_ = d.Leave(n.driverView(), dep)
+			return err
+		}
+	}
+	return nil
+}
+
+// Leave disconnects a container from a network.
+func (c *Controller) Leave(containerID, netRef string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.resolveNetwork(netRef)
+	if err != nil {
+		return err
+	}
+	for _, ep := range c.sandboxEndpoints(containerID) {
+		if ep.NetworkID == n.rec.ID {
+			return c.leave(ep)
+		}
+	}
+	return errdefs.NotFound("container %s is not connected to network %s", containerID[:12], n.rec.Name)
+}
+
+// leave removes the interface, then the record, then frees the address, so that an address is
+// never free while an interface may still carry it.
+func (c *Controller) leave(ep *Endpoint) error {
+	n := c.networks[ep.NetworkID]
+	others := c.sandboxEndpoints(ep.ContainerID)
+	wasGateway := gatewayEndpoint(others) == ep
+	if err := c.drivers[n.rec.Driver].Leave(n.driverView(), ep.driverView()); err != nil {
+		return err
+	}
+	if err := c.store.Delete(store.Endpoints, ep.ID); err != nil {
+		return err
+	}
+	delete(c.endpoints, ep.ID)
+	if p := n.poolFor(ep.Address.Addr()); p != nil {
+		_ = p.Release(ep.Address.Addr())
+	}
+	if wasGateway {
+		if next := gatewayEndpoint(c.sandboxEndpoints(ep.ContainerID)); next != nil {
+			path := c.SandboxPath(ep.ContainerID)
+			if sandbox.Exists(path) {
+				return setDefaultRoute(path, next)
+			}
+		}
+	}
+	return nil
+}
+
+// SandboxEndpoints lists a container's endpoints by join order.
+func (c *Controller) SandboxEndpoints(containerID string) []Endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Endpoint
+	for _, ep := range c.sandboxEndpoints(containerID) {
+		out = append(out, *ep)
+	}
+	return out
+}
+
+func (c *Controller) sandboxEndpoints(containerID string) []*Endpoint {
+	var out []*Endpoint
+	for _, ep := range c.endpoints {
+		if ep.ContainerID == containerID {
+			out = append(out, ep)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out
+}
+
+func (c *Controller) networkEndpoints(networkID string) []*Endpoint {
+	var out []*Endpoint
+	for _, ep := range c.endpoints {
+		if ep.NetworkID == networkID {
+			out = append(out, ep)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out
+}
+
+// gatewayEndpoint is the oldest endpoint with a gateway (internal networks have none).
+func gatewayEndpoint(eps []*Endpoint) *Endpoint {
+	var best *Endpoint
+	for _, ep := range eps {
+		if ep.Gateway.IsValid() && (best == nil || ep.Seq < best.Seq) {
+			best = ep
+		}
+	}
+	return best
+}
+
+// nextIfName is the lowest ethN not used in the sandbox.
+func nextIfName(eps []*Endpoint) string {
+	used := map[string]bool{}
+	for _, ep := range eps {
+		used[ep.IfName] = true
+	}
+	for i := 0; ; i++ {
+		if name := fmt.Sprintf("eth%d", i); !used[name] {
+			return name
+		}
+	}
+}
+
+// setDefaultRoute points the sandbox's default route at ep's gateway.
+func setDefaultRoute(path string, ep *Endpoint) error {
+	h, err := sandbox.Handle(path)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(ep.IfName)
+	if err != nil {
+		return fmt.Errorf("finding %s in the sandbox: %w", ep.IfName, err)
+	}
+	route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway.AsSlice(),
+		Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
+	if err := h.RouteReplace(route); err != nil {
+		return fmt.Errorf("setting the default route via %s: %w", ep.Gateway, err)
+	}
+	return nil
+}
+
+func (ep *Endpoint) driverView() driver.Endpoint {
+	mac, _ := net.ParseMAC(ep.MAC)
+	return driver.Endpoint{ID: ep.ID, HostIfName: ep.HostIfName, IfName: ep.IfName, Address: ep.Address, MAC: mac}
+}
+
+// prefixOf converts a net.IPNet's parts to an IPv4 netip.Prefix.
+func prefixOf(ip net.IP, mask net.IPMask) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(ip.To4())
+	if !ok || mask == nil {
+		return netip.Prefix{}, false
+	}
+	ones, bits := mask.Size()
+	if bits != 32 {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, ones).Masked(), true
+}

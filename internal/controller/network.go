@@ -1,0 +1,346 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/cnet-dev/cnet/internal/driver"
+	"github.com/cnet-dev/cnet/internal/driver/bridge"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/ipam"
+	"github.com/cnet-dev/cnet/internal/store"
+)
+
+// validName is Docker's rule for object names.
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// maxNameLen keeps names usable as labels and file names.
+const maxNameLen = 128
+
+// ValidateName checks a network or container name the way Docker does.
+func ValidateName(kind, name string) error {
+	if len(name) > maxNameLen || !validName.MatchString(name) {
+		return errdefs.Invalid("invalid %s name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, up to %d characters", kind, name, maxNameLen)
+	}
+	return nil
+}
+
+// ensurePredefined creates bridge, host and none on first start (and after someone deleted
+// the record of one, which cannot happen through the API).
+func (c *Controller) ensurePredefined() error {
+	have := map[string]bool{}
+	for _, n := range c.networks {
+		if n.rec.Predefined {
+			have[n.rec.Name] = true
+		}
+	}
+	if !have["bridge"] {
+		cfg := NetworkConfig{Name: "bridge", Driver: "bridge", Options: map[string]string{
+			bridge.OptDefaultBridge: "true",
+			bridge.OptICC:           "true",
+			bridge.OptMasquerade:    "true",
+			bridge.OptHostBinding:   "0.0.0.0",
+			bridge.OptBridgeName:    c.defBridge,
+			bridge.OptMTU:           "1500",
+		}}
+		if _, err := c.createNetwork(cfg, true); err != nil {
+			return fmt.Errorf("creating the default bridge network: %w", err)
+		}
+	}
+	for _, p := range []struct{ name, driver string }{{"host", "host"}, {"none", "null"}} {
+		if have[p.name] {
+			continue
+		}
+		rec := Network{ID: NewID(), Name: p.name, Driver: p.driver, Created: time.Now(), IPAMDriver: "default", Predefined: true,
+			Options: map[string]string{}, Labels: map[string]string{}}
+		if err := c.store.Put(store.Networks, rec.ID, rec); err != nil {
+			return err
+		}
+		c.networks[rec.ID] = &network{rec: rec}
+	}
+	return nil
+}
+
+// CreateNetwork validates cfg, allocates its pools, persists it and has its driver build it.
+func (c *Controller) CreateNetwork(cfg NetworkConfig) (Network, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := ValidateName("network", cfg.Name); err != nil {
+		return Network{}, err
+	}
+	return c.createNetwork(cfg, false)
+}
+
+func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network, error) {
+	for _, n := range c.networks {
+		if n.rec.Name == cfg.Name {
+			return Network{}, errdefs.Conflict("network with name %s already exists", cfg.Name)
+		}
+	}
+	if cfg.Driver == "" {
+		cfg.Driver = "bridge"
+	}
+	d, ok := c.drivers[cfg.Driver]
+	if !ok {
+		return Network{}, errdefs.NotFound("plugin %q not found: cnet has no network driver of that name (drivers: bridge, host, null)", cfg.Driver)
+	}
+	if cfg.IPAMDriver != "" && cfg.IPAMDriver != "default" {
+		return Network{}, errdefs.NotFound("IPAM driver %q not found: cnet has only the default IPAM driver", cfg.IPAMDriver)
+	}
+	if cfg.EnableIPv6 {
+		return Network{}, errdefs.Invalid("IPv6 networks are not supported by cnet yet")
+	}
+	if cfg.Options == nil {
+		cfg.Options = map[string]string{}
+	}
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	if err := d.ValidateOptions(cfg.Options); err != nil {
+		return Network{}, err
+	}
+	if name := cfg.Options[bridge.OptBridgeName]; name != "" {
+		for _, n := range c.networks {
+			if n.rec.Options[bridge.OptBridgeName] == name {
+				return Network{}, errdefs.Conflict("bridge name %s is already used by network %s", name, n.rec.Name)
+			}
+		}
+	}
+	pools, err := c.planPools(cfg)
+	if err != nil {
+		return Network{}, err
+	}
+	rec := Network{
+		ID: NewID(), Name: cfg.Name, Driver: cfg.Driver, Created: time.Now(),
+		Internal: cfg.Internal, Attachable: cfg.Attachable, IPAMDriver: "default", IPAMOptions: cfg.IPAMOptions,
+		Options: cfg.Options, Labels: cfg.Labels, Predefined: predefined, UserSubnet: len(cfg.Pools) > 0,
+	}
+	n := &network{rec: rec}
+	for _, p := range pools {
+		pool, err := ipam.NewPool(p.config())
+		if err != nil {
+			return Network{}, errdefs.Invalid("%w", err)
+		}
+		n.pools = append(n.pools, pool)
+		p.Gateway = pool.Gateway()
+		n.rec.IPAM = append(n.rec.IPAM, p)
+	}
+	// Record first: a crash after the bridge exists leaves a record that recovery restores,
+	// never a bridge nobody knows about.
+	if err := c.store.Put(store.Networks, rec.ID, n.rec); err != nil {
+		return Network{}, err
+	}
+	if err := d.CreateNetwork(n.driverView()); err != nil {
+		_ = c.store.Delete(store.Networks, rec.ID)
+		return Network{}, err
+	}
+	c.networks[rec.ID] = n
+	return copyNetwork(n.rec), nil
+}
+
+// planPools turns the requested pools into validated ones, or picks a default pool.
+func (c *Controller) planPools(cfg NetworkConfig) ([]Pool, error) {
+	existing := c.usedSubnets()
+	if len(cfg.Pools) == 0 {
+		inUse := append(existing, hostPrefixes()...)
+		subnet, err := ipam.PickDefault(inUse)
+		if err != nil {
+			return nil, errdefs.Conflict("%w", err)
+		}
+		return []Pool{{Subnet: subnet}}, nil
+	}
+	var out []Pool
+	for _, r := range cfg.Pools {
+		p, err := parsePool(r)
+		if err != nil {
+			return nil, err
+		}
+		if err := ipam.CheckOverlap(p.Subnet, existing); err != nil {
+			return nil, errdefs.Conflict("%w", err)
+		}
+		existing = append(existing, p.Subnet)
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parsePool(r PoolRequest) (Pool, error) {
+	var p Pool
+	var err error
+	if p.Subnet, err = netip.ParsePrefix(r.Subnet); err != nil {
+		return p, errdefs.Invalid("invalid subnet %q: want a CIDR such as 172.30.0.0/16", r.Subnet)
+	}
+	if r.IPRange != "" {
+		if p.IPRange, err = netip.ParsePrefix(r.IPRange); err != nil {
+			return p, errdefs.Invalid("invalid ip-range %q: want a CIDR such as 172.30.5.0/24", r.IPRange)
+		}
+	}
+	if r.Gateway != "" {
+		if p.Gateway, err = netip.ParseAddr(r.Gateway); err != nil {
+			return p, errdefs.Invalid("invalid gateway %q: want an IP address", r.Gateway)
+		}
+	}
+	for name, a := range r.Aux {
+		addr, err := netip.ParseAddr(a)
+		if err != nil {
+			return p, errdefs.Invalid("invalid aux-address %s=%q: want an IP address", name, a)
+		}
+		if p.Aux == nil {
+			p.Aux = map[string]netip.Addr{}
+		}
+		p.Aux[name] = addr
+	}
+	if _, err := ipam.NewPool(p.config()); err != nil {
+		return p, errdefs.Invalid("%w", err)
+	}
+	return p, nil
+}
+
+// usedSubnets lists the subnets of every existing network.
+func (c *Controller) usedSubnets() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range c.networks {
+		for _, p := range n.rec.IPAM {
+			out = append(out, p.Subnet)
+		}
+	}
+	return out
+}
+
+// hostPrefixes lists the host's IPv4 routes and addresses that a default pool must not
+// overlap, as Docker checks before picking one. The default route overlaps everything and is
+// not a reason to skip a pool.
+func hostPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err == nil || errors.Is(err, netlink.ErrDumpInterrupted) {
+		for _, r := range routes {
+			if r.Dst == nil {
+				continue
+			}
+			if p, ok := prefixOf(r.Dst.IP, r.Dst.Mask); ok && p.Bits() > 0 {
+				out = append(out, p)
+			}
+		}
+	}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err == nil || errors.Is(err, netlink.ErrDumpInterrupted) {
+		for _, a := range addrs {
+			if p, ok := prefixOf(a.IP, a.Mask); ok && !p.Addr().IsLoopback() {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// RemoveNetwork deletes a network that no endpoint uses.
+func (c *Controller) RemoveNetwork(ref string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.resolveNetwork(ref)
+	if err != nil {
+		return err
+	}
+	return c.removeNetwork(n)
+}
+
+func (c *Controller) removeNetwork(n *network) error {
+	if n.rec.Predefined {
+		return errdefs.Forbidden("%s is a pre-defined network and cannot be removed", n.rec.Name)
+	}
+	if eps := c.networkEndpoints(n.rec.ID); len(eps) > 0 {
+		return errdefs.Forbidden("error while removing network: network %s id %s has active endpoints (%s); disconnect or remove them first",
+			n.rec.Name, n.rec.ID, eps[0].ContainerName)
+	}
+	if err := c.drivers[n.rec.Driver].DeleteNetwork(n.driverView()); err != nil {
+		return err
+	}
+	if err := c.store.Delete(store.Networks, n.rec.ID); err != nil {
+		return err
+	}
+	delete(c.networks, n.rec.ID)
+	return nil
+}
+
+// Prune removes every user network without endpoints and returns their names.
+func (c *Controller) Prune() ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var removed []string
+	for _, n := range c.sortedNetworks() {
+		if n.rec.Predefined || len(c.networkEndpoints(n.rec.ID)) > 0 {
+			continue
+		}
+		if err := c.removeNetwork(n); err != nil {
+			return removed, err
+		}
+		removed = append(removed, n.rec.Name)
+	}
+	return removed, nil
+}
+
+// Networks lists every network, sorted by name.
+func (c *Controller) Networks() []Network {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Network
+	for _, n := range c.sortedNetworks() {
+		out = append(out, copyNetwork(n.rec))
+	}
+	return out
+}
+
+// Network returns one network by ID, name or unique ID prefix.
+func (c *Controller) Network(ref string) (Network, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.resolveNetwork(ref)
+	if err != nil {
+		return Network{}, err
+	}
+	return copyNetwork(n.rec), nil
+}
+
+// NetworkEndpoints lists the endpoints on a network, by join order.
+func (c *Controller) NetworkEndpoints(networkID string) []Endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Endpoint
+	for _, ep := range c.networkEndpoints(networkID) {
+		out = append(out, *ep)
+	}
+	return out
+}
+
+func (n *network) driverView() driver.Network {
+	dn := driver.Network{ID: n.rec.ID, Name: n.rec.Name, Options: n.rec.Options, Internal: n.rec.Internal}
+	for _, p := range n.rec.IPAM {
+		dn.Subnets = append(dn.Subnets, driver.Subnet{Prefix: p.Subnet, Gateway: p.Gateway})
+	}
+	return dn
+}
+
+func copyNetwork(n Network) Network {
+	n.IPAM = append([]Pool(nil), n.IPAM...)
+	n.Options = copyMap(n.Options)
+	n.Labels = copyMap(n.Labels)
+	n.IPAMOptions = copyMap(n.IPAMOptions)
+	return n
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

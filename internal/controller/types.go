@@ -1,0 +1,86 @@
+package controller
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/cnet-dev/cnet/internal/ipam"
+)
+
+// Network is a network's persisted record; callers get copies.
+type Network struct {
+	ID          string
+	Name        string
+	Driver      string
+	Created     time.Time
+	Internal    bool
+	Attachable  bool
+	EnableIPv6  bool
+	IPAMDriver  string
+	IPAMOptions map[string]string
+	IPAM        []Pool
+	Options     map[string]string
+	Labels      map[string]string
+	// Predefined marks bridge, host and none, which cannot be removed.
+	Predefined bool
+	// UserSubnet records that the user chose the subnet, which Docker requires for --ip.
+	UserSubnet bool
+}
+
+// Pool is one IPAM pool of a network as configured.
+type Pool struct {
+	Subnet  netip.Prefix
+	IPRange netip.Prefix          `json:",omitempty"`
+	Gateway netip.Addr            `json:",omitempty"`
+	Aux     map[string]netip.Addr `json:",omitempty"`
+}
+
+func (p Pool) config() ipam.Config {
+	return ipam.Config{Subnet: p.Subnet, IPRange: p.IPRange, Gateway: p.Gateway, Aux: p.Aux}
+}
+
+// Endpoint is one container's attachment to one network.
+type Endpoint struct {
+	ID            string
+	NetworkID     string
+	ContainerID   string
+	ContainerName string
+	IfName        string
+	HostIfName    string
+	Address       netip.Prefix
+	Gateway       netip.Addr `json:",omitempty"`
+	MAC           string
+	Aliases       []string
+	// Seq orders a sandbox's endpoints by join time; the oldest non-internal one gives the
+	// default route, as the first network a Docker container joins does.
+	Seq uint64
+}
+
+// NetworkConfig is a request to create a network.
+type NetworkConfig struct {
+	Name        string
+	Driver      string
+	Internal    bool
+	Attachable  bool
+	EnableIPv6  bool
+	IPAMDriver  string
+	IPAMOptions map[string]string
+	Pools       []PoolRequest
+	Options     map[string]string
+	Labels      map[string]string
+}
+
+// PoolRequest is one --subnet with its --ip-range, --gateway and --aux-address, as typed.
+type PoolRequest struct {
+	Subnet  string
+	IPRange string
+	Gateway string
+	Aux     map[string]string
+}
+
+// JoinOptions are the per-endpoint settings of connect and run.
+type JoinOptions struct {
+	ContainerName string
+	IP            string // static --ip, "" to allocate
+	Aliases       []string
+}

@@ -1,0 +1,445 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/container"
+	"github.com/cnet-dev/cnet/internal/controller"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/sandbox"
+	"github.com/cnet-dev/cnet/internal/store"
+)
+
+// containerRecord is a container as persisted.
+type containerRecord struct {
+	ID         string
+	Name       string
+	Created    time.Time
+	Config     api.ContainerConfig
+	HostConfig api.HostConfig
+	// Networks are the networks the container is (or will be, once started) connected to,
+	// by name, with what was asked for each.
+	Networks map[string]*api.EndpointSettings
+	State    struct {
+		Status     string // created, running, exited
+		Running    bool
+		ExitCode   int
+		Error      string
+		StartedAt  time.Time
+		FinishedAt time.Time
+		Shim       container.Process
+	}
+}
+
+// networkMode is the mode as Docker reports it: a network name, host, none.
+func (r *containerRecord) networkMode() string { return r.HostConfig.NetworkMode }
+
+// ctr is a container in memory. mu serialises operations on one container; exited is closed
+// (and replaced) around each run so waiters can block on the next exit.
+type ctr struct {
+	mu     sync.Mutex
+	rec    containerRecord
+	exited chan struct{}
+}
+
+func (d *Daemon) dir(id string) string { return filepath.Join(d.cfg.ExecRoot, "containers", id[:12]) }
+
+// lookup finds a container by full ID, name (with or without "/"), or unique ID prefix.
+func (d *Daemon) lookup(ref string) (*ctr, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ref = strings.TrimPrefix(ref, "/")
+	if ref == "" {
+		return nil, errdefs.Invalid("no container given")
+	}
+	if c, ok := d.containers[ref]; ok {
+		return c, nil
+	}
+	for _, c := range d.containers {
+		if c.rec.Name == ref {
+			return c, nil
+		}
+	}
+	var found []*ctr
+	for id, c := range d.containers {
+		if strings.HasPrefix(id, ref) {
+			found = append(found, c)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, errdefs.NotFound("No such container: %s", ref)
+	case 1:
+		return found[0], nil
+	default:
+		return nil, errdefs.Invalid("multiple containers match %q: give more of the ID", ref)
+	}
+}
+
+// saveLocked persists c; the caller holds c.mu.
+func (d *Daemon) saveLocked(c *ctr) error {
+	return d.store.Put(store.Containers, c.rec.ID, &c.rec)
+}
+
+// ContainerCreate implements api.Backend.
+func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.ContainerCreateRequest) (api.ContainerCreateResponse, error) {
+	if len(req.Cmd) == 0 {
+		return api.ContainerCreateResponse{}, errdefs.Invalid("no command given: cnet runs a command from the host's filesystem, e.g. `cnet run busybox sh`")
+	}
+	if req.Rootfs != "" {
+		if fi, err := os.Stat(req.Rootfs); err != nil || !fi.IsDir() {
+			return api.ContainerCreateResponse{}, errdefs.Invalid("rootfs %s is not a directory", req.Rootfs)
+		}
+	}
+	rec := containerRecord{Created: time.Now(), Config: req.ContainerConfig, Networks: map[string]*api.EndpointSettings{}}
+	if req.HostConfig != nil {
+		rec.HostConfig = *req.HostConfig
+	}
+	mode, err := d.resolveMode(rec.HostConfig.NetworkMode)
+	if err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
+	rec.HostConfig.NetworkMode = mode
+	if req.NetworkingConfig != nil && len(req.NetworkingConfig.EndpointsConfig) > 1 {
+		return api.ContainerCreateResponse{}, errdefs.Invalid("a container can be created on one network only; connect it to others with `cnet network connect`")
+	}
+	if mode != "host" && mode != "none" {
+		var settings *api.EndpointSettings
+		if req.NetworkingConfig != nil {
+			for netRef, s := range req.NetworkingConfig.EndpointsConfig {
+				if n, err := d.ctrl.Network(netRef); err != nil || n.Name != mode {
+					return api.ContainerCreateResponse{}, errdefs.Invalid("endpoint settings are for network %s but the container runs on %s", netRef, mode)
+				}
+				settings = s
+			}
+		}
+		if settings == nil {
+			settings = &api.EndpointSettings{}
+		}
+		n, _ := d.ctrl.Network(mode)
+		if err := validateStatic(n, settings); err != nil {
+			return api.ContainerCreateResponse{}, err
+		}
+		rec.Networks[mode] = settings
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.assignIdentity(&rec, name); err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
+	if rec.Config.Hostname == "" {
+		rec.Config.Hostname = rec.ID[:12]
+	}
+	rec.State.Status = "created"
+	c := &ctr{rec: rec, exited: make(chan struct{})}
+	if err := d.saveLocked(c); err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
+	d.containers[rec.ID] = c
+	return api.ContainerCreateResponse{ID: rec.ID, Warnings: []string{}}, nil
+}
+
+// resolveMode maps --network to a network name, host or none ("default" and "" are bridge).
+func (d *Daemon) resolveMode(mode string) (string, error) {
+	switch {
+	case mode == "" || mode == "default":
+		return "bridge", nil
+	case strings.HasPrefix(mode, "container:"):
+		return "", errdefs.Invalid("--network container:<name> is not supported by cnet yet")
+	}
+	n, err := d.ctrl.Network(mode)
+	if err != nil {
+		return "", err
+	}
+	switch n.Driver {
+	case "host":
+		return "host", nil
+	case "null":
+		return "none", nil
+	}
+	return n.Name, nil
+}
+
+// assignIdentity gives rec a unique ID (unique in its first 12 characters too, which name its
+// files) and a unique name; the caller holds d.mu.
+func (d *Daemon) assignIdentity(rec *containerRecord, name string) error {
+	for {
+		rec.ID = controller.NewID()
+		if !d.shortIDTaken(rec.ID[:12]) {
+			break
+		}
+	}
+	if name == "" {
+		for name == "" || d.nameTaken(name) {
+			name = randomName()
+		}
+	}
+	name = strings.TrimPrefix(name, "/")
+	if err := controller.ValidateName("container", name); err != nil {
+		return err
+	}
+	if d.nameTaken(name) {
+		for _, c := range d.containers {
+			if c.rec.Name == name {
+				return errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, c.rec.ID)
+			}
+		}
+	}
+	rec.Name = name
+	return nil
+}
+
+func (d *Daemon) shortIDTaken(short string) bool {
+	for id := range d.containers {
+		if id[:12] == short {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Daemon) nameTaken(name string) bool {
+	for _, c := range d.containers {
+		if c.rec.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ContainerStart implements api.Backend: sandbox, endpoints, files, then the process. Any
+// failure undoes the networking it had set up.
+func (d *Daemon) ContainerStart(_ context.Context, ref string) error {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.State.Running {
+		return nil
+	}
+	if err := d.startLocked(c); err != nil {
+		c.rec.State.Error = err.Error()
+		_ = d.saveLocked(c)
+		return err
+	}
+	return nil
+}
+
+func (d *Daemon) startLocked(c *ctr) (err error) {
+	id := c.rec.ID
+	dir := d.dir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating container directory: %w", err)
+	}
+	// A new run starts with a fresh exit record and log.
+	for _, f := range []string{"exit.json", "pid", "log"} {
+		_ = os.Remove(filepath.Join(dir, f))
+	}
+	spec := container.Spec{
+		ID: id, Args: c.rec.Config.Cmd, Env: c.rec.Config.Env, WorkingDir: c.rec.Config.WorkingDir,
+		Hostname: c.rec.Config.Hostname, Domainname: c.rec.Config.Domainname,
+		Tty: c.rec.Config.Tty, OpenStdin: c.rec.Config.OpenStdin, Attach: c.rec.Config.AttachStdout || c.rec.Config.AttachStderr,
+		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
+		Rootfs: c.rec.Config.Rootfs,
+	}
+	if c.rec.networkMode() != "host" {
+		if spec.NetNSPath, err = d.ctrl.CreateSandbox(id); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				if derr := d.ctrl.DeleteSandbox(id); derr != nil {
+					slog.Error("rolling back the sandbox of a container that failed to start", "container", id[:12], "err", derr)
+				}
+			}
+		}()
+		if err := d.joinNetworks(c); err != nil {
+			return err
+		}
+	}
+	if err := d.writeFiles(c); err != nil {
+		return err
+	}
+	proc, err := container.Start(dir, spec)
+	if err != nil {
+		return errdefs.Invalid("starting container process: %w", err)
+	}
+	c.rec.State.Status = "running"
+	c.rec.State.Running = true
+	c.rec.State.Error = ""
+	c.rec.State.ExitCode = 0
+	c.rec.State.StartedAt = time.Now()
+	c.rec.State.FinishedAt = time.Time{}
+	c.rec.State.Shim = proc
+	if err := d.saveLocked(c); err != nil {
+		slog.Error("recording a started container", "container", id[:12], "err", err)
+	}
+	go d.watch(c, proc)
+	return nil
+}
+
+// joinNetworks connects the sandbox to the container's networks, its --network first so it
+// provides the default route.
+func (d *Daemon) joinNetworks(c *ctr) error {
+	mode := c.rec.networkMode()
+	if mode == "none" {
+		return nil
+	}
+	order := []string{mode}
+	for name := range c.rec.Networks {
+		if name != mode {
+			order = append(order, name)
+		}
+	}
+	for _, name := range order {
+		s := c.rec.Networks[name]
+		if s == nil {
+			continue
+		}
+		if _, err := d.ctrl.Join(c.rec.ID, name, joinOptions(c.rec.Name, s)); err != nil {
+			return fmt.Errorf("connecting to network %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// writeFiles writes the container's /etc/hosts, /etc/resolv.conf and /etc/hostname.
+func (d *Daemon) writeFiles(c *ctr) error {
+	dir := d.dir(c.rec.ID)
+	hostResolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("reading the host's /etc/resolv.conf: %w", err)
+	}
+	if err := sandbox.WriteFile(filepath.Join(dir, "resolv.conf"), sandbox.ResolvConf(hostResolv)); err != nil {
+		return err
+	}
+	if err := sandbox.WriteFile(filepath.Join(dir, "hostname"), []byte(c.rec.Config.Hostname+"\n")); err != nil {
+		return err
+	}
+	return sandbox.WriteFile(filepath.Join(dir, "hosts"), d.hostsContent(c))
+}
+
+// writeHosts rewrites /etc/hosts in place after connect or disconnect.
+func (d *Daemon) writeHosts(c *ctr) error {
+	return sandbox.UpdateFile(filepath.Join(d.dir(c.rec.ID), "hosts"), d.hostsContent(c))
+}
+
+func (d *Daemon) hostsContent(c *ctr) []byte {
+	var entries []sandbox.HostEntry
+	if c.rec.networkMode() == "host" {
+		return sandbox.HostsContent(nil)
+	}
+	names := []string{c.rec.Config.Hostname}
+	if c.rec.Config.Domainname != "" {
+		names = []string{c.rec.Config.Hostname + "." + c.rec.Config.Domainname, c.rec.Config.Hostname}
+	}
+	for _, ep := range d.ctrl.SandboxEndpoints(c.rec.ID) {
+		entries = append(entries, sandbox.HostEntry{IP: ep.Address.Addr(), Names: names})
+	}
+	return sandbox.HostsContent(entries)
+}
+
+// watch waits for the container's shim to end and then tears its networking down.
+func (d *Daemon) watch(c *ctr, proc container.Process) {
+	<-container.Watch(proc)
+	d.handleExit(c, proc)
+}
+
+func (d *Daemon) handleExit(c *ctr, proc container.Process) {
+	c.mu.Lock()
+	if !c.rec.State.Running || c.rec.State.Shim != proc {
+		c.mu.Unlock()
+		return
+	}
+	id := c.rec.ID
+	st, ok := container.ReadExit(d.dir(id))
+	if ok {
+		c.rec.State.ExitCode = st.Code
+		c.rec.State.FinishedAt = st.FinishedAt
+		c.rec.State.Error = st.Error
+	} else {
+		// The shim was killed before it could record anything: report what SIGKILL gives.
+		c.rec.State.ExitCode = 137
+		c.rec.State.FinishedAt = time.Now()
+	}
+	c.rec.State.Status = "exited"
+	c.rec.State.Running = false
+	if err := d.ctrl.DeleteSandbox(id); err != nil {
+		slog.Error("tearing down the network of an exited container", "container", id[:12], "err", err)
+	}
+	if err := d.saveLocked(c); err != nil {
+		slog.Error("recording a container's exit", "container", id[:12], "err", err)
+	}
+	close(c.exited)
+	c.exited = make(chan struct{})
+	autoRemove := c.rec.HostConfig.AutoRemove
+	c.mu.Unlock()
+	if autoRemove {
+		if err := d.remove(c); err != nil {
+			slog.Error("auto-removing a container", "container", id[:12], "err", err)
+		}
+	}
+}
+
+// remove deletes a stopped container's record and files.
+func (d *Daemon) remove(c *ctr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := d.store.Delete(store.Containers, c.rec.ID); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	delete(d.containers, c.rec.ID)
+	d.mu.Unlock()
+	if err := os.RemoveAll(d.dir(c.rec.ID)); err != nil {
+		return fmt.Errorf("removing the files of container %s: %w", c.rec.Name, err)
+	}
+	return nil
+}
+
+// restore loads the containers, finds which are still running, reconciles the networking with
+// that and watches the live ones again.
+func (d *Daemon) restore() error {
+	err := store.Load(d.store, store.Containers, func(id string, rec *containerRecord) error {
+		d.containers[id] = &ctr{rec: *rec, exited: make(chan struct{})}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	var dead []*ctr
+	for id, c := range d.containers {
+		if !c.rec.State.Running {
+			continue
+		}
+		if container.Alive(c.rec.State.Shim) && c.rec.networkMode() != "host" {
+			live[id] = true
+		} else if !container.Alive(c.rec.State.Shim) {
+			dead = append(dead, c)
+		}
+	}
+	if err := d.ctrl.Recover(live); err != nil {
+		slog.Error("reconciling networking with the kernel", "err", err)
+	}
+	for _, c := range dead {
+		d.handleExit(c, c.rec.State.Shim)
+	}
+	for _, c := range d.containers {
+		if c.rec.State.Running {
+			go d.watch(c, c.rec.State.Shim)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+// Package daemon wires cnet together: it opens the store, builds the controller, restores
+// containers and networks after a restart, and serves the API on a unix socket. It implements
+// api.Backend by translating between the API's Docker shapes and the controller's records.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/controller"
+	"github.com/cnet-dev/cnet/internal/store"
+)
+
+// Config is the daemon's command line.
+type Config struct {
+	DataRoot   string // bbolt state
+	ExecRoot   string // namespaces, per-container files, the socket
+	Host       string // unix:///path
+	BridgeName string // Linux name of the default bridge
+}
+
+// DefaultHost is where the daemon listens and the CLI connects unless told otherwise.
+const DefaultHost = "unix:///run/cnet/cnet.sock"
+
+// Daemon is the running daemon.
+type Daemon struct {
+	cfg   Config
+	store *store.Store
+	ctrl  *controller.Controller
+
+	mu         sync.Mutex
+	containers map[string]*ctr // by ID
+	execs      map[string]*execRecord
+}
+
+// SocketPath returns the filesystem path of a unix:// host.
+func SocketPath(host string) (string, error) {
+	path, ok := strings.CutPrefix(host, "unix://")
+	if !ok || path == "" {
+		return "", fmt.Errorf("invalid host %q: cnet listens on unix sockets only, as unix:///path/to/cnet.sock", host)
+	}
+	return path, nil
+}
+
+// New opens the state and restores what a previous daemon left.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Host == "" {
+		cfg.Host = DefaultHost
+	}
+	if err := os.MkdirAll(cfg.ExecRoot, 0o711); err != nil {
+		return nil, fmt.Errorf("creating exec root %s: %w", cfg.ExecRoot, err)
+	}
+	// Containers on a bridge reach the world through the host's routing.
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("enabling IPv4 forwarding: %w", err)
+	}
+	st, err := store.Open(cfg.DataRoot)
+	if err != nil {
+		return nil, err
+	}
+	ctrl, err := controller.New(controller.Config{Store: st, ExecRoot: cfg.ExecRoot, DefaultBridge: cfg.BridgeName})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, store: st, ctrl: ctrl, containers: map[string]*ctr{}, execs: map[string]*execRecord{}}
+	if err := d.restore(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Serve listens on the configured socket until ctx is done, then stops listening. Containers
+// and their networking are left running: a daemon restart must not disturb them.
+func (d *Daemon) Serve(ctx context.Context) error {
+	path, err := SocketPath(d.cfg.Host)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return fmt.Errorf("creating socket directory: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing stale socket %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return fmt.Errorf("restricting socket %s: %w", path, err)
+	}
+	srv := &http.Server{Handler: api.NewHandler(d), ReadHeaderTimeout: 10 * time.Second}
+	slog.Info("cnet daemon listening", "socket", path, "data-root", d.cfg.DataRoot, "exec-root", d.cfg.ExecRoot)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+		_ = os.Remove(path)
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("serving the API: %w", err)
+	}
+}
+
+// Close releases the state file.
+func (d *Daemon) Close() error { return d.store.Close() }

@@ -1,0 +1,197 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/controller"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+)
+
+// NetworkList implements api.Backend. As Docker's list, it leaves Containers empty.
+func (d *Daemon) NetworkList(context.Context) ([]api.Network, error) {
+	var out []api.Network
+	for _, n := range d.ctrl.Networks() {
+		out = append(out, toAPINetwork(n, nil))
+	}
+	return out, nil
+}
+
+// NetworkInspect implements api.Backend.
+func (d *Daemon) NetworkInspect(_ context.Context, ref string) (api.Network, error) {
+	n, err := d.ctrl.Network(ref)
+	if err != nil {
+		return api.Network{}, err
+	}
+	return toAPINetwork(n, d.ctrl.NetworkEndpoints(n.ID)), nil
+}
+
+func toAPINetwork(n controller.Network, eps []controller.Endpoint) api.Network {
+	out := api.Network{
+		Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
+		EnableIPv6: n.EnableIPv6, Internal: n.Internal, Attachable: n.Attachable,
+		IPAM:       api.IPAM{Driver: n.IPAMDriver, Options: n.IPAMOptions, Config: []api.IPAMConfig{}},
+		Containers: map[string]api.EndpointResource{},
+		Options:    n.Options, Labels: n.Labels,
+	}
+	if out.Options == nil {
+		out.Options = map[string]string{}
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	if out.IPAM.Options == nil && !n.Predefined {
+		out.IPAM.Options = map[string]string{}
+	}
+	for _, p := range n.IPAM {
+		c := api.IPAMConfig{Subnet: p.Subnet.String()}
+		if p.IPRange.IsValid() {
+			c.IPRange = p.IPRange.String()
+		}
+		if p.Gateway.IsValid() {
+			c.Gateway = p.Gateway.String()
+		}
+		for name, a := range p.Aux {
+			if c.AuxiliaryAddresses == nil {
+				c.AuxiliaryAddresses = map[string]string{}
+			}
+			c.AuxiliaryAddresses[name] = a.String()
+		}
+		out.IPAM.Config = append(out.IPAM.Config, c)
+	}
+	for _, ep := range eps {
+		out.Containers[ep.ContainerID] = api.EndpointResource{
+			Name: ep.ContainerName, EndpointID: ep.ID, MacAddress: ep.MAC, IPv4Address: ep.Address.String(),
+		}
+	}
+	return out
+}
+
+// NetworkCreate implements api.Backend.
+func (d *Daemon) NetworkCreate(_ context.Context, req api.NetworkCreateRequest) (api.NetworkCreateResponse, error) {
+	cfg := controller.NetworkConfig{
+		Name: req.Name, Driver: req.Driver, Internal: req.Internal, Attachable: req.Attachable,
+		EnableIPv6: req.EnableIPv6, Options: req.Options, Labels: req.Labels,
+	}
+	if req.IPAM != nil {
+		cfg.IPAMDriver = req.IPAM.Driver
+		cfg.IPAMOptions = req.IPAM.Options
+		for _, c := range req.IPAM.Config {
+			cfg.Pools = append(cfg.Pools, controller.PoolRequest{Subnet: c.Subnet, IPRange: c.IPRange, Gateway: c.Gateway, Aux: c.AuxiliaryAddresses})
+		}
+	}
+	n, err := d.ctrl.CreateNetwork(cfg)
+	if err != nil {
+		return api.NetworkCreateResponse{}, err
+	}
+	return api.NetworkCreateResponse{ID: n.ID}, nil
+}
+
+// NetworkRemove implements api.Backend.
+func (d *Daemon) NetworkRemove(_ context.Context, ref string) error {
+	return d.ctrl.RemoveNetwork(ref)
+}
+
+// NetworksPrune implements api.Backend.
+func (d *Daemon) NetworksPrune(context.Context) (api.NetworksPruneResponse, error) {
+	removed, err := d.ctrl.Prune()
+	if removed == nil {
+		removed = []string{}
+	}
+	return api.NetworksPruneResponse{NetworksDeleted: removed}, err
+}
+
+// NetworkConnect implements api.Backend: a running container is plugged at once, a stopped
+// one when it next starts (Docker's behaviour).
+func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkConnectRequest) error {
+	n, err := d.ctrl.Network(ref)
+	if err != nil {
+		return err
+	}
+	c, err := d.lookup(req.Container)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.rec.networkMode() {
+	case "host", "none":
+		return errdefs.Forbidden("container %s is on the %s network and cannot be connected to another network", c.rec.Name, c.rec.networkMode())
+	}
+	if _, ok := c.rec.Networks[n.Name]; ok {
+		return errdefs.Forbidden("endpoint with name %s already exists in network %s", c.rec.Name, n.Name)
+	}
+	settings := req.EndpointConfig
+	if settings == nil {
+		settings = &api.EndpointSettings{}
+	}
+	if c.rec.State.Running {
+		if _, err := d.ctrl.Join(c.rec.ID, n.ID, joinOptions(c.rec.Name, settings)); err != nil {
+			return err
+		}
+		if err := d.writeHosts(c); err != nil {
+			return err
+		}
+	} else if err := validateStatic(n, settings); err != nil {
+		return err
+	}
+	c.rec.Networks[n.Name] = settings
+	return d.saveLocked(c)
+}
+
+// validateStatic checks a --ip for a stopped container before it is recorded, so the error
+// comes at connect time rather than at the next start.
+func validateStatic(n controller.Network, s *api.EndpointSettings) error {
+	if s.IPAMConfig == nil || s.IPAMConfig.IPv4Address == "" {
+		return nil
+	}
+	a, err := netip.ParseAddr(s.IPAMConfig.IPv4Address)
+	if err != nil {
+		return errdefs.Invalid("invalid IPv4 address %q", s.IPAMConfig.IPv4Address)
+	}
+	for _, p := range n.IPAM {
+		if p.Subnet.Contains(a) {
+			return nil
+		}
+	}
+	return errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.Name)
+}
+
+// NetworkDisconnect implements api.Backend.
+func (d *Daemon) NetworkDisconnect(_ context.Context, ref string, req api.NetworkDisconnectRequest) error {
+	n, err := d.ctrl.Network(ref)
+	if err != nil {
+		return err
+	}
+	c, err := d.lookup(req.Container)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n.Driver == "host" || n.Driver == "null" {
+		return errdefs.Forbidden("container cannot be disconnected from the %s network", n.Name)
+	}
+	if _, ok := c.rec.Networks[n.Name]; !ok {
+		return errdefs.Forbidden("container %s is not connected to network %s", c.rec.Name, n.Name)
+	}
+	if c.rec.State.Running {
+		if err := d.ctrl.Leave(c.rec.ID, n.ID); err != nil && !(req.Force && errdefs.Is(err, errdefs.KindNotFound)) {
+			return err
+		}
+		if err := d.writeHosts(c); err != nil {
+			return err
+		}
+	}
+	delete(c.rec.Networks, n.Name)
+	return d.saveLocked(c)
+}
+
+func joinOptions(name string, s *api.EndpointSettings) controller.JoinOptions {
+	o := controller.JoinOptions{ContainerName: name, Aliases: s.Aliases}
+	if s.IPAMConfig != nil {
+		o.IP = s.IPAMConfig.IPv4Address
+	}
+	return o
+}

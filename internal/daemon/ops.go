@@ -1,0 +1,281 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/container"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+)
+
+// ContainerAttach implements api.Backend.
+func (d *Daemon) ContainerAttach(_ context.Context, ref string) (api.Attachment, error) {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	running, tty, id := c.rec.State.Running, c.rec.Config.Tty, c.rec.ID
+	c.mu.Unlock()
+	if !running {
+		return nil, errdefs.Conflict("You cannot attach to a stopped container, start it first")
+	}
+	return container.Attach(d.dir(id), tty)
+}
+
+// ContainerWait implements api.Backend.
+func (d *Daemon) ContainerWait(ctx context.Context, ref, condition string) (int, error) {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	exited, running, code := c.exited, c.rec.State.Running, c.rec.State.ExitCode
+	c.mu.Unlock()
+	switch condition {
+	case "", "not-running":
+		if !running {
+			return code, nil
+		}
+	case "next-exit", "removed":
+	default:
+		return 0, errdefs.Invalid("invalid wait condition %q: want not-running, next-exit or removed", condition)
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.State.ExitCode, nil
+}
+
+// ContainerStop implements api.Backend: SIGTERM, then SIGKILL after the timeout (10 s default).
+func (d *Daemon) ContainerStop(ctx context.Context, ref string, timeout *int) error {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	t := 10
+	if timeout != nil {
+		t = *timeout
+	}
+	return d.stop(ctx, c, time.Duration(t)*time.Second)
+}
+
+func (d *Daemon) stop(ctx context.Context, c *ctr, grace time.Duration) error {
+	c.mu.Lock()
+	running, exited, dir := c.rec.State.Running, c.exited, d.dir(c.rec.ID)
+	c.mu.Unlock()
+	if !running {
+		return nil
+	}
+	if grace > 0 {
+		if err := container.Signal(dir, unix.SIGTERM); err == nil {
+			select {
+			case <-exited:
+				return nil
+			case <-time.After(grace):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	if err := container.Signal(dir, unix.SIGKILL); err != nil {
+		// The process may have ended between the check and the signal; the exit is still
+		// on its way.
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("killing container %s: %w", c.rec.Name, err)
+		}
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ContainerRemove implements api.Backend.
+func (d *Daemon) ContainerRemove(ctx context.Context, ref string, force bool) error {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running := c.rec.State.Running
+	c.mu.Unlock()
+	if running {
+		if !force {
+			return errdefs.Conflict("You cannot remove a running container %s. Stop the container before attempting removal or force remove", c.rec.ID)
+		}
+		if err := d.stop(ctx, c, 0); err != nil {
+			return err
+		}
+	}
+	if err := d.remove(c); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ContainerLogs implements api.Backend.
+func (d *Daemon) ContainerLogs(_ context.Context, ref string) (io.ReadCloser, bool, error) {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return nil, false, err
+	}
+	c.mu.Lock()
+	tty, dir := c.rec.Config.Tty, d.dir(c.rec.ID)
+	c.mu.Unlock()
+	rc, err := container.OpenLog(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return io.NopCloser(strings.NewReader("")), tty, nil
+		}
+		return nil, false, err
+	}
+	return rc, tty, nil
+}
+
+// ContainerList implements api.Backend.
+func (d *Daemon) ContainerList(_ context.Context, all bool) ([]api.ContainerSummary, error) {
+	d.mu.Lock()
+	cs := make([]*ctr, 0, len(d.containers))
+	for _, c := range d.containers {
+		cs = append(cs, c)
+	}
+	d.mu.Unlock()
+	out := []api.ContainerSummary{}
+	for _, c := range cs {
+		c.mu.Lock()
+		rec := c.rec
+		c.mu.Unlock()
+		if !all && !rec.State.Running {
+			continue
+		}
+		s := api.ContainerSummary{
+			ID: rec.ID, Names: []string{"/" + rec.Name}, Image: rec.Config.Rootfs, Command: strings.Join(rec.Config.Cmd, " "),
+			Created: rec.Created.Unix(), Ports: []api.Port{}, Labels: map[string]string{}, State: rec.State.Status,
+			Status: statusLine(rec), NetworkSettings: &api.SummaryNetworkSettings{Networks: d.endpointSettings(rec)},
+		}
+		s.HostConfig.NetworkMode = rec.networkMode()
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created > out[j].Created })
+	return out, nil
+}
+
+// statusLine is Docker's STATUS column.
+func statusLine(rec containerRecord) string {
+	switch rec.State.Status {
+	case "running":
+		return "Up " + api.HumanDuration(time.Since(rec.State.StartedAt))
+	case "exited":
+		return fmt.Sprintf("Exited (%d) %s ago", rec.State.ExitCode, api.HumanDuration(time.Since(rec.State.FinishedAt)))
+	}
+	return "Created"
+}
+
+// endpointSettings shows each network of the container; addresses only while it runs.
+func (d *Daemon) endpointSettings(rec containerRecord) map[string]*api.EndpointSettings {
+	out := map[string]*api.EndpointSettings{}
+	if rec.networkMode() == "host" || rec.networkMode() == "none" {
+		n, err := d.ctrl.Network(rec.networkMode())
+		if err == nil {
+			out[n.Name] = &api.EndpointSettings{NetworkID: n.ID}
+		}
+		return out
+	}
+	for name, s := range rec.Networks {
+		es := &api.EndpointSettings{IPAMConfig: s.IPAMConfig, Aliases: s.Aliases, Links: s.Links, DriverOpts: s.DriverOpts}
+		if n, err := d.ctrl.Network(name); err == nil {
+			es.NetworkID = n.ID
+		}
+		out[name] = es
+	}
+	if !rec.State.Running {
+		return out
+	}
+	for _, ep := range d.ctrl.SandboxEndpoints(rec.ID) {
+		n, err := d.ctrl.Network(ep.NetworkID)
+		if err != nil {
+			continue
+		}
+		es := out[n.Name]
+		if es == nil {
+			es = &api.EndpointSettings{}
+			out[n.Name] = es
+		}
+		es.NetworkID, es.EndpointID, es.MacAddress = n.ID, ep.ID, ep.MAC
+		es.IPAddress, es.IPPrefixLen = ep.Address.Addr().String(), ep.Address.Bits()
+		if ep.Gateway.IsValid() {
+			es.Gateway = ep.Gateway.String()
+		}
+		if n.Name != "bridge" {
+			// Docker lists the short ID among a user network's aliases.
+			es.Aliases = append(append([]string{}, es.Aliases...), rec.ID[:12])
+		}
+	}
+	return out
+}
+
+// ContainerInspect implements api.Backend.
+func (d *Daemon) ContainerInspect(_ context.Context, ref string) (api.ContainerJSON, error) {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return api.ContainerJSON{}, err
+	}
+	c.mu.Lock()
+	rec := c.rec
+	c.mu.Unlock()
+	dir := d.dir(rec.ID)
+	st := &api.ContainerState{
+		Status: rec.State.Status, Running: rec.State.Running, ExitCode: rec.State.ExitCode, Error: rec.State.Error,
+		StartedAt: dockerTime(rec.State.StartedAt), FinishedAt: dockerTime(rec.State.FinishedAt),
+	}
+	if rec.State.Running {
+		st.Pid = container.Pid(dir)
+	}
+	cfg := rec.Config
+	hc := rec.HostConfig
+	out := api.ContainerJSON{
+		ID: rec.ID, Created: rec.Created, Path: rec.Config.Cmd[0], Args: rec.Config.Cmd[1:], State: st,
+		Image: rec.Config.Rootfs, Name: "/" + rec.Name, Driver: "cnet", Platform: "linux",
+		ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
+		HostsPath: filepath.Join(dir, "hosts"), LogPath: filepath.Join(dir, "log"),
+		HostConfig: &hc, Config: &cfg,
+		NetworkSettings: &api.NetworkSettings{Ports: map[string][]api.PortBinding{}, Networks: d.endpointSettings(rec)},
+	}
+	if rec.State.Running && rec.networkMode() != "host" {
+		out.NetworkSettings.SandboxID = rec.ID
+		out.NetworkSettings.SandboxKey = d.ctrl.SandboxPath(rec.ID)
+	}
+	if b := out.NetworkSettings.Networks["bridge"]; b != nil {
+		ns := out.NetworkSettings
+		ns.Bridge, ns.EndpointID, ns.Gateway, ns.IPAddress, ns.IPPrefixLen, ns.MacAddress =
+			"", b.EndpointID, b.Gateway, b.IPAddress, b.IPPrefixLen, b.MacAddress
+	}
+	return out, nil
+}
+
+// dockerTime formats a time as Docker's inspect does, with the zero time as 0001-01-01.
+func dockerTime(t time.Time) string {
+	if t.IsZero() {
+		return "0001-01-01T00:00:00Z"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}

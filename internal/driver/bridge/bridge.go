@@ -1,0 +1,280 @@
+// Package bridge is the bridge driver: a Linux bridge per network with the gateway address on
+// it, and a veth pair per endpoint whose host end is a port of the bridge.
+package bridge
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/cnet-dev/cnet/internal/driver"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+)
+
+// Options understood by the bridge driver (Docker's names).
+const (
+	OptBridgeName    = "com.docker.network.bridge.name"
+	OptMTU           = "com.docker.network.driver.mtu"
+	OptDefaultBridge = "com.docker.network.bridge.default_bridge"
+	OptICC           = "com.docker.network.bridge.enable_icc"
+	OptMasquerade    = "com.docker.network.bridge.enable_ip_masquerade"
+	OptHostBinding   = "com.docker.network.bridge.host_binding_ipv4"
+)
+
+// DefaultMTU is used when no MTU option is given.
+const DefaultMTU = 1500
+
+// Driver is the bridge driver. It holds no state: everything it needs is in the network and
+// endpoint it is handed, so a restarted daemon needs no driver-side recovery.
+type Driver struct{}
+
+// New returns the bridge driver.
+func New() *Driver { return &Driver{} }
+
+// Type implements driver.Driver.
+func (*Driver) Type() string { return "bridge" }
+
+// BridgeName is the Linux interface of network n: the name option, else br-<id12>.
+func BridgeName(n driver.Network) string {
+	if name := n.Options[OptBridgeName]; name != "" {
+		return name
+	}
+	return "br-" + n.ID[:12]
+}
+
+// ValidateOptions implements driver.Driver.
+func (*Driver) ValidateOptions(opts map[string]string) error {
+	if name, ok := opts[OptBridgeName]; ok {
+		if name == "" || len(name) > 15 {
+			return errdefs.Invalid("invalid %s %q: an interface name is 1 to 15 characters", OptBridgeName, name)
+		}
+	}
+	if _, err := mtu(opts); err != nil {
+		return err
+	}
+	for _, k := range []string{OptICC, OptMasquerade, OptDefaultBridge} {
+		if v, ok := opts[k]; ok {
+			if _, err := strconv.ParseBool(v); err != nil {
+				return errdefs.Invalid("invalid %s %q: want true or false", k, v)
+			}
+		}
+	}
+	if v, ok := opts[OptHostBinding]; ok {
+		if ip := net.ParseIP(v); ip == nil || ip.To4() == nil {
+			return errdefs.Invalid("invalid %s %q: want an IPv4 address", OptHostBinding, v)
+		}
+	}
+	return nil
+}
+
+func mtu(opts map[string]string) (int, error) {
+	v, ok := opts[OptMTU]
+	if !ok {
+		return DefaultMTU, nil
+	}
+	m, err := strconv.Atoi(v)
+	if err != nil || m < 68 || m > 65535 {
+		return 0, errdefs.Invalid("invalid %s %q: want a number from 68 to 65535", OptMTU, v)
+	}
+	return m, nil
+}
+
+// CreateNetwork implements driver.Driver.
+func (d *Driver) CreateNetwork(n driver.Network) (err error) {
+	name := BridgeName(n)
+	if _, err := netlink.LinkByName(name); err == nil {
+		return errdefs.Conflict("cannot create network %s: an interface named %s already exists on the host", n.Name, name)
+	}
+	if err := d.ensureBridge(n); err != nil {
+		_ = d.DeleteNetwork(n)
+		return err
+	}
+	return nil
+}
+
+// ensureBridge creates the bridge if missing and makes sure it has its gateway addresses and
+// is up; it is what both create and restore need.
+func (d *Driver) ensureBridge(n driver.Network) error {
+	name := BridgeName(n)
+	m, err := mtu(n.Options)
+	if err != nil {
+		return err
+	}
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("looking up bridge %s: %w", name, err)
+		}
+		la := netlink.NewLinkAttrs()
+		la.Name = name
+		la.MTU = m
+		// A fixed MAC keeps the bridge's address from changing as ports come and go, which
+		// would make neighbours' ARP caches go stale.
+		la.HardwareAddr = randomMAC()
+		link = &netlink.Bridge{LinkAttrs: la}
+		if err := netlink.LinkAdd(link); err != nil {
+			return fmt.Errorf("creating bridge %s: %w", name, err)
+		}
+		if link, err = netlink.LinkByName(name); err != nil {
+			return fmt.Errorf("looking up new bridge %s: %w", name, err)
+		}
+	} else if link.Type() != "bridge" {
+		return errdefs.Conflict("interface %s exists on the host and is a %s, not a bridge", name, link.Type())
+	}
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("listing addresses of %s: %w", name, err)
+	}
+	for _, s := range n.Subnets {
+		if !s.Gateway.IsValid() {
+			continue
+		}
+		want := &net.IPNet{IP: s.Gateway.AsSlice(), Mask: net.CIDRMask(s.Prefix.Bits(), s.Gateway.BitLen())}
+		if hasAddr(addrs, want) {
+			continue
+		}
+		if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: want}); err != nil {
+			return fmt.Errorf("adding gateway %s to %s: %w", want, name, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bringing %s up: %w", name, err)
+	}
+	return nil
+}
+
+func hasAddr(addrs []netlink.Addr, want *net.IPNet) bool {
+	for _, a := range addrs {
+		if a.IPNet != nil && a.IPNet.String() == want.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// DeleteNetwork implements driver.Driver.
+func (*Driver) DeleteNetwork(n driver.Network) error {
+	return deleteLink(BridgeName(n))
+}
+
+func deleteLink(name string) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("looking up %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		return fmt.Errorf("deleting %s: %w", name, err)
+	}
+	return nil
+}
+
+// Restore implements driver.Driver.
+func (d *Driver) Restore(n driver.Network, endpoints []driver.Endpoint) error {
+	if err := d.ensureBridge(n); err != nil {
+		return err
+	}
+	br, err := netlink.LinkByName(BridgeName(n))
+	if err != nil {
+		return fmt.Errorf("looking up bridge %s: %w", BridgeName(n), err)
+	}
+	keep := make(map[string]bool, len(endpoints))
+	for _, ep := range endpoints {
+		keep[ep.HostIfName] = true
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("listing links: %w", err)
+	}
+	for _, l := range links {
+		a := l.Attrs()
+		if a.MasterIndex == br.Attrs().Index && l.Type() == "veth" && !keep[a.Name] {
+			if err := netlink.LinkDel(l); err != nil {
+				return fmt.Errorf("removing stray interface %s from %s: %w", a.Name, BridgeName(n), err)
+			}
+		}
+	}
+	return nil
+}
+
+// Join implements driver.Driver. The pair is created with its peer already inside the sandbox,
+// named, addressed by MAC and enslaved, so one netlink request does what would otherwise take
+// a create, a move, a rename and a set-master.
+func (*Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) (err error) {
+	br, err := netlink.LinkByName(BridgeName(n))
+	if err != nil {
+		return fmt.Errorf("looking up bridge %s of network %s: %w", BridgeName(n), n.Name, err)
+	}
+	m, err := mtu(n.Options)
+	if err != nil {
+		return err
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name = ep.HostIfName
+	la.MTU = m
+	la.MasterIndex = br.Attrs().Index
+	la.Flags = net.FlagUp
+	veth := &netlink.Veth{
+		LinkAttrs:        la,
+		PeerName:         ep.IfName,
+		PeerHardwareAddr: ep.MAC,
+		PeerNamespace:    netlink.NsFd(int(ns)),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("creating veth pair %s/%s: %w", ep.HostIfName, ep.IfName, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = deleteLink(ep.HostIfName)
+		}
+	}()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("opening netlink in the sandbox: %w", err)
+	}
+	defer h.Close()
+	peer, err := h.LinkByName(ep.IfName)
+	if err != nil {
+		return fmt.Errorf("finding %s in the sandbox: %w", ep.IfName, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.Address.Addr().AsSlice(), Mask: net.CIDRMask(ep.Address.Bits(), ep.Address.Addr().BitLen())}}
+	if err := h.AddrAdd(peer, addr); err != nil {
+		return fmt.Errorf("adding %s to %s: %w", ep.Address, ep.IfName, err)
+	}
+	if err := h.LinkSetUp(peer); err != nil {
+		return fmt.Errorf("bringing %s up: %w", ep.IfName, err)
+	}
+	return nil
+}
+
+// Leave implements driver.Driver: deleting the host end takes the peer with it.
+func (*Driver) Leave(_ driver.Network, ep driver.Endpoint) error {
+	return deleteLink(ep.HostIfName)
+}
+
+// EndpointPresent implements driver.Driver.
+func (*Driver) EndpointPresent(n driver.Network, ep driver.Endpoint) bool {
+	l, err := netlink.LinkByName(ep.HostIfName)
+	if err != nil {
+		return false
+	}
+	br, err := netlink.LinkByName(BridgeName(n))
+	return err == nil && l.Attrs().MasterIndex == br.Attrs().Index
+}
+
+// randomMAC returns a locally administered unicast MAC with Docker's 02:42 prefix.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	mac[0], mac[1] = 0x02, 0x42
+	_, _ = rand.Read(mac[2:])
+	return mac
+}

@@ -1,0 +1,129 @@
+// Package sandbox owns a container's network namespace and the files that describe its view of
+// the network (/etc/hosts, /etc/resolv.conf, /etc/hostname).
+//
+// A namespace outlives the daemon because it is bind-mounted on a file under the exec root,
+// as `ip netns add` does; the daemon reaches it through that file, never by entering it for
+// longer than one locked-thread call.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Create makes a new network namespace, bind-mounts it on path and brings its loopback up.
+// On failure nothing is left behind.
+func Create(path string) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating namespace directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("creating namespace file %s: %w", path, err)
+	}
+	f.Close()
+	defer func() {
+		if err != nil {
+			_ = Delete(path)
+		}
+	}()
+
+	// unshare and the bind mount must run on one thread that is then switched back; if switching
+	// back fails the thread stays locked and the runtime discards it with the goroutine.
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		origin, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("reading the current network namespace: %w", err)
+			return
+		}
+		defer origin.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("creating a network namespace: %w", err)
+			return
+		}
+		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		mountErr := unix.Mount(self, path, "none", unix.MS_BIND, "")
+		if err := netns.Set(origin); err != nil {
+			errc <- fmt.Errorf("returning to the daemon's network namespace: %w", err)
+			return // thread stays locked: the runtime will not reuse it
+		}
+		runtime.UnlockOSThread()
+		if mountErr != nil {
+			mountErr = fmt.Errorf("bind-mounting the namespace on %s: %w", path, mountErr)
+		}
+		errc <- mountErr
+	}()
+	if err := <-errc; err != nil {
+		return err
+	}
+
+	h, err := Handle(path)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("finding lo in the new namespace: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bringing lo up in the new namespace: %w", err)
+	}
+	return nil
+}
+
+// Delete unmounts and removes the namespace file. A missing file is not an error, so that
+// rollback and recovery can call it unconditionally. The namespace itself goes away once no
+// process is left in it.
+func Delete(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmounting namespace %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing namespace file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Exists reports whether path is a mounted network namespace.
+func Exists(path string) bool {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return false
+	}
+	return fs.Type == unix.NSFS_MAGIC
+}
+
+// Open returns a handle (an fd) on the namespace at path; the caller closes it.
+func Open(path string) (netns.NsHandle, error) {
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		return netns.None(), fmt.Errorf("opening network namespace %s: %w", path, err)
+	}
+	return h, nil
+}
+
+// Handle returns a netlink handle bound to the namespace at path; the caller closes it.
+func Handle(path string) (*netlink.Handle, error) {
+	ns, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("opening netlink in namespace %s: %w", path, err)
+	}
+	return h, nil
+}

@@ -1,0 +1,98 @@
+// Package store persists cnet's state (networks, endpoints, containers) in one bbolt file under
+// the data root. Every record is JSON in a bucket named after its kind; each call is one
+// transaction, so a crash leaves either the old or the new record, never half of one.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets used by cnet.
+const (
+	Networks   = "networks"
+	Endpoints  = "endpoints"
+	Containers = "containers"
+)
+
+// Store is a handle on the state file. It is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens (or creates) the state file in dataRoot. A second daemon on the same data root
+// fails here rather than corrupting the first one's state.
+func Open(dataRoot string) (*Store, error) {
+	if err := os.MkdirAll(dataRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data root %s: %w", dataRoot, err)
+	}
+	path := filepath.Join(dataRoot, "cnet.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("state file %s is locked: is another cnet daemon using data root %s?", path, dataRoot)
+		}
+		return nil, fmt.Errorf("opening state file %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{Networks, Endpoints, Containers} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising state file %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close releases the state file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Put writes v as JSON under key.
+func (s *Store) Put(bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s/%s: %w", bucket, key, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucket)).Put([]byte(key), data)
+	})
+	if err != nil {
+		return fmt.Errorf("writing %s/%s to the state file: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// Delete removes key; removing a missing key is not an error.
+func (s *Store) Delete(bucket, key string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucket)).Delete([]byte(key))
+	})
+	if err != nil {
+		return fmt.Errorf("deleting %s/%s from the state file: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// Load decodes every record of bucket into a fresh T and hands it to fn.
+func Load[T any](s *Store, bucket string, fn func(key string, v *T) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucket)).ForEach(func(k, data []byte) error {
+			v := new(T)
+			if err := json.Unmarshal(data, v); err != nil {
+				return fmt.Errorf("decoding %s/%s from the state file: %w", bucket, k, err)
+			}
+			return fn(string(k), v)
+		})
+	})
+}

@@ -1,0 +1,100 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// checkClean removes every container and user network through the CLI, as a user would, and
+// then fails the test if cnet left anything of its own in the host: a veth or bridge, a
+// namespace file, a mount under the host's private root.
+func (h *Host) checkClean() {
+	t := h.t
+	if h.daemon == nil {
+		h.StartDaemon()
+	}
+	if ids, _, code := h.cli("ps", "-aq"); code == 0 {
+		for _, id := range strings.Fields(ids) {
+			if _, e, code := h.cli("rm", "-f", id); code != 0 {
+				t.Errorf("cleanup: rm -f %s: %s", id, e)
+			}
+		}
+	}
+	if _, e, code := h.cli("network", "prune", "-f"); code != 0 {
+		t.Errorf("cleanup: network prune: %s", e)
+	}
+	var leaks []string
+	// Removal is synchronous, but give the kernel a moment to finish deleting namespaces' links.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		leaks = h.leaks()
+		if len(leaks) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(leaks) > 0 {
+		t.Errorf("cnet left these behind after every container and network was removed:\n  %s", strings.Join(leaks, "\n  "))
+	}
+	if t.Failed() {
+		for _, l := range h.logs {
+			t.Log(l)
+		}
+		t.Logf("daemon log:\n%s", h.DaemonLog())
+	}
+}
+
+func (h *Host) leaks() []string {
+	var leaks []string
+	out, err := h.Run("ip", "-o", "link", "show")
+	if err != nil {
+		return []string{fmt.Sprintf("listing links failed: %v %s", err, out)}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name := strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":")
+		if name != "lo" && name != "cnet0" {
+			leaks = append(leaks, "link "+name)
+		}
+	}
+	nsDir := filepath.Join(fmt.Sprintf("/proc/%d/root", h.pid), h.Dir, "exec", "netns")
+	if entries, err := os.ReadDir(nsDir); err == nil {
+		for _, e := range entries {
+			leaks = append(leaks, "namespace file "+e.Name())
+		}
+	}
+	mounts, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", h.pid))
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], h.Dir) {
+			leaks = append(leaks, "mount "+f[4])
+		}
+	}
+	return leaks
+}
+
+// teardown kills the host's PID namespace (and with it every process the host started), then
+// removes its private root. It runs even when the test failed half-way.
+func (h *Host) teardown() {
+	if h.daemon != nil {
+		h.signalDaemon(syscall.SIGTERM)
+	}
+	if h.unshare != nil && h.unshare.Process != nil {
+		if h.pid > 0 {
+			_ = syscall.Kill(h.pid, syscall.SIGKILL)
+		}
+		_ = h.unshare.Process.Kill()
+		_ = h.unshare.Wait()
+	}
+	if h.Dir != "" {
+		if err := os.RemoveAll(h.Dir); err != nil {
+			h.t.Errorf("removing the host's root %s: %v", h.Dir, err)
+		}
+	}
+}

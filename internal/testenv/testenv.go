@@ -1,0 +1,258 @@
+// Package testenv gives integration tests a throwaway "host": a network namespace with its own
+// mount and PID namespaces (its /sys matching its network), in which a cnet daemon runs with
+// private data and exec roots and socket. The machine's own namespaces are never touched;
+// everything the host held, processes included, dies with its PID namespace at cleanup, after
+// the test has been failed for any link, namespace or mount cnet left behind.
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	binDir    string
+)
+
+// Main builds the cnet binary once for the test binary's run, runs the tests and removes it.
+// Integration test packages call it from TestMain.
+func Main(m *testing.M) int {
+	defer func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	}()
+	return m.Run()
+}
+
+// Binary returns the path of a cnet binary built from this module.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "cnet-bin-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "cnet")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/cnet-dev/cnet/cmd/cnet").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building cnet: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// RequireRoot skips tests that need to make namespaces when not run as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("integration test needs root (namespaces, links): run with sudo")
+	}
+}
+
+// Host is one throwaway host running a cnet daemon.
+type Host struct {
+	t       testing.TB
+	Bin     string
+	Dir     string // private root: data/, exec/, cnet.sock, daemon.log
+	Socket  string
+	unshare *exec.Cmd
+	pid     int // PID (in the test's PID namespace) of the host's init: the target of nsenter
+	daemon  *exec.Cmd
+	exited  chan struct{} // closed when the daemon process has been reaped
+	logs    []string
+}
+
+// NewHost starts a host and its daemon; both are removed when the test ends.
+func NewHost(t testing.TB) *Host {
+	t.Helper()
+	RequireRoot(t)
+	h := &Host{t: t, Bin: Binary(t)}
+	dir, err := os.MkdirTemp("", "cnet-host-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Dir = dir
+	h.Socket = filepath.Join(dir, "cnet.sock")
+	// --fork makes the shell PID 1 of a new PID namespace: killing it kills every process the
+	// host ever started (daemon, shims, containers), however a test ended.
+	h.unshare = exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
+		"sh", "-c", "mount -t sysfs sysfs /sys && exec sleep infinity")
+	h.unshare.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := h.unshare.Start(); err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("starting the host namespace: %v", err)
+	}
+	t.Cleanup(h.teardown)
+	if err := h.findInit(); err != nil {
+		t.Fatal(err)
+	}
+	h.StartDaemon()
+	t.Cleanup(h.checkClean)
+	return h
+}
+
+// findInit waits for the forked PID 1 and for its /sys remount.
+func (h *Host) findInit() error {
+	deadline := time.Now().Add(10 * time.Second)
+	children := fmt.Sprintf("/proc/%d/task/%d/children", h.unshare.Process.Pid, h.unshare.Process.Pid)
+	for time.Now().Before(deadline) {
+		data, _ := os.ReadFile(children)
+		if f := strings.Fields(string(data)); len(f) > 0 {
+			pid, _ := strconv.Atoi(f[0])
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			if strings.TrimSpace(string(comm)) == "sleep" {
+				h.pid = pid
+				return nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return errors.New("the host namespace did not come up within 10s")
+}
+
+// StartDaemon starts the host's daemon and waits until it answers.
+func (h *Host) StartDaemon(extra ...string) {
+	h.t.Helper()
+	logf, err := os.OpenFile(filepath.Join(h.Dir, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer logf.Close()
+	args := append([]string{"-t", strconv.Itoa(h.pid), "-n", "-m", "-p", h.Bin, "daemon",
+		"--data-root", filepath.Join(h.Dir, "data"), "--exec-root", filepath.Join(h.Dir, "exec"),
+		"-H", "unix://" + h.Socket, "--debug"}, extra...)
+	h.daemon = exec.Command("nsenter", args...)
+	h.daemon.Stdout, h.daemon.Stderr = logf, logf
+	if err := h.daemon.Start(); err != nil {
+		h.t.Fatalf("starting the daemon: %v", err)
+	}
+	exited := make(chan struct{})
+	h.exited = exited
+	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(exited) }(h.daemon)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			h.t.Fatalf("the daemon exited at start:\n%s", h.DaemonLog())
+		default:
+		}
+		if _, _, code := h.cli("network", "ls", "-q"); code == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatalf("the daemon did not answer within 15s:\n%s", h.DaemonLog())
+}
+
+// KillDaemon kills the daemon with SIGKILL, as a crash would, and waits for it to be gone.
+func (h *Host) KillDaemon() {
+	h.t.Helper()
+	h.signalDaemon(syscall.SIGKILL)
+}
+
+// StopDaemon stops the daemon with SIGTERM, as an administrator would.
+func (h *Host) StopDaemon() {
+	h.t.Helper()
+	h.signalDaemon(syscall.SIGTERM)
+}
+
+func (h *Host) signalDaemon(sig syscall.Signal) {
+	if h.daemon == nil || h.daemon.Process == nil {
+		return
+	}
+	// nsenter forks for the PID namespace: the daemon is its child.
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", h.daemon.Process.Pid, h.daemon.Process.Pid)); err == nil {
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, sig)
+			}
+		}
+	}
+	select {
+	case <-h.exited:
+	case <-time.After(10 * time.Second):
+		h.t.Errorf("the daemon did not stop on %v", sig)
+		_ = h.daemon.Process.Kill()
+	}
+	h.daemon = nil
+}
+
+// DaemonLog returns what the daemon logged so far.
+func (h *Host) DaemonLog() string {
+	data, _ := os.ReadFile(filepath.Join(h.Dir, "daemon.log"))
+	return string(data)
+}
+
+// Cmd returns a command that runs inside the host's namespaces.
+func (h *Host) Cmd(name string, args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{"-t", strconv.Itoa(h.pid), "-n", "-m", "-p", name}, args...)...)
+}
+
+func (h *Host) cli(args ...string) (stdout, stderr string, code int) {
+	cmd := h.Cmd(h.Bin, append([]string{"-H", "unix://" + h.Socket}, args...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else {
+			code = -1
+			e.WriteString(err.Error())
+		}
+	}
+	return o.String(), e.String(), code
+}
+
+// CLI runs `cnet ARGS...` against the host's daemon and returns its output and exit code.
+func (h *Host) CLI(args ...string) (stdout, stderr string, code int) {
+	h.t.Helper()
+	stdout, stderr, code = h.cli(args...)
+	h.logs = append(h.logs, fmt.Sprintf("$ cnet %s\n%s%s[exit %d]", strings.Join(args, " "), stdout, stderr, code))
+	return stdout, stderr, code
+}
+
+// MustCLI runs `cnet ARGS...` and fails the test unless it exits 0; it returns stdout.
+func (h *Host) MustCLI(args ...string) string {
+	h.t.Helper()
+	out, errOut, code := h.CLI(args...)
+	if code != 0 {
+		h.t.Fatalf("cnet %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// Run runs a command in the host's namespaces (ip, ping, ...) and returns combined output.
+func (h *Host) Run(name string, args ...string) (string, error) {
+	out, err := h.Cmd(name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// MustRun is Run that fails the test on error.
+func (h *Host) MustRun(name string, args ...string) string {
+	h.t.Helper()
+	out, err := h.Run(name, args...)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
