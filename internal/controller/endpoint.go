@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -107,7 +108,7 @@ func (c *Controller) allocate(n *network, ip string, isDefault bool) (*ipam.Pool
 			}
 			lastErr = err
 		}
-		return nil, netip.Addr{}, errdefs.Conflict("%w: %s", lastErr, n.rec.Name)
+		return nil, netip.Addr{}, errdefs.Conflict("network %s: %w", n.rec.Name, lastErr)
 	}
 	if isDefault {
 		return nil, netip.Addr{}, errdefs.Invalid("user specified IP address is supported on user defined networks only")
@@ -124,7 +125,10 @@ func (c *Controller) allocate(n *network, ip string, isDefault bool) (*ipam.Pool
 		return nil, netip.Addr{}, errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.rec.Name)
 	}
 	if err := p.AllocateStatic(a); err != nil {
-		return nil, netip.Addr{}, errdefs.Conflict("%w", err)
+		if errors.Is(err, ipam.ErrInUse) {
+			return nil, netip.Addr{}, errdefs.Conflict("%w", err)
+		}
+		return nil, netip.Addr{}, errdefs.Invalid("%w", err)
 	}
 	return p, a, nil
 }
