@@ -1,6 +1,6 @@
 // Command cnet is Docker-style container networking in one binary: `cnet daemon` runs the
-// daemon, every other command is a client of it. The hidden `shim` and `init` entry points are
-// the daemon re-executing itself to start containers.
+// daemon, every other command is a client of it. The hidden `shim` entry point is the daemon
+// re-executing itself to start a container's supervisor.
 package main
 
 import (
@@ -11,13 +11,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "shim":
-			container.ShimMain(os.Args[2:])
-		case "init":
-			container.InitMain(os.Args[2:])
-		}
+	if len(os.Args) > 1 && os.Args[1] == "shim" {
+		container.ShimMain(os.Args[2:])
 	}
 	os.Exit(cli.Main(daemonCommand()))
 }

@@ -29,9 +29,11 @@ type Backend interface {
 	ContainerCreate(ctx context.Context, name string, req ContainerCreateRequest) (ContainerCreateResponse, error)
 	ContainerStart(ctx context.Context, idOrName string) error
 	ContainerAttach(ctx context.Context, idOrName string) (Attachment, error)
-	// ContainerWait blocks until the container is not running (condition "not-running", the
-	// default) or until its next exit ("next-exit"), and returns its exit code.
-	ContainerWait(ctx context.Context, idOrName, condition string) (int, error)
+	// ContainerWait registers a wait without blocking and returns a channel that yields the
+	// exit code once the container is not running (condition "not-running", the default) or
+	// at its next exit ("next-exit"). Registering before answering lets `run` start the
+	// container only after its wait is in place, so a quick exit is never missed.
+	ContainerWait(ctx context.Context, idOrName, condition string) (<-chan int, error)
 	ContainerList(ctx context.Context, all bool) ([]ContainerSummary, error)
 	ContainerInspect(ctx context.Context, idOrName string) (ContainerJSON, error)
 	ContainerStop(ctx context.Context, idOrName string, timeoutSeconds *int) error

@@ -64,6 +64,10 @@ func TestClientJSONRoundTrips(t *testing.T) {
 		record(r)
 		writeTestJSON(w, http.StatusCreated, ContainerCreateResponse{ID: "c1"})
 	})
+	mux.HandleFunc("GET /v1.41/containers/json", func(w http.ResponseWriter, r *http.Request) {
+		record(r)
+		writeTestJSON(w, http.StatusOK, []ContainerSummary{{ID: "c1", Names: []string{"/web"}}})
+	})
 	mux.HandleFunc("POST /v1.41/containers/{id}/stop", func(w http.ResponseWriter, r *http.Request) {
 		record(r)
 		w.WriteHeader(http.StatusNoContent)
@@ -93,6 +97,10 @@ func TestClientJSONRoundTrips(t *testing.T) {
 	if _, err := c.ContainerCreate(ctx, "web", ContainerCreateRequest{ContainerConfig: ContainerConfig{Cmd: []string{"sh"}}}); err != nil {
 		t.Fatal(err)
 	}
+	list, err := c.ContainerList(ctx, true)
+	if err != nil || len(list) != 1 || list[0].Names[0] != "/web" {
+		t.Fatalf("ContainerList = %+v, %v", list, err)
+	}
 	five := 5
 	if err := c.ContainerStop(ctx, "web", &five); err != nil {
 		t.Fatal(err)
@@ -106,6 +114,7 @@ func TestClientJSONRoundTrips(t *testing.T) {
 		{"GET", "/v1.41/networks", ""},
 		{"GET", "/v1.41/networks/my%20net", ""},
 		{"POST", "/v1.41/containers/create?name=web", `{"Hostname":"","Domainname":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["sh"],"Image":"","WorkingDir":""}`},
+		{"GET", "/v1.41/containers/json?all=1", ""},
 		{"POST", "/v1.41/containers/web/stop?t=5", ""},
 		{"DELETE", "/v1.41/containers/web?force=1", ""},
 	}

@@ -221,12 +221,22 @@ func (s *server) containerStart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) containerWait(w http.ResponseWriter, r *http.Request) {
-	code, err := s.b.ContainerWait(r.Context(), r.PathValue("id"), r.URL.Query().Get("condition"))
+	ch, err := s.b.ContainerWait(r.Context(), r.PathValue("id"), r.URL.Query().Get("condition"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ContainerWaitResponse{StatusCode: code})
+	// The headers tell the client its wait is registered; the body follows at the exit.
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	select {
+	case code := <-ch:
+		_ = json.NewEncoder(w).Encode(ContainerWaitResponse{StatusCode: code})
+	case <-r.Context().Done():
+	}
 }
 
 func (s *server) containerStop(w http.ResponseWriter, r *http.Request) {

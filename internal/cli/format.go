@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"text/template"
-	"time"
 	"unicode"
 )
 
@@ -178,13 +177,14 @@ func writeInspect(out io.Writer, format string, objs []inspected) error {
 	if err != nil {
 		return &ExitError{Code: 64, Message: err.Error()}
 	}
+	// On the JSON map a missing key is an error rather than "<no value>", as in docker.
+	fallback := template.Must(tmpl.Clone()).Option("missingkey=error")
 	var buf bytes.Buffer
 	for _, o := range objs {
 		var one bytes.Buffer
 		if err := tmpl.Execute(&one, o.typed); err != nil {
 			one.Reset()
-			var m map[string]any
-			if json.Unmarshal(o.raw, &m) != nil || tmpl.Execute(&one, m) != nil {
+			if fallback.Execute(&one, jsonMap(o.raw)) != nil {
 				return fmt.Errorf("template parsing error: %w", err)
 			}
 		}
@@ -195,43 +195,24 @@ func writeInspect(out io.Writer, format string, objs []inspected) error {
 	return err
 }
 
+// jsonMap decodes an object for templates that address it by its JSON keys; numbers stay as
+// written (no 1e+06).
+func jsonMap(raw []byte) any {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil
+	}
+	return v
+}
+
 // shortID is the 12-character id docker shows unless asked not to truncate.
 func shortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}
 	return id
-}
-
-// humanDuration says how long ago something happened in docker's words ("5 seconds",
-// "About an hour", "3 weeks").
-func humanDuration(d time.Duration) string {
-	seconds := int(d.Seconds())
-	minutes := int(d.Minutes())
-	hours := int(d.Hours() + 0.5)
-	switch {
-	case seconds < 1:
-		return "Less than a second"
-	case seconds == 1:
-		return "1 second"
-	case seconds < 60:
-		return fmt.Sprintf("%d seconds", seconds)
-	case minutes == 1:
-		return "About a minute"
-	case minutes < 60:
-		return fmt.Sprintf("%d minutes", minutes)
-	case hours == 1:
-		return "About an hour"
-	case hours < 48:
-		return fmt.Sprintf("%d hours", hours)
-	case hours < 24*7*2:
-		return fmt.Sprintf("%d days", hours/24)
-	case hours < 24*30*2:
-		return fmt.Sprintf("%d weeks", hours/24/7)
-	case hours < 24*365*2:
-		return fmt.Sprintf("%d months", hours/24/30)
-	}
-	return fmt.Sprintf("%d years", int(d.Hours())/24/365)
 }
 
 // ellipsis shortens s to n characters, the last one an ellipsis, as docker's COMMAND column.
@@ -252,7 +233,11 @@ func naturalLess(a, b string) bool {
 	for a != "" && b != "" {
 		ca, ra := leadingChunk(a)
 		cb, rb := leadingChunk(b)
-		if isDigit(ca[0]) && isDigit(cb[0]) {
+		da, db := isDigit(ca[0]), isDigit(cb[0])
+		if da != db {
+			return da // numbers sort before words
+		}
+		if da {
 			na, nb := strings.TrimLeft(ca, "0"), strings.TrimLeft(cb, "0")
 			if len(na) != len(nb) {
 				return len(na) < len(nb)
@@ -261,7 +246,7 @@ func naturalLess(a, b string) bool {
 				return na < nb
 			}
 			if len(ca) != len(cb) {
-				return len(ca) < len(cb)
+				return len(ca) < len(cb) // fewer leading zeros first
 			}
 		} else if ca != cb {
 			return ca < cb

@@ -40,6 +40,7 @@ func NewRootCommand(extra ...*cobra.Command) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          noSubcommand,
+		RunE:          showHelp,
 		// Help and completion are cobra's; docker has no "completion" command to mirror.
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
@@ -141,6 +142,9 @@ func noSubcommand(cmd *cobra.Command, args []string) error {
 	}
 	return fmt.Errorf("%s: '%s' is not a cnet command.\nSee '%s --help'", cmd.CommandPath(), args[0], cmd.CommandPath())
 }
+
+// showHelp answers a command group called without a subcommand.
+func showHelp(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

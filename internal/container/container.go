@@ -183,7 +183,8 @@ func Start(dir string, spec Spec) (Process, error) {
 		}
 	}
 
-	st, err := readStat(shim.Pid)
+	pid := shim.Pid
+	st, err := readStat(pid)
 	if err != nil {
 		_ = shim.Kill()
 		_, _ = shim.Wait()
@@ -191,7 +192,7 @@ func Start(dir string, spec Spec) (Process, error) {
 	}
 	// Watch reaps the shim through a pidfd; the os.Process handle is not needed any more.
 	_ = shim.Release()
-	return Process{ShimPid: shim.Pid, StartTime: st.startTime}, nil
+	return Process{ShimPid: pid, StartTime: st.startTime}, nil
 }
 
 // ReadExit returns the recorded exit status; ok is false if the shim has not recorded one (still

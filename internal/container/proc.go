@@ -76,6 +76,10 @@ func waitShim(p Process) {
 	// A non-blocking pidfd lets the runtime's poller wait for the exit instead of parking one OS
 	// thread per container in poll(2).
 	fd, err := unix.PidfdOpen(p.ShimPid, unix.PIDFD_NONBLOCK)
+	if errors.Is(err, unix.EINVAL) {
+		// Kernels before 5.10 lack PIDFD_NONBLOCK: wait in poll(2) then.
+		fd, err = unix.PidfdOpen(p.ShimPid, 0)
+	}
 	if err != nil {
 		return
 	}

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -112,6 +114,15 @@ func onTaintedThread(fn func()) {
 	done := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread is never discarded, only parked, and it is what /proc/PID/ns/*
+			// shows for the whole process. Hold it, so that the runtime must pick another
+			// thread for fn, and let it go again untouched.
+			defer runtime.UnlockOSThread()
+			defer close(done)
+			onTaintedThread(fn)
+			return
+		}
 		defer close(done)
 		fn()
 	}()

@@ -14,36 +14,40 @@ import (
 // prepareContainer moves the calling thread (locked, and discarded afterwards: see
 // onTaintedThread) into the container: new mount and UTS namespaces, the given network
 // namespace, the per-container /etc files, the hostname, the root and the working directory.
-// It returns the resolved command and its environment; a process started from this thread then
-// inherits all of it. The mounts live in the new mount namespace only, so they vanish with the
-// container's last process and need no cleanup.
-func prepareContainer(spec *Spec, logger *slog.Logger) (path string, env []string, err error) {
+// It returns the resolved command, its environment and the new mount namespace; a process
+// started from this thread then inherits all of it. The mounts live in the new mount namespace
+// only, so they vanish with the container's last process and need no cleanup.
+func prepareContainer(spec *Spec, logger *slog.Logger) (path string, env []string, mnt nsID, err error) {
 	var netns *os.File
 	if spec.NetNSPath != "" {
 		if netns, err = os.Open(spec.NetNSPath); err != nil {
-			return "", nil, fmt.Errorf("opening network namespace: %w", err)
+			return "", nil, mnt, fmt.Errorf("opening network namespace: %w", err)
 		}
 		defer netns.Close()
 	}
 	// CLONE_NEWNS implies CLONE_FS, which gives this thread a root and cwd of its own.
 	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_NEWUTS); err != nil {
-		return "", nil, fmt.Errorf("creating mount and UTS namespaces: %w", err)
+		return "", nil, mnt, fmt.Errorf("creating mount and UTS namespaces: %w", err)
+	}
+	// Identified while /proc is still at hand (a rootfs may have none).
+	if mnt, err = threadNS("mnt"); err != nil {
+		return "", nil, mnt, err
 	}
 	if netns != nil {
 		if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
-			return "", nil, fmt.Errorf("joining network namespace %s: %w", spec.NetNSPath, err)
+			return "", nil, mnt, fmt.Errorf("joining network namespace %s: %w", spec.NetNSPath, err)
 		}
 	}
 	// Without this our mounts would propagate back to the host's shared mounts.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return "", nil, fmt.Errorf("making the container's mounts private: %w", err)
+		return "", nil, mnt, fmt.Errorf("making the container's mounts private: %w", err)
 	}
 
 	root := "/"
 	if spec.Rootfs != "" {
 		root = spec.Rootfs
 		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
-			return "", nil, fmt.Errorf("rootfs %q is not a directory", root)
+			return "", nil, mnt, fmt.Errorf("rootfs %q is not a directory", root)
 		}
 	}
 	for _, b := range []struct{ src, target string }{
@@ -55,41 +59,41 @@ func prepareContainer(spec *Spec, logger *slog.Logger) (path string, env []strin
 			continue
 		}
 		if err := bindFile(root, b.src, b.target, spec.Rootfs != "", logger); err != nil {
-			return "", nil, err
+			return "", nil, mnt, err
 		}
 	}
 	if spec.Rootfs != "" {
 		if err := mountRootfsFilesystems(root); err != nil {
-			return "", nil, err
+			return "", nil, mnt, err
 		}
 	} else if spec.NetNSPath != "" {
 		if err := remountSys(); err != nil {
-			return "", nil, err
+			return "", nil, mnt, err
 		}
 	}
 
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-			return "", nil, fmt.Errorf("setting hostname %q: %w", spec.Hostname, err)
+			return "", nil, mnt, fmt.Errorf("setting hostname %q: %w", spec.Hostname, err)
 		}
 	}
 	if spec.Domainname != "" {
 		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
-			return "", nil, fmt.Errorf("setting domain name %q: %w", spec.Domainname, err)
+			return "", nil, mnt, fmt.Errorf("setting domain name %q: %w", spec.Domainname, err)
 		}
 	}
 	if spec.Rootfs != "" {
 		if err := unix.Chroot(root); err != nil {
-			return "", nil, fmt.Errorf("changing root to %s: %w", root, err)
+			return "", nil, mnt, fmt.Errorf("changing root to %s: %w", root, err)
 		}
 	}
 	if err := enterWorkingDir(spec.WorkingDir); err != nil {
-		return "", nil, err
+		return "", nil, mnt, err
 	}
 	env = withDefaults(spec.Env)
 	pathEnv, _ := lookupEnv(env, "PATH")
 	path, err = lookPath(spec.Args[0], pathEnv)
-	return path, env, err
+	return path, env, mnt, err
 }
 
 // enterWorkingDir changes to dir ("/" if empty) relative to the thread's root.
@@ -114,11 +118,16 @@ func openInRoot(root, path string, flags uint64, mode uint64) (*os.File, error) 
 		return nil, err
 	}
 	defer unix.Close(rootFd)
-	fd, err := unix.Openat2(rootFd, strings.TrimPrefix(path, "/"), &unix.OpenHow{
-		Flags:   flags | unix.O_CLOEXEC,
-		Mode:    mode,
-		Resolve: unix.RESOLVE_IN_ROOT,
-	})
+	how := &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
+	if flags&unix.O_CREAT != 0 {
+		// openat2 rejects a mode without O_CREAT.
+		how.Mode = mode
+	}
+	rel := strings.TrimLeft(path, "/")
+	if rel == "" {
+		rel = "."
+	}
+	fd, err := unix.Openat2(rootFd, rel, how)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: filepath.Join(root, path), Err: err}
 	}

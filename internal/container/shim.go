@@ -88,8 +88,10 @@ func (s *shim) run() int {
 	ready := make(chan error, 1)
 	gate := make(chan struct{})
 	started := make(chan startResult, 1)
+	var mntNS nsID
 	go onTaintedThread(func() {
-		path, env, err := prepareContainer(&s.spec, s.log)
+		path, env, mnt, err := prepareContainer(&s.spec, s.log)
+		mntNS = mnt
 		ready <- err
 		if err != nil {
 			return
@@ -140,10 +142,53 @@ func (s *shim) run() int {
 	} else {
 		status.Code = waitStatusCode(state)
 	}
+	s.killRest(mntNS)
 	s.io.drain()
 	status.FinishedAt = time.Now().UTC()
 	s.finish(status)
 	return 0
+}
+
+// nsID identifies a namespace as the kernel does: by the nsfs inode.
+type nsID struct{ dev, ino uint64 }
+
+// threadNS returns the calling thread's namespace of the given kind.
+func threadNS(kind string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/"+kind, &st); err != nil {
+		return nsID{}, fmt.Errorf("identifying the container's %s namespace: %w", kind, err)
+	}
+	return nsID{st.Dev, st.Ino}, nil
+}
+
+// killRest kills what is left of the container once its main process has ended: background
+// processes and execs, which all live in its mount namespace. Docker's containers end that way
+// (their pid namespace dies with its init); here it also keeps strays from holding the output
+// open and the network namespace alive after the daemon tore it down.
+func (s *shim) killRest(mnt nsID) {
+	self := os.Getpid()
+	for range 100 {
+		found := 0
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == self {
+				continue
+			}
+			var st unix.Stat_t
+			if unix.Stat("/proc/"+e.Name()+"/ns/mnt", &st) != nil || st.Dev != mnt.dev || st.Ino != mnt.ino {
+				continue
+			}
+			found++
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+		if found == 0 {
+			return
+		}
+		// Killed processes keep their namespaces until they have finished exiting.
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.log.Warn("processes of the container survive its end")
 }
 
 // finish records the exit, then lets attached clients go: a client that sees its connection end

@@ -45,9 +45,14 @@ func (r *containerRecord) networkMode() string { return r.HostConfig.NetworkMode
 // ctr is a container in memory. mu serialises operations on one container; exited is closed
 // (and replaced) around each run so waiters can block on the next exit.
 type ctr struct {
-	mu     sync.Mutex
-	rec    containerRecord
-	exited chan struct{}
+	mu      sync.Mutex
+	rec     containerRecord
+	exited  chan struct{}
+	started chan struct{} // closed (and replaced at exit) when a run starts, for early attachers
+}
+
+func newCtr(rec containerRecord) *ctr {
+	return &ctr{rec: rec, exited: make(chan struct{}), started: make(chan struct{})}
 }
 
 func (d *Daemon) dir(id string) string { return filepath.Join(d.cfg.ExecRoot, "containers", id[:12]) }
@@ -115,7 +120,7 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 		var settings *api.EndpointSettings
 		if req.NetworkingConfig != nil {
 			for netRef, s := range req.NetworkingConfig.EndpointsConfig {
-				if n, err := d.ctrl.Network(netRef); err != nil || n.Name != mode {
+				if m, err := d.resolveMode(netRef); err != nil || m != mode {
 					return api.ContainerCreateResponse{}, errdefs.Invalid("endpoint settings are for network %s but the container runs on %s", netRef, mode)
 				}
 				settings = s
@@ -140,7 +145,7 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 		rec.Config.Hostname = rec.ID[:12]
 	}
 	rec.State.Status = "created"
-	c := &ctr{rec: rec, exited: make(chan struct{})}
+	c := newCtr(rec)
 	if err := d.saveLocked(c); err != nil {
 		return api.ContainerCreateResponse{}, err
 	}
@@ -285,6 +290,7 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 	if err := d.saveLocked(c); err != nil {
 		slog.Error("recording a started container", "container", id[:12], "err", err)
 	}
+	close(c.started)
 	go d.watch(c, proc)
 	return nil
 }
@@ -383,6 +389,7 @@ func (d *Daemon) handleExit(c *ctr, proc container.Process) {
 	}
 	close(c.exited)
 	c.exited = make(chan struct{})
+	c.started = make(chan struct{})
 	autoRemove := c.rec.HostConfig.AutoRemove
 	c.mu.Unlock()
 	if autoRemove {
@@ -412,7 +419,7 @@ func (d *Daemon) remove(c *ctr) error {
 // that and watches the live ones again.
 func (d *Daemon) restore() error {
 	err := store.Load(d.store, store.Containers, func(id string, rec *containerRecord) error {
-		d.containers[id] = &ctr{rec: *rec, exited: make(chan struct{})}
+		d.containers[id] = newCtr(*rec)
 		return nil
 	})
 	if err != nil {
@@ -438,6 +445,7 @@ func (d *Daemon) restore() error {
 	}
 	for _, c := range d.containers {
 		if c.rec.State.Running {
+			close(c.started)
 			go d.watch(c, c.rec.State.Shim)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,40 +25,72 @@ func (d *Daemon) ContainerAttach(_ context.Context, ref string) (api.Attachment,
 		return nil, err
 	}
 	c.mu.Lock()
-	running, tty, id := c.rec.State.Running, c.rec.Config.Tty, c.rec.ID
-	c.mu.Unlock()
-	if !running {
-		return nil, errdefs.Conflict("You cannot attach to a stopped container, start it first")
+	defer c.mu.Unlock()
+	attachable := c.rec.Config.AttachStdout || c.rec.Config.AttachStderr
+	if !attachable || c.rec.State.Running {
+		// The shim takes one attacher, the one that the foreground run started it for.
+		return nil, errdefs.Conflict("container %s is not waiting for an attach: cnet attaches only `run` without -d, before the start", c.rec.Name)
 	}
-	return container.Attach(d.dir(id), tty)
+	return &earlyAttachment{dir: d.dir(c.rec.ID), tty: c.rec.Config.Tty, started: c.started}, nil
+}
+
+// earlyAttachment is an attach made before the start, as `run` does so that no output is lost:
+// it waits for the shim, which holds the process until this connection arrives.
+type earlyAttachment struct {
+	dir     string
+	tty     bool
+	started <-chan struct{}
+}
+
+// attachWait bounds how long an attach waits for its container's start.
+const attachWait = time.Minute
+
+func (a *earlyAttachment) Tty() bool { return a.tty }
+
+func (a *earlyAttachment) Serve(conn net.Conn) error {
+	select {
+	case <-a.started:
+	case <-time.After(attachWait):
+		return fmt.Errorf("container was not started within %s of the attach", attachWait)
+	}
+	att, err := container.Attach(a.dir, a.tty)
+	if err != nil {
+		return err
+	}
+	return att.Serve(conn)
 }
 
 // ContainerWait implements api.Backend.
-func (d *Daemon) ContainerWait(ctx context.Context, ref, condition string) (int, error) {
+func (d *Daemon) ContainerWait(ctx context.Context, ref, condition string) (<-chan int, error) {
 	c, err := d.lookup(ref)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	c.mu.Lock()
 	exited, running, code := c.exited, c.rec.State.Running, c.rec.State.ExitCode
 	c.mu.Unlock()
+	out := make(chan int, 1)
 	switch condition {
 	case "", "not-running":
 		if !running {
-			return code, nil
+			out <- code
+			return out, nil
 		}
 	case "next-exit", "removed":
 	default:
-		return 0, errdefs.Invalid("invalid wait condition %q: want not-running, next-exit or removed", condition)
+		return nil, errdefs.Invalid("invalid wait condition %q: want not-running, next-exit or removed", condition)
 	}
-	select {
-	case <-exited:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.rec.State.ExitCode, nil
+	go func() {
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		out <- c.rec.State.ExitCode
+	}()
+	return out, nil
 }
 
 // ContainerStop implements api.Backend: SIGTERM, then SIGKILL after the timeout (10 s default).

@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cnet-dev/cnet/internal/api"
+)
+
+type runOptions struct {
+	detach      bool
+	autoRemove  bool
+	interactive bool
+	tty         bool
+	name        string
+	hostname    string
+	domainname  string
+	network     string
+	ip          string
+	ip6         string
+	aliases     []string
+	env         []string
+	rootfs      string
+	workdir     string
+}
+
+func newRunCommand() *cobra.Command {
+	var o runOptions
+	return o.command()
+}
+
+func (o *runOptions) command() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] COMMAND [ARG...]",
+		Short: "Run a command in a new container",
+		Long: "Run a command in a new container.\n\ncnet has no images: the first argument is the command, " +
+			"run from the host's filesystem or from --rootfs.",
+		Args: minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, args)
+		},
+	}
+	f := cmd.Flags()
+	// Options end at the command, so that the command's own flags are left alone.
+	f.SetInterspersed(false)
+	// -h is --hostname here, as in docker; help stays reachable as --help.
+	f.Bool("help", false, "Print usage")
+	f.BoolVarP(&o.detach, "detach", "d", false, "Run container in background and print container ID")
+	f.BoolVar(&o.autoRemove, "rm", false, "Automatically remove the container when it exits")
+	f.BoolVarP(&o.interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
+	f.BoolVarP(&o.tty, "tty", "t", false, "Allocate a pseudo-TTY")
+	f.StringVar(&o.name, "name", "", "Assign a name to the container")
+	f.StringVarP(&o.hostname, "hostname", "h", "", "Container host name")
+	f.StringVar(&o.domainname, "domainname", "", "Container NIS domain name")
+	f.StringVar(&o.network, "network", "default", "Connect a container to a network")
+	f.StringVar(&o.network, "net", "default", "Connect a container to a network")
+	f.StringVar(&o.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	f.StringVar(&o.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
+	addList(f, &o.aliases, "network-alias", "", "Add network-scoped alias for the container")
+	addList(f, &o.aliases, "net-alias", "", "Add network-scoped alias for the container")
+	addList(f, &o.env, "env", "e", "Set environment variables")
+	f.StringVar(&o.rootfs, "rootfs", "", "Directory to use as the container's root filesystem (default: the host's)")
+	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
+	_ = f.MarkHidden("net")
+	_ = f.MarkHidden("net-alias")
+	return cmd
+}
+
+// request builds the create request the daemon expects from the flags and the command.
+func (o *runOptions) request(args []string) (api.ContainerCreateRequest, error) {
+	env, err := envList(o.env)
+	if err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
+	attach := !o.detach
+	endpoints := map[string]*api.EndpointSettings{}
+	if o.ip != "" || o.ip6 != "" || len(o.aliases) > 0 {
+		ep := &api.EndpointSettings{Aliases: o.aliases}
+		if o.ip != "" || o.ip6 != "" {
+			ep.IPAMConfig = &api.EndpointIPAMConfig{IPv4Address: o.ip, IPv6Address: o.ip6}
+		}
+		endpoints[o.network] = ep
+	}
+	return api.ContainerCreateRequest{
+		ContainerConfig: api.ContainerConfig{
+			Hostname:     o.hostname,
+			Domainname:   o.domainname,
+			AttachStdin:  attach && o.interactive,
+			AttachStdout: attach,
+			AttachStderr: attach,
+			Tty:          o.tty,
+			OpenStdin:    o.interactive,
+			// Stdin closes when the client that attached it goes, so a piped input's end
+			// reaches the process as EOF.
+			StdinOnce:  attach && o.interactive,
+			Env:        env,
+			Cmd:        args,
+			WorkingDir: o.workdir,
+			Rootfs:     o.rootfs,
+		},
+		HostConfig:       &api.HostConfig{NetworkMode: o.network, AutoRemove: o.autoRemove},
+		NetworkingConfig: &api.NetworkingConfig{EndpointsConfig: endpoints},
+	}, nil
+}
+
+func (o *runOptions) run(cmd *cobra.Command, args []string) error {
+	req, err := o.request(args)
+	if err != nil {
+		return runFailure(cmd, err, 125)
+	}
+	if err := checkTTY(cmd.InOrStdin(), req.AttachStdin, req.Tty); err != nil {
+		return runFailure(cmd, err, 125)
+	}
+	c, err := newClient(cmd)
+	if err != nil {
+		return runFailure(cmd, err, 125)
+	}
+	ctx := cmd.Context()
+	created, err := c.ContainerCreate(ctx, o.name, req)
+	if err != nil {
+		return runFailure(cmd, err, 125)
+	}
+	for _, w := range created.Warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w)
+	}
+	if o.detach {
+		if err := c.ContainerStart(ctx, created.ID); err != nil {
+			return runFailure(cmd, err, startFailureCode(err))
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), created.ID)
+		return nil
+	}
+
+	// Attach and register the wait before starting, so that neither the first output nor a
+	// quick exit can be missed.
+	stream, err := c.ContainerAttach(ctx, created.ID)
+	if err != nil {
+		return runFailure(cmd, err, 125)
+	}
+	defer stream.Close()
+	resC, errC := c.ContainerWait(ctx, created.ID, "next-exit")
+	select {
+	case err := <-errC:
+		return runFailure(cmd, err, 125)
+	default:
+	}
+	if err := c.ContainerStart(ctx, created.ID); err != nil {
+		return runFailure(cmd, err, startFailureCode(err))
+	}
+	if err := connectStdio(cmd, stream, req.AttachStdin, req.Tty); err != nil {
+		return err
+	}
+	select {
+	case res := <-resC:
+		if res.StatusCode != 0 {
+			return &ExitError{Code: res.StatusCode}
+		}
+		return nil
+	case err := <-errC:
+		return runFailure(cmd, err, 125)
+	}
+}
+
+// runFailure reports a failure of run itself as docker does ("cnet: <error>.", a pointer to
+// --help), with an exit code that cannot be mistaken for a small one of the process's.
+func runFailure(cmd *cobra.Command, err error, code int) error {
+	if isConnectError(err) {
+		return &ExitError{Code: code, Message: err.Error()}
+	}
+	msg := strings.TrimSuffix(describeError(err), ".")
+	return &ExitError{Code: code, Message: fmt.Sprintf("%s: %s.\nSee '%s --help'.", cmd.Root().Name(), msg, cmd.CommandPath())}
+}
