@@ -41,9 +41,11 @@ func (h *Host) checkClean() {
 		t.Errorf("cnet left these behind after every container and network was removed:\n  %s", strings.Join(leaks, "\n  "))
 	}
 	if t.Failed() {
+		h.logMu.Lock()
 		for _, l := range h.logs {
 			t.Log(l)
 		}
+		h.logMu.Unlock()
 		t.Logf("daemon log:\n%s", h.DaemonLog())
 	}
 }

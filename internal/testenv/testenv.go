@@ -76,7 +76,8 @@ type Host struct {
 	pid     int // PID (in the test's PID namespace) of the host's init: the target of nsenter
 	daemon  *exec.Cmd
 	exited  chan struct{} // closed when the daemon process has been reaped
-	logs    []string
+	logMu   sync.Mutex
+	logs    []string // every CLI call and its output, shown when the test fails
 }
 
 // NewHost starts a host and its daemon; both are removed when the test ends.
@@ -227,7 +228,9 @@ func (h *Host) cli(args ...string) (stdout, stderr string, code int) {
 func (h *Host) CLI(args ...string) (stdout, stderr string, code int) {
 	h.t.Helper()
 	stdout, stderr, code = h.cli(args...)
+	h.logMu.Lock()
 	h.logs = append(h.logs, fmt.Sprintf("$ cnet %s\n%s%s[exit %d]", strings.Join(args, " "), stdout, stderr, code))
+	h.logMu.Unlock()
 	return stdout, stderr, code
 }
 
