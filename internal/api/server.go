@@ -352,7 +352,6 @@ func serveUpgraded(w http.ResponseWriter, a Attachment) {
 	}
 }
 
-
 // hijackedConn reads first what the HTTP server had already buffered (stdin the client sent
 // right behind its request), and keeps half-close available to the attachment.
 type hijackedConn struct {
