@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Buckets used by cnet.
@@ -35,7 +36,7 @@ func Open(dataRoot string) (*Store, error) {
 	path := filepath.Join(dataRoot, "cnet.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("state file %s is locked: is another cnet daemon using data root %s?", path, dataRoot)
 		}
 		return nil, fmt.Errorf("opening state file %s: %w", path, err)
