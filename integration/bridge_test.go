@@ -69,8 +69,8 @@ func TestDefaultBridgeContainer(t *testing.T) {
 		t.Errorf("state %+v hostname %q", c.State, c.Config.Hostname)
 	}
 	addr := h.MustCLI("exec", "c1", "busybox", "ip", "-o", "addr", "show", "eth0")
-	if !strings.Contains(addr, "172.17.0.2/16") {
-		t.Errorf("eth0 inside c1: %s", addr)
+	if !strings.Contains(addr, "172.17.0.2/16") || strings.Contains(addr, "inet6") {
+		t.Errorf("eth0 inside c1 (want 172.17.0.2/16 and, as Docker without IPv6, no inet6): %s", addr)
 	}
 	link := h.MustCLI("exec", "c1", "busybox", "ip", "-o", "link", "show", "eth0")
 	if !strings.Contains(link, "02:42:ac:11:00:02") || !strings.Contains(link, "mtu 1500") {

@@ -54,6 +54,9 @@ func Create(path string) (err error) {
 		}
 		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		mountErr := unix.Mount(self, path, "none", unix.MS_BIND, "")
+		if mountErr == nil {
+			mountErr = disableIPv6ByDefault()
+		}
 		if err := netns.Set(origin); err != nil {
 			errc <- fmt.Errorf("returning to the daemon's network namespace: %w", err)
 			return // thread stays locked: the runtime will not reuse it
@@ -126,4 +129,15 @@ func Handle(path string) (*netlink.Handle, error) {
 		return nil, fmt.Errorf("opening netlink in namespace %s: %w", path, err)
 	}
 	return h, nil
+}
+
+// disableIPv6ByDefault keeps interfaces that later join the namespace (eth0, eth1, ...) from
+// getting IPv6 link-local addresses, as Docker does for networks without IPv6; lo keeps ::1.
+// It must run on a thread inside the namespace: /proc/sys/net belongs to the opener's.
+func disableIPv6ByDefault() error {
+	const knob = "/proc/sys/net/ipv6/conf/default/disable_ipv6"
+	if err := os.WriteFile(knob, []byte("1\n"), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("disabling IPv6 on the sandbox's future interfaces: %w", err)
+	}
+	return nil
 }
