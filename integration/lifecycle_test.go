@@ -177,3 +177,32 @@ func TestDaemonCrashRecovery(t *testing.T) {
 }
 
 func countVeths(links string) int { return strings.Count(links, ": veth") }
+
+// TestRestartRecreatesBridge removes a network's bridge while the daemon is down, as an
+// administrator's `ip link del` might: the next daemon recreates it and re-plugs the
+// containers with the same addresses.
+func TestRestartRecreatesBridge(t *testing.T) {
+	h := testenv.NewHost(t)
+	id := strings.TrimSpace(h.MustCLI("network", "create", "mybridge"))
+	runSleeper(t, h, "a", "--net", "mybridge")
+	runSleeper(t, h, "b", "--net", "mybridge")
+	ipA, ipB := ipOn(t, h, "a", "mybridge"), ipOn(t, h, "b", "mybridge")
+	h.StopDaemon()
+	h.MustRun("ip", "link", "del", "br-"+id[:12])
+	h.MustRun("ip", "link", "del", "cnet0")
+	h.StartDaemon()
+	if out := h.MustRun("ip", "-o", "addr", "show", "br-"+id[:12]); !strings.Contains(out, "172.18.0.1/16") {
+		t.Fatalf("bridge not recreated with its gateway: %s", out)
+	}
+	if out := h.MustRun("ip", "-o", "addr", "show", "cnet0"); !strings.Contains(out, "172.17.0.1/16") {
+		t.Fatalf("default bridge not recreated: %s", out)
+	}
+	if a, b := ipOn(t, h, "a", "mybridge"), ipOn(t, h, "b", "mybridge"); a != ipA || b != ipB {
+		t.Errorf("addresses changed: a %s→%s b %s→%s", ipA, a, ipB, b)
+	}
+	execPing(t, h, "a", ipB)
+	hostPing(t, h, ipA)
+	if got := countVeths(h.MustRun("ip", "-o", "link", "show")); got != 2 {
+		t.Errorf("%d veths for 2 endpoints", got)
+	}
+}

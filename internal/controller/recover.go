@@ -45,6 +45,12 @@ func (c *Controller) Recover(live map[string]bool) error {
 			continue
 		}
 		slog.Info("re-plugging endpoint whose interface is missing", "endpoint", ep.ID[:12], "container", ep.ContainerID[:12], "network", n.rec.Name)
+		// A host end that lost its bridge (the bridge was deleted) is still there with its
+		// peer: remove both before plugging the endpoint again under the same names.
+		if err := c.drivers[n.rec.Driver].Leave(n.driverView(), ep.driverView()); err != nil {
+			errs = append(errs, fmt.Errorf("removing the stale interface of endpoint %s: %w", ep.ID[:12], err))
+			continue
+		}
 		var others []*Endpoint
 		for _, o := range c.sandboxEndpoints(ep.ContainerID) {
 			if o != ep {
