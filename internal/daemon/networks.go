@@ -105,15 +105,10 @@ func (d *Daemon) NetworksPrune(context.Context) (api.NetworksPruneResponse, erro
 // NetworkConnect implements api.Backend: a running container is plugged at once, a stopped
 // one when it next starts (Docker's behaviour).
 func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkConnectRequest) error {
-	n, err := d.ctrl.Network(ref)
+	n, c, err := d.networkAndContainer(ref, req.Container)
 	if err != nil {
 		return err
 	}
-	c, err := d.lookup(req.Container)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch c.rec.networkMode() {
 	case "host", "none":
@@ -160,15 +155,10 @@ func validateStatic(n controller.Network, s *api.EndpointSettings) error {
 
 // NetworkDisconnect implements api.Backend.
 func (d *Daemon) NetworkDisconnect(_ context.Context, ref string, req api.NetworkDisconnectRequest) error {
-	n, err := d.ctrl.Network(ref)
+	n, c, err := d.networkAndContainer(ref, req.Container)
 	if err != nil {
 		return err
 	}
-	c, err := d.lookup(req.Container)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n.Driver == "host" || n.Driver == "null" {
 		return errdefs.Forbidden("container cannot be disconnected from the %s network", n.Name)
@@ -194,4 +184,19 @@ func joinOptions(name string, s *api.EndpointSettings) controller.JoinOptions {
 		o.IP = s.IPAMConfig.IPv4Address
 	}
 	return o
+}
+
+// networkAndContainer resolves both sides of a connect or disconnect and returns the
+// container locked.
+func (d *Daemon) networkAndContainer(netRef, containerRef string) (controller.Network, *ctr, error) {
+	n, err := d.ctrl.Network(netRef)
+	if err != nil {
+		return controller.Network{}, nil, err
+	}
+	c, err := d.lookup(containerRef)
+	if err != nil {
+		return controller.Network{}, nil, err
+	}
+	c.mu.Lock()
+	return n, c, nil
 }
