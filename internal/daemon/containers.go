@@ -113,10 +113,13 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 		return api.ContainerCreateResponse{}, err
 	}
 	rec.HostConfig.NetworkMode = mode
+	if err := checkModeConflicts(&rec, req); err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
 	if req.NetworkingConfig != nil && len(req.NetworkingConfig.EndpointsConfig) > 1 {
 		return api.ContainerCreateResponse{}, errdefs.Invalid("a container can be created on one network only; connect it to others with `cnet network connect`")
 	}
-	if mode != "host" && mode != "none" {
+	if _, shared := rec.sharedTarget(); !shared && mode != modeHost && mode != modeNone {
 		var settings *api.EndpointSettings
 		if req.NetworkingConfig != nil {
 			for netRef, s := range req.NetworkingConfig.EndpointsConfig {
@@ -141,6 +144,10 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 	if err := d.assignIdentity(&rec, name); err != nil {
 		return api.ContainerCreateResponse{}, err
 	}
+	if rec.Config.Hostname == "" && mode == modeHost {
+		// Docker gives host-mode containers the host's name.
+		rec.Config.Hostname, _ = os.Hostname()
+	}
 	if rec.Config.Hostname == "" {
 		rec.Config.Hostname = rec.ID[:12]
 	}
@@ -151,27 +158,6 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 	}
 	d.containers[rec.ID] = c
 	return api.ContainerCreateResponse{ID: rec.ID, Warnings: []string{}}, nil
-}
-
-// resolveMode maps --network to a network name, host or none ("default" and "" are bridge).
-func (d *Daemon) resolveMode(mode string) (string, error) {
-	switch {
-	case mode == "" || mode == "default":
-		return "bridge", nil
-	case strings.HasPrefix(mode, "container:"):
-		return "", errdefs.Invalid("--network container:<name> is not supported by cnet yet")
-	}
-	n, err := d.ctrl.Network(mode)
-	if err != nil {
-		return "", err
-	}
-	switch n.Driver {
-	case "host":
-		return "host", nil
-	case "null":
-		return "none", nil
-	}
-	return n.Name, nil
 }
 
 // assignIdentity gives rec a unique ID (unique in its first 12 characters too, which name its
@@ -258,26 +244,13 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
 		Rootfs: c.rec.Config.Rootfs,
 	}
-	if c.rec.networkMode() != "host" {
-		if spec.NetNSPath, err = d.ctrl.CreateSandbox(id); err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				if derr := d.ctrl.DeleteSandbox(id); derr != nil {
-					slog.Error("rolling back the sandbox of a container that failed to start", "container", id[:12], "err", derr)
-				}
-			}
-		}()
-		if err := d.joinNetworks(c); err != nil {
-			return err
-		}
-	}
-	if err := d.writeFiles(c); err != nil {
+	undo, err := d.prepareNetwork(c, &spec)
+	if err != nil {
 		return err
 	}
 	proc, err := container.Start(dir, spec)
 	if err != nil {
+		undo()
 		return errdefs.Invalid("starting container process: %w", err)
 	}
 	c.rec.State.Status = "running"
@@ -343,9 +316,6 @@ func (d *Daemon) writeHosts(c *ctr) error {
 
 func (d *Daemon) hostsContent(c *ctr) []byte {
 	var entries []sandbox.HostEntry
-	if c.rec.networkMode() == "host" {
-		return sandbox.HostsContent(nil)
-	}
 	names := []string{c.rec.Config.Hostname}
 	if c.rec.Config.Domainname != "" {
 		names = []string{c.rec.Config.Hostname + "." + c.rec.Config.Domainname, c.rec.Config.Hostname}
@@ -431,7 +401,7 @@ func (d *Daemon) restore() error {
 		if !c.rec.State.Running {
 			continue
 		}
-		if container.Alive(c.rec.State.Shim) && c.rec.networkMode() != "host" {
+		if container.Alive(c.rec.State.Shim) && c.rec.ownsSandbox() {
 			live[id] = true
 		} else if !container.Alive(c.rec.State.Shim) {
 			dead = append(dead, c)

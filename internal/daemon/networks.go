@@ -110,9 +110,11 @@ func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkCo
 		return err
 	}
 	defer c.mu.Unlock()
-	switch c.rec.networkMode() {
-	case "host", "none":
-		return errdefs.Forbidden("container %s is on the %s network and cannot be connected to another network", c.rec.Name, c.rec.networkMode())
+	if !c.rec.ownsSandbox() {
+		return errShared()
+	}
+	if c.rec.networkMode() == modeNone {
+		return errdefs.Forbidden("container cannot be connected to multiple networks with one of the networks in private (none) mode")
 	}
 	if _, ok := c.rec.Networks[n.Name]; ok {
 		return errdefs.Forbidden("endpoint with name %s already exists in network %s", c.rec.Name, n.Name)
@@ -160,8 +162,13 @@ func (d *Daemon) NetworkDisconnect(_ context.Context, ref string, req api.Networ
 		return err
 	}
 	defer c.mu.Unlock()
-	if n.Driver == "host" || n.Driver == "null" {
-		return errdefs.Forbidden("container cannot be disconnected from the %s network", n.Name)
+	switch {
+	case n.Driver == "host":
+		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
+	case n.Driver == "null":
+		return errdefs.Forbidden("container cannot be disconnected from the none network: it has no other")
+	case !c.rec.ownsSandbox():
+		return errShared()
 	}
 	if _, ok := c.rec.Networks[n.Name]; !ok {
 		return errdefs.Forbidden("container %s is not connected to network %s", c.rec.Name, n.Name)

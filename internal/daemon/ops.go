@@ -226,7 +226,11 @@ func statusLine(rec containerRecord) string {
 // endpointSettings shows each network of the container; addresses only while it runs.
 func (d *Daemon) endpointSettings(rec containerRecord) map[string]*api.EndpointSettings {
 	out := map[string]*api.EndpointSettings{}
-	if rec.networkMode() == "host" || rec.networkMode() == "none" {
+	if _, shared := rec.sharedTarget(); shared {
+		// Docker shows no networks for a container that uses another's.
+		return out
+	}
+	if rec.networkMode() == modeHost || rec.networkMode() == modeNone {
 		n, err := d.ctrl.Network(rec.networkMode())
 		if err == nil {
 			out[n.Name] = &api.EndpointSettings{NetworkID: n.ID}
@@ -293,7 +297,7 @@ func (d *Daemon) ContainerInspect(_ context.Context, ref string) (api.ContainerJ
 		HostConfig: &hc, Config: &cfg,
 		NetworkSettings: &api.NetworkSettings{Ports: map[string][]api.PortBinding{}, Networks: d.endpointSettings(rec)},
 	}
-	if rec.State.Running && rec.networkMode() != "host" {
+	if rec.State.Running && rec.ownsSandbox() {
 		out.NetworkSettings.SandboxID = rec.ID
 		out.NetworkSettings.SandboxKey = d.ctrl.SandboxPath(rec.ID)
 	}

@@ -94,7 +94,7 @@ func NewHost(t testing.TB) *Host {
 	// --fork makes the shell PID 1 of a new PID namespace: killing it kills every process the
 	// host ever started (daemon, shims, containers), however a test ended.
 	h.unshare = exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-		"sh", "-c", "mount -t sysfs sysfs /sys && exec sleep infinity")
+		"sh", "-c", "mount -t sysfs sysfs /sys && ip link set lo up && exec sleep infinity")
 	h.unshare.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := h.unshare.Start(); err != nil {
 		os.RemoveAll(dir)
