@@ -137,14 +137,21 @@ type ContainerConfig struct {
 	Env          []string `json:"Env"`
 	Cmd          []string `json:"Cmd"`
 	Image        string   `json:"Image"`
-	WorkingDir   string   `json:"WorkingDir"`
-	Rootfs       string   `json:"Rootfs,omitempty"`
+	// ExposedPorts are "80/tcp" keys, as Docker's (--expose).
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	WorkingDir   string              `json:"WorkingDir"`
+	Rootfs       string              `json:"Rootfs,omitempty"`
 }
 
 // HostConfig is the host-dependent part of a container's configuration.
 type HostConfig struct {
-	NetworkMode string `json:"NetworkMode"`
-	AutoRemove  bool   `json:"AutoRemove"`
+	NetworkMode string   `json:"NetworkMode"`
+	AutoRemove  bool     `json:"AutoRemove"`
+	Links       []string `json:"Links"` // "name:alias"; inspect shows Docker's "/name:/self/alias"
+	DNS         []string `json:"Dns"`
+	DNSSearch   []string `json:"DnsSearch"`
+	DNSOptions  []string `json:"DnsOptions"`
+	ExtraHosts  []string `json:"ExtraHosts"` // --add-host "host:ip"
 }
 
 // NetworkingConfig carries the endpoint settings asked for at create time.

@@ -32,6 +32,24 @@ func newStopCommand() *cobra.Command {
 	return cmd
 }
 
+// newStartCommand starts stopped containers in the background (docker start without -a).
+func newStartCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start CONTAINER [CONTAINER...]",
+		Short: "Start one or more stopped containers",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			return forEachContainer(cmd, args, func(ctx context.Context, ref string) error {
+				return notFound(c.ContainerStart(ctx, ref), "container", ref)
+			})
+		},
+	}
+}
+
 func newRmCommand() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{

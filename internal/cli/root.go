@@ -53,6 +53,7 @@ func NewRootCommand(extra ...*cobra.Command) *cobra.Command {
 		newPsCommand(),
 		newInspectCommand(),
 		newLogsCommand(),
+		newStartCommand(),
 		newStopCommand(),
 		newRmCommand(),
 	)

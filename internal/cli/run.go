@@ -24,6 +24,12 @@ type runOptions struct {
 	env         []string
 	rootfs      string
 	workdir     string
+	links       []string
+	dns         []string
+	dnsSearch   []string
+	dnsOptions  []string
+	addHosts    []string
+	expose      []string
 }
 
 func newRunCommand() *cobra.Command {
@@ -63,6 +69,12 @@ func (o *runOptions) command() *cobra.Command {
 	addList(f, &o.env, "env", "e", "Set environment variables")
 	f.StringVar(&o.rootfs, "rootfs", "", "Directory to use as the container's root filesystem (default: the host's)")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
+	addList(f, &o.links, "link", "", "Add link to another container (name[:alias])")
+	addList(f, &o.dns, "dns", "", "Set custom DNS servers")
+	addList(f, &o.dnsSearch, "dns-search", "", "Set custom DNS search domains")
+	addList(f, &o.dnsOptions, "dns-option", "", "Set DNS options")
+	addList(f, &o.addHosts, "add-host", "", "Add a custom host-to-IP mapping (host:ip)")
+	addList(f, &o.expose, "expose", "", "Expose a port or a range of ports")
 	_ = f.MarkHidden("net")
 	_ = f.MarkHidden("net-alias")
 	return cmd
@@ -94,13 +106,15 @@ func (o *runOptions) request(args []string) (api.ContainerCreateRequest, error) 
 			OpenStdin:    o.interactive,
 			// Stdin closes when the client that attached it goes, so a piped input's end
 			// reaches the process as EOF.
-			StdinOnce:  attach && o.interactive,
-			Env:        env,
-			Cmd:        args,
-			WorkingDir: o.workdir,
-			Rootfs:     o.rootfs,
+			StdinOnce:    attach && o.interactive,
+			Env:          env,
+			Cmd:          args,
+			WorkingDir:   o.workdir,
+			Rootfs:       o.rootfs,
+			ExposedPorts: exposedPorts(o.expose),
 		},
-		HostConfig:       &api.HostConfig{NetworkMode: o.network, AutoRemove: o.autoRemove},
+		HostConfig: &api.HostConfig{NetworkMode: o.network, AutoRemove: o.autoRemove, Links: o.links,
+			DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOptions, ExtraHosts: o.addHosts},
 		NetworkingConfig: &api.NetworkingConfig{EndpointsConfig: endpoints},
 	}, nil
 }
@@ -171,4 +185,37 @@ func runFailure(cmd *cobra.Command, err error, code int) error {
 	}
 	msg := strings.TrimSuffix(describeError(err), ".")
 	return &ExitError{Code: code, Message: fmt.Sprintf("%s: %s.\nSee '%s --help'.", cmd.Root().Name(), msg, cmd.CommandPath())}
+}
+
+// exposedPorts turns --expose values into Docker's "port/proto" keys; a range exposes each
+// port of it. The daemon validates them.
+func exposedPorts(values []string) map[string]struct{} {
+	if len(values) == 0 {
+		return nil
+	}
+	out := map[string]struct{}{}
+	for _, v := range values {
+		port, proto, _ := strings.Cut(v, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		lo, hi, isRange := strings.Cut(port, "-")
+		if !isRange {
+			out[port+"/"+proto] = struct{}{}
+			continue
+		}
+		var a, b int
+		if _, err := fmt.Sscan(lo, &a); err != nil {
+			out[v] = struct{}{} // let the daemon reject it with a clear message
+			continue
+		}
+		if _, err := fmt.Sscan(hi, &b); err != nil || b < a || b-a > 65535 {
+			out[v] = struct{}{}
+			continue
+		}
+		for p := a; p <= b; p++ {
+			out[fmt.Sprintf("%d/%s", p, proto)] = struct{}{}
+		}
+	}
+	return out
 }

@@ -28,7 +28,10 @@ type containerRecord struct {
 	// Networks are the networks the container is (or will be, once started) connected to,
 	// by name, with what was asked for each.
 	Networks map[string]*api.EndpointSettings
-	State    struct {
+	Links    []link
+	// LinkEnv is the link environment computed at the last start, which execs inherit too.
+	LinkEnv []string
+	State   struct {
 		Status     string // created, running, exited
 		Running    bool
 		ExitCode   int
@@ -49,6 +52,9 @@ type ctr struct {
 	rec     containerRecord
 	exited  chan struct{}
 	started chan struct{} // closed (and replaced at exit) when a run starts, for early attachers
+	// attachPending is set by an attach made before the start: only then does the shim hold
+	// the process until the attacher arrives (a later `cnet start` must not wait for one).
+	attachPending bool
 }
 
 func newCtr(rec containerRecord) *ctr {
@@ -139,10 +145,29 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 		rec.Networks[mode] = settings
 	}
 
+	if err := validateDNS(rec.HostConfig); err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
+	if _, err := parseExtraHosts(rec.HostConfig.ExtraHosts); err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
+	if err := validateExposed(rec.Config.ExposedPorts); err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
+	links, _, err := d.parseLinks("", rec.HostConfig.Links)
+	if err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
+
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.assignIdentity(&rec, name); err != nil {
 		return api.ContainerCreateResponse{}, err
+	}
+	rec.Links = links
+	rec.HostConfig.Links = nil
+	for _, l := range links {
+		rec.HostConfig.Links = append(rec.HostConfig.Links, fmt.Sprintf("/%s:/%s/%s", l.TargetName, rec.Name, l.Alias))
 	}
 	if rec.Config.Hostname == "" && mode == modeHost {
 		// Docker gives host-mode containers the host's name.
@@ -215,15 +240,21 @@ func (d *Daemon) ContainerStart(_ context.Context, ref string) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.rec.State.Running {
+		c.mu.Unlock()
 		return nil
 	}
 	if err := d.startLocked(c); err != nil {
 		c.rec.State.Error = err.Error()
 		_ = d.saveLocked(c)
+		c.mu.Unlock()
 		return err
 	}
+	id := c.rec.ID
+	c.mu.Unlock()
+	// Containers linking to this one see its new address; done without holding its lock,
+	// since linkers lock their targets.
+	d.refreshLinkers(id)
 	return nil
 }
 
@@ -240,14 +271,20 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 	spec := container.Spec{
 		ID: id, Args: c.rec.Config.Cmd, Env: c.rec.Config.Env, WorkingDir: c.rec.Config.WorkingDir,
 		Hostname: c.rec.Config.Hostname, Domainname: c.rec.Config.Domainname,
-		Tty: c.rec.Config.Tty, OpenStdin: c.rec.Config.OpenStdin, Attach: c.rec.Config.AttachStdout || c.rec.Config.AttachStderr,
+		Tty: c.rec.Config.Tty, OpenStdin: c.rec.Config.OpenStdin, Attach: c.attachPending,
 		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
 		Rootfs: c.rec.Config.Rootfs,
 	}
+	if err := d.checkLinkTargets(c.rec.Name, c.rec.Links); err != nil {
+		return err
+	}
+	c.attachPending = false
 	undo, err := d.prepareNetwork(c, &spec)
 	if err != nil {
 		return err
 	}
+	c.rec.LinkEnv = d.linkEnvFor(c)
+	spec.Env = append(append([]string{}, c.rec.LinkEnv...), spec.Env...)
 	proc, err := container.Start(dir, spec)
 	if err != nil {
 		undo()
@@ -300,7 +337,9 @@ func (d *Daemon) writeFiles(c *ctr) error {
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("reading the host's /etc/resolv.conf: %w", err)
 	}
-	if err := sandbox.WriteFile(filepath.Join(dir, "resolv.conf"), sandbox.ResolvConf(hostResolv)); err != nil {
+	hc := c.rec.HostConfig
+	resolv := sandbox.ResolvConf(hostResolv, sandbox.ResolvOptions{Nameservers: hc.DNS, Search: hc.DNSSearch, Options: hc.DNSOptions})
+	if err := sandbox.WriteFile(filepath.Join(dir, "resolv.conf"), resolv); err != nil {
 		return err
 	}
 	if err := sandbox.WriteFile(filepath.Join(dir, "hostname"), []byte(c.rec.Config.Hostname+"\n")); err != nil {
@@ -314,8 +353,13 @@ func (d *Daemon) writeHosts(c *ctr) error {
 	return sandbox.UpdateFile(filepath.Join(d.dir(c.rec.ID), "hosts"), d.hostsContent(c))
 }
 
+// hostsContent is Docker's order: localhost lines, --add-host lines, links, then the
+// container's own addresses.
 func (d *Daemon) hostsContent(c *ctr) []byte {
-	var entries []sandbox.HostEntry
+	entries, _ := parseExtraHosts(c.rec.HostConfig.ExtraHosts)
+	if c.rec.networkMode() == "bridge" {
+		entries = append(entries, d.linkHostEntries(c.rec.Links)...)
+	}
 	names := []string{c.rec.Config.Hostname}
 	if c.rec.Config.Domainname != "" {
 		names = []string{c.rec.Config.Hostname + "." + c.rec.Config.Domainname, c.rec.Config.Hostname}

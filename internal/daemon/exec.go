@@ -29,7 +29,7 @@ func (d *Daemon) ExecCreate(_ context.Context, ref string, req api.ExecCreateReq
 	}
 	c.mu.Lock()
 	running, id := c.rec.State.Running, c.rec.ID
-	env := append(append([]string{}, c.rec.Config.Env...), req.Env...)
+	env := append(append(append([]string{}, c.rec.LinkEnv...), c.rec.Config.Env...), req.Env...)
 	c.mu.Unlock()
 	if !running {
 		return "", errdefs.Conflict("container %s is not running", ref)

@@ -31,6 +31,7 @@ func (d *Daemon) ContainerAttach(_ context.Context, ref string) (api.Attachment,
 		// The shim takes one attacher, the one that the foreground run started it for.
 		return nil, errdefs.Conflict("container %s is not waiting for an attach: cnet attaches only `run` without -d, before the start", c.rec.Name)
 	}
+	c.attachPending = true
 	return &earlyAttachment{dir: d.dir(c.rec.ID), tty: c.rec.Config.Tty, started: c.started}, nil
 }
 

@@ -35,10 +35,21 @@ func HostsContent(entries []HostEntry) []byte {
 	return b.Bytes()
 }
 
+// ResolvOptions are a container's --dns, --dns-search and --dns-option; each one given
+// replaces the host's lines of its kind, as in Docker.
+type ResolvOptions struct {
+	Nameservers []string
+	Search      []string
+	Options     []string
+}
+
 // ResolvConf derives a container's resolv.conf from the host's, as Docker does for containers
 // without the embedded resolver: nameservers on loopback are unusable from another namespace
-// and are dropped; search and options lines are kept.
-func ResolvConf(host []byte) []byte {
+// and are dropped; search and options lines are kept unless o replaces them.
+func ResolvConf(host []byte, o ResolvOptions) []byte {
+	if len(o.Nameservers) > 0 || len(o.Search) > 0 || len(o.Options) > 0 {
+		host = override(host, o)
+	}
 	var b bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(host))
 	servers := 0
@@ -103,4 +114,33 @@ func UpdateFile(path string, data []byte) error {
 		return fmt.Errorf("updating %s: %w", path, err)
 	}
 	return nil
+}
+
+// override replaces the host's lines of each kind o sets.
+func override(host []byte, o ResolvOptions) []byte {
+	var b bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(host))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 0 {
+			switch {
+			case fields[0] == "nameserver" && len(o.Nameservers) > 0,
+				(fields[0] == "search" || fields[0] == "domain") && len(o.Search) > 0,
+				fields[0] == "options" && len(o.Options) > 0:
+				continue
+			}
+		}
+		b.WriteString(sc.Text())
+		b.WriteByte('\n')
+	}
+	for _, ns := range o.Nameservers {
+		fmt.Fprintf(&b, "nameserver %s\n", ns)
+	}
+	if len(o.Search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(o.Search, " "))
+	}
+	if len(o.Options) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(o.Options, " "))
+	}
+	return b.Bytes()
 }

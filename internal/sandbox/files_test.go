@@ -21,17 +21,22 @@ func TestHostsContent(t *testing.T) {
 func TestResolvConf(t *testing.T) {
 	tests := []struct {
 		name, host, want string
+		o                ResolvOptions
 	}{
+		{"--dns replaces servers, keeps the rest", "nameserver 10.0.2.3\nsearch example.com\n",
+			"search example.com\nnameserver 192.0.2.53\n", ResolvOptions{Nameservers: []string{"192.0.2.53"}}},
+		{"--dns-search and --dns-option replace their lines", "nameserver 10.0.2.3\nsearch a.b\noptions ndots:2\n",
+			"nameserver 10.0.2.3\nsearch x.y z.w\noptions ndots:0 edns0\n", ResolvOptions{Search: []string{"x.y", "z.w"}, Options: []string{"ndots:0", "edns0"}}},
 		{"keeps servers, search and options", "# generated\nnameserver 10.0.2.3\nsearch example.com\noptions ndots:2\n",
-			"nameserver 10.0.2.3\nsearch example.com\noptions ndots:2\n"},
+			"nameserver 10.0.2.3\nsearch example.com\noptions ndots:2\n", ResolvOptions{}},
 		{"drops loopback servers, falls back", "nameserver 127.0.0.53\noptions edns0\n",
-			"options edns0\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"},
-		{"empty host file", "", "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"},
-		{"ignores junk", "sortlist 1.2.3.4\nnameserver\nnameserver ::1\nnameserver 192.0.2.1\n", "nameserver 192.0.2.1\n"},
+			"options edns0\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n", ResolvOptions{}},
+		{"empty host file", "", "nameserver 8.8.8.8\nnameserver 8.8.4.4\n", ResolvOptions{}},
+		{"ignores junk", "sortlist 1.2.3.4\nnameserver\nnameserver ::1\nnameserver 192.0.2.1\n", "nameserver 192.0.2.1\n", ResolvOptions{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := string(ResolvConf([]byte(tt.host)))
+			got := string(ResolvConf([]byte(tt.host), tt.o))
 			if got != tt.want {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}

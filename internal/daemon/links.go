@@ -1,0 +1,212 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/sandbox"
+)
+
+// link is a legacy --link as recorded: the target by ID (names can be reused after a removal),
+// and the names the linking container knows it by.
+type link struct {
+	TargetID   string
+	TargetName string
+	Alias      string
+}
+
+// parseLinks resolves --link NAME[:ALIAS] values at create time, as Docker does, and returns
+// them with Docker's normalised form for inspect ("/target:/self/alias").
+func (d *Daemon) parseLinks(self string, values []string) ([]link, []string, error) {
+	var links []link
+	var normalised []string
+	for _, v := range values {
+		name, alias, _ := strings.Cut(v, ":")
+		name = strings.TrimPrefix(name, "/")
+		if alias == "" {
+			alias = name
+		}
+		if name == "" || strings.ContainsAny(alias, " \t/") {
+			return nil, nil, errdefs.Invalid("invalid link %q: want NAME or NAME:ALIAS", v)
+		}
+		target, err := d.lookup(name)
+		if err != nil {
+			return nil, nil, errdefs.Invalid("could not get container for %s: %w", name, err)
+		}
+		target.mu.Lock()
+		l := link{TargetID: target.rec.ID, TargetName: target.rec.Name, Alias: alias}
+		target.mu.Unlock()
+		links = append(links, l)
+		normalised = append(normalised, fmt.Sprintf("/%s:/%s/%s", l.TargetName, self, alias))
+	}
+	return links, normalised, nil
+}
+
+// parseExtraHosts validates --add-host HOST:IP values.
+func parseExtraHosts(values []string) ([]sandbox.HostEntry, error) {
+	var out []sandbox.HostEntry
+	for _, v := range values {
+		host, ip, ok := strings.Cut(v, ":")
+		addr, err := netip.ParseAddr(ip)
+		if !ok || host == "" || err != nil {
+			return nil, errdefs.Invalid("invalid --add-host %q: want HOST:IP, e.g. db:10.0.0.5", v)
+		}
+		out = append(out, sandbox.HostEntry{IP: addr, Names: []string{host}})
+	}
+	return out, nil
+}
+
+var exposedPort = regexp.MustCompile(`^([0-9]{1,5})/(tcp|udp|sctp)$`)
+
+// validateExposed checks --expose values ("80/tcp").
+func validateExposed(ports map[string]struct{}) error {
+	for p := range ports {
+		m := exposedPort.FindStringSubmatch(p)
+		if m == nil {
+			return errdefs.Invalid("invalid exposed port %q: want PORT[/tcp|udp|sctp] or a range START-END", p)
+		}
+		if n, _ := strconv.Atoi(m[1]); n < 1 || n > 65535 {
+			return errdefs.Invalid("invalid exposed port %q: ports are 1 to 65535", p)
+		}
+	}
+	return nil
+}
+
+// linkAddress is a link target's address on the default bridge, where legacy links live.
+func (d *Daemon) linkAddress(targetID string) (netip.Addr, bool) {
+	for _, ep := range d.ctrl.SandboxEndpoints(targetID) {
+		if n, err := d.ctrl.Network(ep.NetworkID); err == nil && n.Name == "bridge" {
+			return ep.Address.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// linkHostEntries are the /etc/hosts lines of a container's links: "IP alias id12 name" as in
+// the seed ("172.17.0.2  nasa1515 7881267cb8e1 web-nasa").
+func (d *Daemon) linkHostEntries(links []link) []sandbox.HostEntry {
+	var out []sandbox.HostEntry
+	for _, l := range links {
+		ip, ok := d.linkAddress(l.TargetID)
+		if !ok {
+			continue
+		}
+		names := []string{l.Alias, l.TargetID[:12]}
+		if l.Alias != l.TargetName {
+			names = append(names, l.TargetName)
+		}
+		out = append(out, sandbox.HostEntry{IP: ip, Names: names})
+	}
+	return out
+}
+
+// checkLinkTargets refuses to start a container whose link targets are not running.
+func (d *Daemon) checkLinkTargets(self string, links []link) error {
+	for _, l := range links {
+		if _, ok := d.linkAddress(l.TargetID); !ok {
+			return errdefs.Conflict("Cannot link to a non running container: /%s AS /%s/%s", l.TargetName, self, l.Alias)
+		}
+	}
+	return nil
+}
+
+var nonAlnum = regexp.MustCompile(`[^A-Za-z0-9]`)
+
+// linkEnv is Docker's environment for links: ALIAS_NAME, ALIAS_PORT*, ALIAS_ENV_*.
+func linkEnv(self string, l link, ip netip.Addr, exposed map[string]struct{}, targetEnv []string) []string {
+	prefix := strings.ToUpper(nonAlnum.ReplaceAllString(l.Alias, "_"))
+	env := []string{fmt.Sprintf("%s_NAME=/%s/%s", prefix, self, l.Alias)}
+	type port struct {
+		n     int
+		proto string
+	}
+	var ports []port
+	for p := range exposed {
+		if m := exposedPort.FindStringSubmatch(p); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			ports = append(ports, port{n, m[2]})
+		}
+	}
+	sort.Slice(ports, func(i, j int) bool {
+		if ports[i].n != ports[j].n {
+			return ports[i].n < ports[j].n
+		}
+		return ports[i].proto < ports[j].proto
+	})
+	if len(ports) > 0 {
+		env = append(env, fmt.Sprintf("%s_PORT=%s://%s:%d", prefix, ports[0].proto, ip, ports[0].n))
+	}
+	for _, p := range ports {
+		key := fmt.Sprintf("%s_PORT_%d_%s", prefix, p.n, strings.ToUpper(p.proto))
+		env = append(env,
+			fmt.Sprintf("%s=%s://%s:%d", key, p.proto, ip, p.n),
+			fmt.Sprintf("%s_ADDR=%s", key, ip),
+			fmt.Sprintf("%s_PORT=%d", key, p.n),
+			fmt.Sprintf("%s_PROTO=%s", key, p.proto))
+	}
+	for _, kv := range targetEnv {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "HOME" || k == "PATH" {
+			continue
+		}
+		env = append(env, fmt.Sprintf("%s_ENV_%s=%s", prefix, k, v))
+	}
+	return env
+}
+
+// linkEnvFor builds the link environment of c from its targets' current state.
+func (d *Daemon) linkEnvFor(c *ctr) []string {
+	var env []string
+	for _, l := range c.rec.Links {
+		ip, ok := d.linkAddress(l.TargetID)
+		if !ok {
+			continue
+		}
+		target, err := d.lookup(l.TargetID)
+		if err != nil {
+			continue
+		}
+		target.mu.Lock()
+		exposed, tenv := target.rec.Config.ExposedPorts, append([]string(nil), target.rec.Config.Env...)
+		target.mu.Unlock()
+		env = append(env, linkEnv(c.rec.Name, l, ip, exposed, tenv)...)
+	}
+	return env
+}
+
+// refreshLinkers rewrites /etc/hosts of running containers that link to targetID, after the
+// target started again with perhaps another address. The caller holds no container lock.
+func (d *Daemon) refreshLinkers(targetID string) {
+	d.mu.Lock()
+	var linkers []*ctr
+	for _, c := range d.containers {
+		linkers = append(linkers, c)
+	}
+	d.mu.Unlock()
+	for _, c := range linkers {
+		c.mu.Lock()
+		for _, l := range c.rec.Links {
+			if l.TargetID == targetID && c.rec.State.Running && c.rec.ownsSandbox() {
+				_ = d.writeHosts(c)
+				break
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// hostConfigDNS validates --dns values.
+func validateDNS(hc api.HostConfig) error {
+	for _, s := range hc.DNS {
+		if _, err := netip.ParseAddr(s); err != nil {
+			return errdefs.Invalid("invalid --dns %q: want an IP address", s)
+		}
+	}
+	return nil
+}
