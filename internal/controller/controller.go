@@ -17,6 +17,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/driver/bridge"
 	"github.com/cnet-dev/cnet/internal/driver/host"
+	"github.com/cnet-dev/cnet/internal/driver/macvlan"
 	"github.com/cnet-dev/cnet/internal/driver/null"
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/ipam"
@@ -66,7 +67,7 @@ func New(cfg Config) (*Controller, error) {
 	if c.defBridge == "" {
 		c.defBridge = "cnet0"
 	}
-	for _, d := range []driver.Driver{bridge.New(), host.Driver{}, null.Driver{}} {
+	for _, d := range []driver.Driver{bridge.New(), host.Driver{}, null.Driver{}, macvlan.New()} {
 		c.drivers[d.Type()] = d
 	}
 	err := store.Load(c.store, store.Networks, func(_ string, rec *Network) error {

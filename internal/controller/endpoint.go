@@ -142,7 +142,7 @@ func (c *Controller) plug(n *network, ep *Endpoint, others []*Endpoint) error {
 	}
 	defer ns.Close()
 	d := c.drivers[n.rec.Driver]
-	dep := ep.driverView()
+	dep := c.endpointView(ep)
 	if err := d.Join(n.driverView(), dep, ns); err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (c *Controller) leave(ep *Endpoint) error {
 	n := c.networks[ep.NetworkID]
 	others := c.sandboxEndpoints(ep.ContainerID)
 	wasGateway := gatewayEndpoint(others) == ep
-	if err := c.drivers[n.rec.Driver].Leave(n.driverView(), ep.driverView()); err != nil {
+	if err := c.drivers[n.rec.Driver].Leave(n.driverView(), c.endpointView(ep)); err != nil {
 		return err
 	}
 	if err := c.store.Delete(store.Endpoints, ep.ID); err != nil {
@@ -274,9 +274,11 @@ func setDefaultRoute(path string, ep *Endpoint) error {
 	return nil
 }
 
-func (ep *Endpoint) driverView() driver.Endpoint {
+// endpointView is what a driver is told about ep.
+func (c *Controller) endpointView(ep *Endpoint) driver.Endpoint {
 	mac, _ := net.ParseMAC(ep.MAC)
-	return driver.Endpoint{ID: ep.ID, HostIfName: ep.HostIfName, IfName: ep.IfName, Address: ep.Address, MAC: mac}
+	return driver.Endpoint{ID: ep.ID, HostIfName: ep.HostIfName, IfName: ep.IfName, Address: ep.Address, MAC: mac,
+		SandboxPath: c.SandboxPath(ep.ContainerID)}
 }
 
 // prefixOf converts a net.IPNet's parts to an IPv4 netip.Prefix.

@@ -87,7 +87,7 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	}
 	d, ok := c.drivers[cfg.Driver]
 	if !ok {
-		return Network{}, errdefs.NotFound("plugin %q not found: cnet has no network driver of that name (drivers: bridge, host, null)", cfg.Driver)
+		return Network{}, errdefs.NotFound("plugin %q not found: cnet has no network driver of that name (drivers: bridge, host, macvlan, null)", cfg.Driver)
 	}
 	if cfg.IPAMDriver != "" && cfg.IPAMDriver != "default" {
 		return Network{}, errdefs.NotFound("IPAM driver %q not found: cnet has only the default IPAM driver", cfg.IPAMDriver)
@@ -111,14 +111,19 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 			}
 		}
 	}
-	pools, err := c.planPools(cfg)
+	dn := driver.Network{ID: NewID(), Name: cfg.Name, Options: cfg.Options, Internal: cfg.Internal}
+	if err := c.prepareNetwork(d, cfg.Driver, &dn); err != nil {
+		return Network{}, err
+	}
+	pools, err := c.planPools(cfg, d, dn)
 	if err != nil {
 		return Network{}, err
 	}
 	rec := Network{
-		ID: NewID(), Name: cfg.Name, Driver: cfg.Driver, Created: time.Now(),
-		Internal: cfg.Internal, Attachable: cfg.Attachable, IPAMDriver: "default", IPAMOptions: cfg.IPAMOptions,
+		ID: dn.ID, Name: cfg.Name, Driver: cfg.Driver, Created: time.Now(),
+		Internal: dn.Internal, Attachable: cfg.Attachable, IPAMDriver: "default", IPAMOptions: cfg.IPAMOptions,
 		Options: cfg.Options, Labels: cfg.Labels, Predefined: predefined, UserSubnet: len(cfg.Pools) > 0,
+		DriverState: dn.State,
 	}
 	n := &network{rec: rec}
 	for _, p := range pools {
@@ -143,10 +148,46 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	return copyNetwork(n.rec), nil
 }
 
-// planPools turns the requested pools into validated ones, or picks a default pool.
-func (c *Controller) planPools(cfg NetworkConfig) ([]Pool, error) {
+// prepareNetwork gives the driver, if it wants them, its say on the network before anything
+// is recorded: completing the definition from the host, then refusing conflicts with the
+// driver's other networks.
+func (c *Controller) prepareNetwork(d driver.Driver, driverName string, dn *driver.Network) error {
+	if p, ok := d.(driver.Preparer); ok {
+		if err := p.PrepareNetwork(dn); err != nil {
+			return err
+		}
+	}
+	if cc, ok := d.(driver.ConflictChecker); ok {
+		var others []driver.Network
+		for _, n := range c.sortedNetworks() {
+			if n.rec.Driver == driverName {
+				others = append(others, n.driverView())
+			}
+		}
+		if err := cc.CheckConflicts(*dn, others); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planPools turns the requested pools into validated ones, or picks a default pool: the
+// driver's choice if it has one (driver.SubnetChooser), else the next free default pool.
+func (c *Controller) planPools(cfg NetworkConfig, d driver.Driver, dn driver.Network) ([]Pool, error) {
 	existing := c.usedSubnets()
 	if len(cfg.Pools) == 0 {
+		if sc, ok := d.(driver.SubnetChooser); ok {
+			s, reserved, err := sc.DefaultSubnet(dn)
+			if err != nil {
+				return nil, err
+			}
+			if s.Prefix.IsValid() {
+				if err := ipam.CheckOverlap(s.Prefix, existing); err != nil {
+					return nil, errdefs.Conflict("%w", err)
+				}
+				return []Pool{{Subnet: s.Prefix, Gateway: s.Gateway, Aux: reserved}}, nil
+			}
+		}
 		inUse := append(existing, hostPrefixes()...)
 		subnet, err := ipam.PickDefault(inUse)
 		if err != nil {
@@ -319,7 +360,7 @@ func (c *Controller) NetworkEndpoints(networkID string) []Endpoint {
 }
 
 func (n *network) driverView() driver.Network {
-	dn := driver.Network{ID: n.rec.ID, Name: n.rec.Name, Options: n.rec.Options, Internal: n.rec.Internal}
+	dn := driver.Network{ID: n.rec.ID, Name: n.rec.Name, Options: n.rec.Options, Internal: n.rec.Internal, State: n.rec.DriverState}
 	for _, p := range n.rec.IPAM {
 		dn.Subnets = append(dn.Subnets, driver.Subnet{Prefix: p.Subnet, Gateway: p.Gateway})
 	}
@@ -331,6 +372,7 @@ func copyNetwork(n Network) Network {
 	n.Options = copyMap(n.Options)
 	n.Labels = copyMap(n.Labels)
 	n.IPAMOptions = copyMap(n.IPAMOptions)
+	n.DriverState = copyMap(n.DriverState)
 	return n
 }
 

@@ -25,6 +25,9 @@ type Network struct {
 	Predefined bool
 	// UserSubnet records that the user chose the subnet, which Docker requires for --ip.
 	UserSubnet bool
+	// DriverState is what the driver noted before the network was built (driver.Preparer),
+	// e.g. that macvlan creates the parent's VLAN sub-interface and so must delete it.
+	DriverState map[string]string `json:",omitempty"`
 }
 
 // Pool is one IPAM pool of a network as configured.
