@@ -92,8 +92,9 @@ func NewHost(t testing.TB) *Host {
 	h.Dir = dir
 	h.Socket = filepath.Join(dir, "cnet.sock")
 	// --fork makes the shell PID 1 of a new PID namespace: killing it kills every process the
-	// host ever started (daemon, shims, containers), however a test ended.
-	h.unshare = exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
+	// host ever started (daemon, shims, containers), however a test ended. --kill-child and
+	// Pdeathsig chain that kill to the test binary's own death (a timeout, a ^C).
+	h.unshare = exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
 		"sh", "-c", "mount -t sysfs sysfs /sys && ip link set lo up && exec sleep infinity")
 	h.unshare.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := h.unshare.Start(); err != nil {
