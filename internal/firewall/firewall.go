@@ -1,0 +1,232 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// Firewall programs cnet's table in one network namespace. Its methods are safe for concurrent
+// use; each change is one netlink transaction.
+type Firewall struct {
+	mu   sync.Mutex
+	conn *nftables.Conn
+	ns   int // our own duplicate of the namespace fd, or -1 for the caller's namespace
+	l    *layout
+}
+
+// New opens a netlink connection to nftables in the network namespace nsFd refers to, or in
+// the calling thread's namespace when nsFd is -1 (the daemon's case). The fd is duplicated, so
+// the caller may close its own. New changes nothing in the kernel.
+func New(nsFd int) (*Firewall, error) {
+	f := &Firewall{ns: -1, l: newLayout()}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
+	if nsFd >= 0 {
+		dup, err := unix.FcntlInt(uintptr(nsFd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("duplicating the network namespace fd: %w", err)
+		}
+		f.ns = dup
+		opts = append(opts, nftables.WithNetNSFd(dup))
+	}
+	conn, err := nftables.New(opts...)
+	if err != nil {
+		f.closeNS()
+		return nil, fmt.Errorf("opening a netlink connection to nftables: %w", err)
+	}
+	f.conn = conn
+	return f, nil
+}
+
+// Close releases the netlink connection. The rules stay in the kernel.
+func (f *Firewall) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.conn.CloseLasting()
+	f.closeNS()
+	return err
+}
+
+func (f *Firewall) closeNS() {
+	if f.ns >= 0 {
+		unix.Close(f.ns)
+		f.ns = -1
+	}
+}
+
+// bufSize is the socket buffer asked for: a transaction is one sendmsg, and the kernel refuses
+// one larger than the send buffer (a 65,535-port range is about 4 MB of elements), and queues
+// an acknowledgement per message before we read any.
+const bufSize = 16 << 20
+
+// bigBuffers is a nftables.SockOption. It is generic only so that this package need not import
+// the netlink library the option's signature names: the type argument is inferred from
+// WithSockOptions's parameter type.
+func bigBuffers[C interface {
+	SyscallConn() (syscall.RawConn, error)
+}](c C) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			// The FORCE variants pass net.core.[rw]mem_max and need CAP_NET_ADMIN, which the
+			// daemon has; without it the plain option gets as much as the limit allows.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], bufSize) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], bufSize)
+			}
+		}
+		// Errors then carry only the failing message's header, not a copy of the message.
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// EnsureBase makes cnet's table, sets, maps, chains and rules exist as this version defines
+// them, leaving existing elements alone. A chain whose rules differ (deleted by hand, or of
+// another cnet version) is refilled; a table whose sets or chains differ is rebuilt, which
+// drops its elements, so the daemon calls Sync (which calls EnsureBase) rather than this alone.
+func (f *Firewall) EnsureBase() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ensureBase()
+}
+
+func (f *Firewall) ensureBase() error {
+	l := f.l
+	exists, err := f.tableExists()
+	if err != nil {
+		return err
+	}
+	if exists {
+		ok, err := f.layoutMatches()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return f.repairRules()
+		}
+		f.conn.DelTable(l.table)
+	}
+	f.conn.AddTable(l.table)
+	for _, s := range l.sets {
+		if err := f.conn.AddSet(s, nil); err != nil {
+			return fmt.Errorf("creating nftables set %s: %w", s.Name, err)
+		}
+	}
+	for _, c := range l.chains {
+		f.conn.AddChain(c)
+		l.addRules(f.conn, c)
+	}
+	return f.flush("creating nftables table ip " + TableName)
+}
+
+func (f *Firewall) tableExists() (bool, error) {
+	_, err := f.conn.ListTableOfFamily(TableName, nftables.TableFamilyIPv4)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.ENOENT):
+		return false, nil
+	default:
+		return false, fmt.Errorf("looking up nftables table ip %s: %w", TableName, err)
+	}
+}
+
+// layoutMatches reports whether the table has exactly our sets (same types and flags) and
+// chains (same type, hook and priority).
+func (f *Firewall) layoutMatches() (bool, error) {
+	l := f.l
+	sets, err := f.conn.GetSets(l.table)
+	if err != nil {
+		return false, fmt.Errorf("listing the sets of table ip %s: %w", TableName, err)
+	}
+	if len(sets) != len(l.sets) {
+		return false, nil
+	}
+	for _, got := range sets {
+		want := l.byName[got.Name]
+		if want == nil || got.IsMap != want.IsMap || got.Interval != want.Interval ||
+			got.KeyType.Name != want.KeyType.Name || got.KeyType.Bytes != want.KeyType.Bytes ||
+			(want.IsMap && got.DataType.Bytes != want.DataType.Bytes) {
+			return false, nil
+		}
+	}
+	chains, err := f.conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return false, fmt.Errorf("listing nftables chains: %w", err)
+	}
+	n := 0
+	for _, got := range chains {
+		if got.Table.Name != TableName {
+			continue
+		}
+		n++
+		want := l.chain(got.Name)
+		if want == nil || got.Type != want.Type || got.Hooknum == nil || got.Priority == nil ||
+			*got.Hooknum != *want.Hooknum || *got.Priority != *want.Priority {
+			return false, nil
+		}
+	}
+	return n == len(l.chains), nil
+}
+
+// repairRules refills, in one transaction, every chain whose rules are not ours in our order.
+func (f *Firewall) repairRules() error {
+	l := f.l
+	dirty := false
+	for _, c := range l.chains {
+		rules, err := f.conn.GetRules(l.table, c)
+		if err != nil {
+			return fmt.Errorf("listing the rules of chain %s: %w", c.Name, err)
+		}
+		got := make([]string, len(rules))
+		for i, r := range rules {
+			got[i] = ruleTagOf(r)
+		}
+		want := make([]string, len(l.rules[c.Name]))
+		for i, r := range l.rules[c.Name] {
+			want[i] = version + ": " + r.tag
+		}
+		if slices.Equal(got, want) {
+			continue
+		}
+		dirty = true
+		f.conn.FlushChain(c)
+		l.addRules(f.conn, c)
+	}
+	if !dirty {
+		return nil
+	}
+	return f.flush("restoring the rules of table ip " + TableName)
+}
+
+// Delete removes cnet's table and everything in it. A missing table is not an error.
+func (f *Firewall) Delete() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	exists, err := f.tableExists()
+	if err != nil || !exists {
+		return err
+	}
+	f.conn.DelTable(f.l.table)
+	return f.flush("deleting nftables table ip " + TableName)
+}
+
+// flush sends the queued messages as one transaction.
+func (f *Firewall) flush(what string) error {
+	if err := f.conn.Flush(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/portmap"
+)
+
+// chunk is the most elements put in one netlink message: a message's element list is one
+// netlink attribute, whose length field is 16 bits, and an element is at most ~70 bytes.
+const chunk = 512
+
+// AddNetwork programs network n: its bridge joins the isolation sets, its subnets the
+// masquerade and hairpin sets, and the bridge gets the kernel settings cnet's rules need
+// (route_localnet, so that ports published on 127.0.0.1 work; nf_call_iptables when icc is
+// off). The bridge must exist. Adding a network that is already there changes nothing.
+func (f *Firewall) AddNetwork(n Network) error {
+	e, err := networkElements(n)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.configureBridge(n); err != nil {
+		return err
+	}
+	if err := f.queue(e, nil); err != nil {
+		return err
+	}
+	return f.flush("adding network " + n.Bridge + " to nftables")
+}
+
+// RemoveNetwork removes every element of bridge's network, including ports still published
+// into it, in one transaction. Removing a network that is not there is not an error.
+func (f *Firewall) RemoveNetwork(bridge string) error {
+	if err := checkBridge(bridge); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur, err := f.read()
+	if err != nil {
+		return err
+	}
+	del := elements{}
+	br := ifname(bridge)
+	pair := append(ifname(bridge), br...)
+	for _, set := range []string{setBridges, setInternal} {
+		del.add(set, matching(cur[set], func(el nftables.SetElement) bool { return string(el.Key) == string(br) })...)
+	}
+	for _, set := range []string{setSameBridge, setNoICC} {
+		del.add(set, matching(cur[set], func(el nftables.SetElement) bool { return string(el.Key) == string(pair) })...)
+	}
+	for _, set := range []string{setSubnets, setMasquerade} {
+		for _, iv := range intervals(cur[set]) {
+			if iv.start.Comment == bridge {
+				del.add(set, iv.start, iv.end)
+			}
+		}
+	}
+	for _, set := range []string{mapPortsAny, mapPortsIP} {
+		del.add(set, matching(cur[set], func(el nftables.SetElement) bool { return el.Comment == bridge })...)
+	}
+	if del.empty() {
+		return nil
+	}
+	if err := f.queue(nil, del); err != nil {
+		return err
+	}
+	if err := f.flush("removing network " + bridge + " from nftables"); err != nil {
+		return err
+	}
+	return f.forgetUDPFlows(del)
+}
+
+// AddPorts publishes ms (reserved mappings: host port chosen) to containerIP on bridge's
+// network: one map element per port, all in one transaction. Publishing an identical port
+// again is a no-op; a host port that the firewall already sends to another address is a
+// conflict and nothing changes.
+func (f *Firewall) AddPorts(bridge string, containerIP netip.Addr, ms []portmap.Mapping) error {
+	e, err := portElements(bridge, containerIP, ms)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.queue(e, nil); err != nil {
+		return err
+	}
+	err = f.flush(fmt.Sprintf("publishing %d ports to %s", len(ms), containerIP))
+	if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
+		return errdefs.Conflict("%w: %w", portmap.ErrAllocated, err)
+	}
+	return err
+}
+
+// RemovePorts unpublishes ms of containerIP in one transaction. Ports that are not published
+// (any more) are skipped, so rollback and cleanup can call it unconditionally.
+func (f *Firewall) RemovePorts(bridge string, containerIP netip.Addr, ms []portmap.Mapping) error {
+	e, err := portElements(bridge, containerIP, ms)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.queue(nil, e); err != nil {
+		return err
+	}
+	err = f.flush(fmt.Sprintf("unpublishing %d ports of %s", len(ms), containerIP))
+	if err == nil {
+		return f.forgetUDPFlows(e)
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	// Some were gone, and the kernel refused the whole transaction: delete what is there and
+	// still points at this container. This reads the maps, so it is only the fallback.
+	cur, err := f.read()
+	if err != nil {
+		return err
+	}
+	del := elements{}
+	for set, want := range e {
+		have := make(map[string]nftables.SetElement, len(cur[set]))
+		for _, el := range cur[set] {
+			have[string(el.Key)] = el
+		}
+		for _, el := range want {
+			if h, ok := have[string(el.Key)]; ok && string(h.Val) == string(el.Val) {
+				del.add(set, el)
+			}
+		}
+	}
+	if del.empty() {
+		return nil
+	}
+	if err := f.queue(nil, del); err != nil {
+		return err
+	}
+	if err := f.flush(fmt.Sprintf("unpublishing the remaining ports of %s", containerIP)); err != nil {
+		return err
+	}
+	return f.forgetUDPFlows(del)
+}
+
+func matching(els []nftables.SetElement, keep func(nftables.SetElement) bool) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, el := range els {
+		if keep(el) {
+			out = append(out, el)
+		}
+	}
+	return out
+}
+
+func (e elements) empty() bool {
+	for _, els := range e {
+		if len(els) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// queue adds to the pending transaction the deletion of del and then the addition of add, a
+// message per chunk of elements. If the library refuses to queue one, the pending messages
+// are discarded so that they cannot leak into the next transaction.
+func (f *Firewall) queue(add, del elements) error {
+	for _, op := range []struct {
+		e  elements
+		fn func(*nftables.Set, []nftables.SetElement) error
+	}{{del, f.conn.SetDeleteElements}, {add, f.conn.SetAddElements}} {
+		for _, s := range f.l.sets { // in a fixed order, so transactions are reproducible
+			els := op.e[s.Name]
+			for c := range slices.Chunk(els, chunk) {
+				if err := op.fn(s, c); err != nil {
+					f.discard()
+					return fmt.Errorf("encoding elements of nftables set %s: %w", s.Name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// discard drops queued messages by replacing the connection (the library has no way to
+// empty its queue without sending it).
+func (f *Firewall) discard() {
+	_ = f.conn.CloseLasting()
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
+	if f.ns >= 0 {
+		opts = append(opts, nftables.WithNetNSFd(f.ns))
+	}
+	if c, err := nftables.New(opts...); err == nil {
+		f.conn = c
+	}
+}
+
+// read returns the elements of every set and map of the table.
+func (f *Firewall) read() (elements, error) {
+	e := elements{}
+	for _, s := range f.l.sets {
+		els, err := f.conn.GetSetElements(s)
+		if err != nil {
+			return nil, fmt.Errorf("reading nftables set %s of table ip %s (if the table is gone, Sync restores it): %w", s.Name, TableName, err)
+		}
+		e[s.Name] = els
+	}
+	return e, nil
+}
