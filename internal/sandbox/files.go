@@ -144,3 +144,36 @@ func override(host []byte, o ResolvOptions) []byte {
 	}
 	return b.Bytes()
 }
+
+// EmbeddedResolvConf is the resolv.conf of a container served by the embedded resolver, as
+// Docker writes it: 127.0.0.11 as the only nameserver (the real ones are the resolver's
+// upstreams), the search domains, and the options with ndots:0 unless the container set ndots.
+func EmbeddedResolvConf(host []byte, o ResolvOptions) []byte {
+	search, options := o.Search, o.Options
+	if len(search) == 0 || len(options) == 0 {
+		sc := bufio.NewScanner(bytes.NewReader(host))
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			switch {
+			case len(f) > 1 && (f[0] == "search" || f[0] == "domain") && len(o.Search) == 0:
+				search = f[1:]
+			case len(f) > 1 && f[0] == "options" && len(o.Options) == 0:
+				options = append(options, f[1:]...)
+			}
+		}
+	}
+	ndots := false
+	for _, opt := range options {
+		ndots = ndots || strings.HasPrefix(opt, "ndots:")
+	}
+	if !ndots {
+		options = append([]string{"ndots:0"}, options...)
+	}
+	var b bytes.Buffer
+	b.WriteString("nameserver 127.0.0.11\n")
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	fmt.Fprintf(&b, "options %s\n", strings.Join(options, " "))
+	return b.Bytes()
+}

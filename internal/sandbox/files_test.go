@@ -69,3 +69,22 @@ func inode(t *testing.T, p string) uint64 {
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
+
+func TestEmbeddedResolvConf(t *testing.T) {
+	tests := []struct {
+		name, host, want string
+		o                ResolvOptions
+	}{
+		{"host servers become upstreams", "nameserver 10.0.2.3\n", "nameserver 127.0.0.11\noptions ndots:0\n", ResolvOptions{}},
+		{"keeps search and options", "nameserver 10.0.2.3\nsearch lan\noptions edns0\n", "nameserver 127.0.0.11\nsearch lan\noptions ndots:0 edns0\n", ResolvOptions{}},
+		{"the container's ndots wins", "search lan\n", "nameserver 127.0.0.11\nsearch x.test\noptions ndots:2\n",
+			ResolvOptions{Search: []string{"x.test"}, Options: []string{"ndots:2"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(EmbeddedResolvConf([]byte(tt.host), tt.o)); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

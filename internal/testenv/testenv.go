@@ -91,11 +91,17 @@ func NewHost(t testing.TB) *Host {
 	}
 	h.Dir = dir
 	h.Socket = filepath.Join(dir, "cnet.sock")
+	// The host's own resolv.conf points at 127.0.0.1, where a test may run a stub upstream:
+	// nothing a test resolves may reach the machine's real resolvers.
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// --fork makes the shell PID 1 of a new PID namespace: killing it kills every process the
 	// host ever started (daemon, shims, containers), however a test ended. --kill-child and
 	// Pdeathsig chain that kill to the test binary's own death (a timeout, a ^C).
 	h.unshare = exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
-		"sh", "-c", "mount -t sysfs sysfs /sys && ip link set lo up && exec sleep infinity")
+		"sh", "-c", "mount -t sysfs sysfs /sys && mount --bind "+resolv+" /etc/resolv.conf && ip link set lo up && exec sleep infinity")
 	h.unshare.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := h.unshare.Start(); err != nil {
 		os.RemoveAll(dir)
@@ -195,6 +201,13 @@ func (h *Host) signalDaemon(sig syscall.Signal) {
 	}
 	h.daemon = nil
 }
+
+// Path returns how the test process reaches path as the host sees it (through the host's
+// mount namespace, where cnet's namespace files are mounted).
+func (h *Host) Path(path string) string { return fmt.Sprintf("/proc/%d/root%s", h.pid, path) }
+
+// NetNS returns the path of the host's network namespace, for tests that open sockets in it.
+func (h *Host) NetNS() string { return fmt.Sprintf("/proc/%d/ns/net", h.pid) }
 
 // DaemonLog returns what the daemon logged so far.
 func (h *Host) DaemonLog() string {

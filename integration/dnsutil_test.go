@@ -1,0 +1,149 @@
+package integration
+
+import (
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"github.com/vishvananda/netns"
+
+	"github.com/cnet-dev/cnet/internal/testenv"
+)
+
+// inNetNS runs fn on a thread inside the network namespace at path; sockets fn opens stay
+// there after it returns.
+func inNetNS(t *testing.T, path string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		origin, err := netns.Get()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer origin.Close()
+		target, err := netns.GetFromPath(path)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			t.Error(err)
+			return
+		}
+		fn()
+		if err := netns.Set(origin); err != nil {
+			t.Error(err)
+			return // the thread stays locked and dies with the goroutine
+		}
+		runtime.UnlockOSThread()
+	}()
+	<-done
+}
+
+// query asks a container's embedded resolver (127.0.0.11:53, from inside its namespace)
+// about name, over net ("udp" or "tcp").
+func query(t *testing.T, h *testenv.Host, container, name string, qtype uint16, network string) *mdns.Msg {
+	t.Helper()
+	key := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{.NetworkSettings.SandboxKey}}", container))
+	m := new(mdns.Msg)
+	m.SetQuestion(mdns.Fqdn(name), qtype)
+	var resp *mdns.Msg
+	var err error
+	inNetNS(t, h.Path(key), func() {
+		c := &mdns.Client{Net: network, Timeout: 3 * time.Second}
+		resp, _, err = c.Exchange(m, "127.0.0.11:53")
+	})
+	if err != nil {
+		t.Fatalf("query %s %s from %s: %v", mdns.TypeToString[qtype], name, container, err)
+	}
+	return resp
+}
+
+// addrs returns the A records of an answer.
+func addrs(m *mdns.Msg) []string {
+	var out []string
+	for _, rr := range m.Answer {
+		if a, ok := rr.(*mdns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	return out
+}
+
+// stubUpstream is the test's own upstream DNS server on 127.0.0.1:53 in the host namespace
+// (testenv's hosts point their resolv.conf there). It answers every A query with answer,
+// and, when big, with enough records that the UDP answer is truncated.
+type stubUpstream struct {
+	mu      sync.Mutex
+	queries []string
+	servers []*mdns.Server
+}
+
+func startStub(t *testing.T, h *testenv.Host, answer string, big bool) *stubUpstream {
+	t.Helper()
+	s := &stubUpstream{}
+	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
+		s.mu.Lock()
+		s.queries = append(s.queries, w.RemoteAddr().Network()+" "+r.Question[0].Name)
+		s.mu.Unlock()
+		m := new(mdns.Msg)
+		m.SetReply(r)
+		n := 1
+		if big {
+			n = 60
+		}
+		for i := 0; i < n; i++ {
+			rr, _ := mdns.NewRR(r.Question[0].Name + " 60 IN A " + answer)
+			m.Answer = append(m.Answer, rr)
+		}
+		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp && m.Len() > 512 {
+			m.Truncate(512)
+		}
+		_ = w.WriteMsg(m)
+	})
+	var pc net.PacketConn
+	var l net.Listener
+	inNetNS(t, h.NetNS(), func() {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:53"); err != nil {
+			t.Error(err)
+			return
+		}
+		if l, err = net.Listen("tcp", "127.0.0.1:53"); err != nil {
+			t.Error(err)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, srv := range []*mdns.Server{{PacketConn: pc, Handler: handler}, {Listener: l, Handler: handler}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go func() { _ = srv.ActivateAndServe() }()
+		<-started
+		s.servers = append(s.servers, srv)
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *stubUpstream) stop() {
+	for _, srv := range s.servers {
+		_ = srv.Shutdown()
+	}
+	s.servers = nil
+}
+
+func (s *stubUpstream) seen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.queries...)
+}
