@@ -152,6 +152,10 @@ type HostConfig struct {
 	DNSSearch   []string `json:"DnsSearch"`
 	DNSOptions  []string `json:"DnsOptions"`
 	ExtraHosts  []string `json:"ExtraHosts"` // --add-host "host:ip"
+	// PortBindings are -p: "80/tcp" → host sides ({"HostIp": "", "HostPort": "8080"}; a
+	// HostPort "8000-8010" asks for one free port of the range, "" for a random one).
+	PortBindings    map[string][]PortBinding `json:"PortBindings"`
+	PublishAllPorts bool                     `json:"PublishAllPorts"` // -P
 }
 
 // NetworkingConfig carries the endpoint settings asked for at create time.

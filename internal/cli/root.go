@@ -54,6 +54,7 @@ func NewRootCommand(extra ...*cobra.Command) *cobra.Command {
 		newInspectCommand(),
 		newLogsCommand(),
 		newStartCommand(),
+		newPortCommand(),
 		newStopCommand(),
 		newRmCommand(),
 	)
@@ -198,4 +199,13 @@ func joinErrors(errs []string) error {
 		return nil
 	}
 	return &ExitError{Code: 1, Message: strings.Join(errs, "\n")}
+}
+
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= lo && len(args) <= hi {
+			return nil
+		}
+		return argsError(cmd, fmt.Sprintf("requires at least %d and at most %d arguments", lo, hi))
+	}
 }

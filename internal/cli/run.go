@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/portmap"
 )
 
 type runOptions struct {
@@ -30,6 +31,8 @@ type runOptions struct {
 	dnsOptions  []string
 	addHosts    []string
 	expose      []string
+	publish     []string
+	publishAll  bool
 }
 
 func newRunCommand() *cobra.Command {
@@ -75,6 +78,8 @@ func (o *runOptions) command() *cobra.Command {
 	addList(f, &o.dnsOptions, "dns-option", "", "Set DNS options")
 	addList(f, &o.addHosts, "add-host", "", "Add a custom host-to-IP mapping (host:ip)")
 	addList(f, &o.expose, "expose", "", "Expose a port or a range of ports")
+	addList(f, &o.publish, "publish", "p", "Publish a container's port(s) to the host")
+	f.BoolVarP(&o.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
 	_ = f.MarkHidden("net")
 	_ = f.MarkHidden("net-alias")
 	return cmd
@@ -85,6 +90,17 @@ func (o *runOptions) request(args []string) (api.ContainerCreateRequest, error) 
 	env, err := envList(o.env)
 	if err != nil {
 		return api.ContainerCreateRequest{}, err
+	}
+	bindings, err := portBindings(o.publish)
+	if err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
+	exposed := exposedPorts(o.expose)
+	for key := range bindings {
+		if exposed == nil {
+			exposed = map[string]struct{}{}
+		}
+		exposed[key] = struct{}{} // as docker: a published port is an exposed one
 	}
 	attach := !o.detach
 	endpoints := map[string]*api.EndpointSettings{}
@@ -111,10 +127,11 @@ func (o *runOptions) request(args []string) (api.ContainerCreateRequest, error) 
 			Cmd:          args,
 			WorkingDir:   o.workdir,
 			Rootfs:       o.rootfs,
-			ExposedPorts: exposedPorts(o.expose),
+			ExposedPorts: exposed,
 		},
 		HostConfig: &api.HostConfig{NetworkMode: o.network, AutoRemove: o.autoRemove, Links: o.links,
-			DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOptions, ExtraHosts: o.addHosts},
+			DNS: o.dns, DNSSearch: o.dnsSearch, DNSOptions: o.dnsOptions, ExtraHosts: o.addHosts,
+			PortBindings: bindings, PublishAllPorts: o.publishAll},
 		NetworkingConfig: &api.NetworkingConfig{EndpointsConfig: endpoints},
 	}, nil
 }
@@ -218,4 +235,33 @@ func exposedPorts(values []string) map[string]struct{} {
 		}
 	}
 	return out
+}
+
+// portBindings turns -p values into Docker's PortBindings, one entry per container port.
+func portBindings(specs []string) (map[string][]api.PortBinding, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	out := map[string][]api.PortBinding{}
+	for _, spec := range specs {
+		ms, err := portmap.ParseSpec(spec)
+		if err != nil {
+			return nil, fmt.Errorf("invalid -p %q: %w", spec, err)
+		}
+		for _, m := range ms {
+			b := api.PortBinding{}
+			if m.HostIP.IsValid() {
+				b.HostIP = m.HostIP.String()
+			}
+			switch {
+			case m.HostPortEnd != 0:
+				b.HostPort = fmt.Sprintf("%d-%d", m.HostPort, m.HostPortEnd)
+			case m.HostPort != 0:
+				b.HostPort = fmt.Sprint(m.HostPort)
+			}
+			key := m.Port().String()
+			out[key] = append(out[key], b)
+		}
+	}
+	return out, nil
 }

@@ -31,7 +31,9 @@ type containerRecord struct {
 	Links    []link
 	// LinkEnv is the link environment computed at the last start, which execs inherit too.
 	LinkEnv []string
-	State   struct {
+	// Published is what the running container publishes (nil when nothing).
+	Published *published
+	State     struct {
 		Status     string // created, running, exited
 		Running    bool
 		ExitCode   int
@@ -55,6 +57,7 @@ type ctr struct {
 	// attachPending is set by an attach made before the start: only then does the shim hold
 	// the process until the attacher arrives (a later `cnet start` must not wait for one).
 	attachPending bool
+	dns           *sandboxDNS // the embedded resolver while running on a user network
 }
 
 func newCtr(rec containerRecord) *ctr {
@@ -154,6 +157,14 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 	if err := validateExposed(rec.Config.ExposedPorts); err != nil {
 		return api.ContainerCreateResponse{}, err
 	}
+	if _, err := requestedMappings(rec.HostConfig, rec.Config.ExposedPorts); err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
+	warnings := []string{}
+	if mode == modeHost && hasPorts(rec.HostConfig) {
+		warnings = append(warnings, hostModePortsWarning)
+		rec.HostConfig.PortBindings, rec.HostConfig.PublishAllPorts = nil, false
+	}
 	links, _, err := d.parseLinks("", rec.HostConfig.Links)
 	if err != nil {
 		return api.ContainerCreateResponse{}, err
@@ -182,7 +193,7 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 		return api.ContainerCreateResponse{}, err
 	}
 	d.containers[rec.ID] = c
-	return api.ContainerCreateResponse{ID: rec.ID, Warnings: []string{}}, nil
+	return api.ContainerCreateResponse{ID: rec.ID, Warnings: warnings}, nil
 }
 
 // assignIdentity gives rec a unique ID (unique in its first 12 characters too, which name its
@@ -338,7 +349,11 @@ func (d *Daemon) writeFiles(c *ctr) error {
 		return fmt.Errorf("reading the host's /etc/resolv.conf: %w", err)
 	}
 	hc := c.rec.HostConfig
-	resolv := sandbox.ResolvConf(hostResolv, sandbox.ResolvOptions{Nameservers: hc.DNS, Search: hc.DNSSearch, Options: hc.DNSOptions})
+	opts := sandbox.ResolvOptions{Nameservers: hc.DNS, Search: hc.DNSSearch, Options: hc.DNSOptions}
+	resolv := sandbox.ResolvConf(hostResolv, opts)
+	if c.dns != nil {
+		resolv = sandbox.EmbeddedResolvConf(hostResolv, opts)
+	}
 	if err := sandbox.WriteFile(filepath.Join(dir, "resolv.conf"), resolv); err != nil {
 		return err
 	}
@@ -395,6 +410,9 @@ func (d *Daemon) handleExit(c *ctr, proc container.Process) {
 	}
 	c.rec.State.Status = "exited"
 	c.rec.State.Running = false
+	d.unpublishPorts(c)
+	d.stopResolver(c)
+	d.forgetRecords(c)
 	if err := d.ctrl.DeleteSandbox(id); err != nil {
 		slog.Error("tearing down the network of an exited container", "container", id[:12], "err", err)
 	}
@@ -457,11 +475,18 @@ func (d *Daemon) restore() error {
 	for _, c := range dead {
 		d.handleExit(c, c.rec.State.Shim)
 	}
+	d.restorePorts()
 	for _, c := range d.containers {
-		if c.rec.State.Running {
-			close(c.started)
-			go d.watch(c, c.rec.State.Shim)
+		if !c.rec.State.Running {
+			continue
 		}
+		if d.wantsResolver(c) {
+			if err := d.startResolver(c); err != nil {
+				slog.Error("restoring the embedded DNS server", "container", c.rec.ID[:12], "err", err)
+			}
+		}
+		close(c.started)
+		go d.watch(c, c.rec.State.Shim)
 	}
 	return nil
 }

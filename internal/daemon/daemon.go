@@ -18,6 +18,9 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
+	"github.com/cnet-dev/cnet/internal/dns"
+	"github.com/cnet-dev/cnet/internal/firewall"
+	"github.com/cnet-dev/cnet/internal/portmap"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -41,6 +44,14 @@ type Daemon struct {
 	mu         sync.Mutex
 	containers map[string]*ctr // by ID
 	execs      map[string]*execRecord
+
+	// The embedded DNS: one table of names for every network, one forwarder with the
+	// daemon-wide bound on queries in flight upstream.
+	dnsTable *dns.Table
+	dnsFwd   *dns.Forwarder
+
+	fw    *firewall.Firewall // cnet's nftables table in the daemon's namespace
+	ports *portmap.Allocator // host ports held by published container ports
 }
 
 // SocketPath returns the filesystem path of a unix:// host.
@@ -73,8 +84,22 @@ func New(cfg Config) (*Daemon, error) {
 		st.Close()
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, store: st, ctrl: ctrl, containers: map[string]*ctr{}, execs: map[string]*execRecord{}}
+	fw, err := firewall.New(-1)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := fw.EnsureBase(); err != nil {
+		fw.Close()
+		st.Close()
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, store: st, ctrl: ctrl, containers: map[string]*ctr{}, execs: map[string]*execRecord{},
+		dnsTable: dns.NewTable(), dnsFwd: dns.NewForwarder(dns.ForwarderConfig{}),
+		fw: fw, ports: portmap.NewAllocator(portmap.EphemeralRange())}
+	d.ports.Probe = portmap.ProbeHost
 	if err := d.restore(); err != nil {
+		fw.Close()
 		st.Close()
 		return nil, err
 	}
@@ -118,5 +143,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 }
 
-// Close releases the state file.
-func (d *Daemon) Close() error { return d.store.Close() }
+// Close releases the state file and the firewall's netlink socket (its rules stay).
+func (d *Daemon) Close() error {
+	d.fw.Close()
+	return d.store.Close()
+}

@@ -106,11 +106,30 @@ func (d *Daemon) prepareNetwork(c *ctr, spec *container.Spec) (undo func(), err 
 		undo()
 		return nil, err
 	}
-	if err := d.writeFiles(c); err != nil {
+	if d.wantsResolver(c) {
+		if err := d.startResolver(c); err != nil {
+			undo()
+			return nil, err
+		}
+		undoSandbox := undo
+		undo = func() {
+			d.stopResolver(c)
+			d.forgetRecords(c)
+			undoSandbox()
+		}
+	}
+	undoPorts, err := d.publishPorts(c)
+	if err != nil {
 		undo()
 		return nil, err
 	}
-	return undo, nil
+	if err := d.writeFiles(c); err != nil {
+		undoPorts()
+		undo()
+		return nil, err
+	}
+	undoNet := undo
+	return func() { undoPorts(); undoNet() }, nil
 }
 
 // joinShared points spec at the target container's namespace and files, as Docker shares the

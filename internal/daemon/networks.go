@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/netip"
 
 	"github.com/cnet-dev/cnet/internal/api"
@@ -85,17 +87,52 @@ func (d *Daemon) NetworkCreate(_ context.Context, req api.NetworkCreateRequest) 
 	if err != nil {
 		return api.NetworkCreateResponse{}, err
 	}
+	if bridgeName(n) != "" {
+		if err := d.fw.AddNetwork(firewallNetwork(n)); err != nil {
+			if rerr := d.ctrl.RemoveNetwork(n.ID); rerr != nil {
+				slog.Error("rolling back a network whose firewall rules failed", "network", n.Name, "err", rerr)
+			}
+			return api.NetworkCreateResponse{}, fmt.Errorf("programming the firewall of network %s: %w", n.Name, err)
+		}
+	}
 	return api.NetworkCreateResponse{ID: n.ID}, nil
 }
 
 // NetworkRemove implements api.Backend.
 func (d *Daemon) NetworkRemove(_ context.Context, ref string) error {
-	return d.ctrl.RemoveNetwork(ref)
+	n, err := d.ctrl.Network(ref)
+	if err != nil {
+		return err
+	}
+	if err := d.ctrl.RemoveNetwork(n.ID); err != nil {
+		return err
+	}
+	return d.forgetFirewall(n)
+}
+
+// forgetFirewall removes a removed network's firewall elements.
+func (d *Daemon) forgetFirewall(n controller.Network) error {
+	if bridgeName(n) == "" {
+		return nil
+	}
+	if err := d.fw.RemoveNetwork(bridgeName(n)); err != nil {
+		return fmt.Errorf("removing the firewall elements of network %s: %w", n.Name, err)
+	}
+	return nil
 }
 
 // NetworksPrune implements api.Backend.
 func (d *Daemon) NetworksPrune(context.Context) (api.NetworksPruneResponse, error) {
+	before := map[string]controller.Network{}
+	for _, n := range d.ctrl.Networks() {
+		before[n.Name] = n
+	}
 	removed, err := d.ctrl.Prune()
+	for _, name := range removed {
+		if ferr := d.forgetFirewall(before[name]); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
 	if removed == nil {
 		removed = []string{}
 	}
@@ -123,18 +160,37 @@ func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkCo
 	if settings == nil {
 		settings = &api.EndpointSettings{}
 	}
-	if c.rec.State.Running {
-		if _, err := d.ctrl.Join(c.rec.ID, n.ID, joinOptions(c.rec.Name, settings)); err != nil {
+	if !c.rec.State.Running {
+		if err := validateStatic(n, settings); err != nil {
 			return err
 		}
-		if err := d.writeHosts(c); err != nil {
-			return err
-		}
-	} else if err := validateStatic(n, settings); err != nil {
+		c.rec.Networks[n.Name] = settings
+		return d.saveLocked(c)
+	}
+	if _, err := d.ctrl.Join(c.rec.ID, n.ID, joinOptions(c.rec.Name, settings)); err != nil {
 		return err
 	}
 	c.rec.Networks[n.Name] = settings
-	return d.saveLocked(c)
+	if err := d.saveLocked(c); err != nil {
+		return err
+	}
+	if err := d.writeHosts(c); err != nil {
+		return err
+	}
+	return d.refreshDNS(c)
+}
+
+// refreshDNS brings a running container's names and resolver up to date after a connect or
+// disconnect: the first user network starts the resolver (and resolv.conf then points at it).
+func (d *Daemon) refreshDNS(c *ctr) error {
+	if c.dns == nil && d.wantsResolver(c) {
+		if err := d.startResolver(c); err != nil {
+			return err
+		}
+		return d.writeFiles(c)
+	}
+	d.publishRecords(c)
+	return nil
 }
 
 // validateStatic checks a --ip for a stopped container before it is recorded, so the error
@@ -173,16 +229,29 @@ func (d *Daemon) NetworkDisconnect(_ context.Context, ref string, req api.Networ
 	if _, ok := c.rec.Networks[n.Name]; !ok {
 		return errdefs.Forbidden("container %s is not connected to network %s", c.rec.Name, n.Name)
 	}
-	if c.rec.State.Running {
-		if err := d.ctrl.Leave(c.rec.ID, n.ID); err != nil && !(req.Force && errdefs.Is(err, errdefs.KindNotFound)) {
-			return err
-		}
-		if err := d.writeHosts(c); err != nil {
-			return err
+	if !c.rec.State.Running {
+		delete(c.rec.Networks, n.Name)
+		return d.saveLocked(c)
+	}
+	// The name goes before the interface, so nobody is answered an address about to vanish.
+	for _, ep := range d.ctrl.SandboxEndpoints(c.rec.ID) {
+		if ep.NetworkID == n.ID {
+			d.dnsTable.Remove(n.Name, ep.ID)
 		}
 	}
+	if err := d.ctrl.Leave(c.rec.ID, n.ID); err != nil && !(req.Force && errdefs.Is(err, errdefs.KindNotFound)) {
+		d.publishRecords(c)
+		return err
+	}
 	delete(c.rec.Networks, n.Name)
-	return d.saveLocked(c)
+	if err := d.saveLocked(c); err != nil {
+		return err
+	}
+	if err := d.writeHosts(c); err != nil {
+		return err
+	}
+	d.publishRecords(c)
+	return nil
 }
 
 func joinOptions(name string, s *api.EndpointSettings) controller.JoinOptions {
