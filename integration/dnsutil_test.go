@@ -14,10 +14,24 @@ import (
 	"github.com/cnet-dev/cnet/internal/testenv"
 )
 
+// machineNetNS is the namespace the test binary started in: the machine's own, which no test
+// may send traffic from.
+var machineNetNS, _ = netns.Get()
+
 // inNetNS runs fn on a thread inside the network namespace at path; sockets fn opens stay
-// there after it returns.
+// there after it returns. It refuses the machine's own namespace (a PID of the wrong PID
+// namespace in a /proc path would otherwise land a test there).
 func inNetNS(t *testing.T, path string, fn func()) {
 	t.Helper()
+	if target, err := netns.GetFromPath(path); err != nil {
+		t.Fatalf("opening network namespace %s: %v", path, err)
+	} else {
+		same := target.Equal(machineNetNS)
+		target.Close()
+		if same {
+			t.Fatalf("refusing to use %s: it is the machine's own network namespace", path)
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cnet-dev/cnet/internal/testenv"
 )
@@ -150,4 +152,73 @@ func TestIsolation(t *testing.T) {
 	execPing(t, h, "a1", "10.99.0.2") // out through masquerade
 	noPing(t, h, "i1", "10.99.0.2")
 	_ = seg
+}
+
+// TestPublishedUDP publishes a UDP port (busybox nc has no UDP: the test's own echo server
+// runs in the container's namespace) and reaches it from the client host.
+func TestPublishedUDP(t *testing.T) {
+	h := testenv.NewHost(t)
+	seg := newSegment(t, h, "uplink0", "10.99.0.2/24")
+	h.MustRun("ip", "addr", "add", "10.99.0.1/24", "dev", "uplink0")
+	h.MustCLI("network", "create", "localnet")
+	runSleeper(t, h, "udp", "--network", "localnet", "-p", "5353:5300/udp")
+	if got := h.MustCLI("port", "udp"); got != "5300/udp -> 0.0.0.0:5353\n" {
+		t.Errorf("cnet port udp = %q", got)
+	}
+	key := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{.NetworkSettings.SandboxKey}}", "udp"))
+	var srv net.PacketConn
+	inNetNS(t, h.Path(key), func() {
+		var err error
+		if srv, err = net.ListenPacket("udp4", "0.0.0.0:5300"); err != nil {
+			t.Error(err)
+		}
+	})
+	if srv == nil {
+		t.FailNow()
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := srv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = srv.WriteTo(append([]byte("echo:"), buf[:n]...), from)
+		}
+	}()
+	var reply string
+	inNetNS(t, h.Path("/proc/"+seg.pid+"/ns/net"), func() {
+		c, err := net.Dial("udp4", "10.99.0.1:5353")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 1500)
+		for range 5 { // UDP: a lost first datagram (ARP) is retried
+			_, _ = c.Write([]byte("ping"))
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			if n, err := c.Read(buf); err == nil {
+				reply = string(buf[:n])
+				return
+			}
+		}
+	})
+	if reply != "echo:ping" {
+		t.Errorf("UDP through the published port answered %q", reply)
+	}
+}
+
+// TestICCDisabled shows enable_icc=false: containers on that bridge cannot reach each other,
+// while on a normal bridge they can, and both still reach the client host.
+func TestICCDisabled(t *testing.T) {
+	h := testenv.NewHost(t)
+	newSegment(t, h, "uplink0", "10.99.0.2/24")
+	h.MustRun("ip", "addr", "add", "10.99.0.1/24", "dev", "uplink0")
+	h.MustCLI("network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "quiet")
+	runSleeper(t, h, "q1", "--net", "quiet")
+	runSleeper(t, h, "q2", "--net", "quiet")
+	noPing(t, h, "q1", ipOn(t, h, "q2", "quiet"))
+	execPing(t, h, "q1", "10.99.0.2")
 }

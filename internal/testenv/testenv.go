@@ -181,17 +181,30 @@ func (h *Host) StopDaemon() {
 	h.signalDaemon(syscall.SIGTERM)
 }
 
+// DaemonPid returns the daemon's PID as the test process sees it (0 if it is not running).
+func (h *Host) DaemonPid() int {
+	if h.daemon == nil || h.daemon.Process == nil {
+		return 0
+	}
+	// nsenter forks for the PID namespace: the daemon is its child.
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", h.daemon.Process.Pid, h.daemon.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, f := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			return pid
+		}
+	}
+	return 0
+}
+
 func (h *Host) signalDaemon(sig syscall.Signal) {
 	if h.daemon == nil || h.daemon.Process == nil {
 		return
 	}
-	// nsenter forks for the PID namespace: the daemon is its child.
-	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", h.daemon.Process.Pid, h.daemon.Process.Pid)); err == nil {
-		for _, f := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				_ = syscall.Kill(pid, sig)
-			}
-		}
+	if pid := h.DaemonPid(); pid > 0 {
+		_ = syscall.Kill(pid, sig)
 	}
 	select {
 	case <-h.exited:
