@@ -222,3 +222,34 @@ func TestICCDisabled(t *testing.T) {
 	noPing(t, h, "q1", ipOn(t, h, "q2", "quiet"))
 	execPing(t, h, "q1", "10.99.0.2")
 }
+
+// TestUserlandProxy runs the daemon with --userland-proxy: a published port is also carried by
+// the daemon itself, so it still answers with cnet's DNAT rules emptied, and its listener goes
+// with the container.
+func TestUserlandProxy(t *testing.T) {
+	h := testenv.NewHost(t)
+	h.StopDaemon()
+	h.StartDaemon("--userland-proxy")
+	www := filepath.Join(h.Dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("via the proxy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.MustCLI("run", "-d", "--name", "web", "-p", "5000:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
+	if out := h.MustRun("busybox", "netstat", "-ltn"); !strings.Contains(out, "0.0.0.0:5000 ") {
+		t.Fatalf("no proxy listening on :5000:\n%s", out)
+	}
+	for _, chain := range []string{"prerouting", "output"} {
+		h.MustRun("nft", "flush", "chain", "ip", "cnet", chain)
+	}
+	waitFor(t, "httpd through the proxy", func() bool {
+		out, _ := httpGet(h, "", "127.0.0.1", "5000")
+		return strings.Contains(out, "via the proxy")
+	})
+	h.MustCLI("rm", "-f", "web")
+	if out := h.MustRun("busybox", "netstat", "-ltn"); strings.Contains(out, ":5000 ") {
+		t.Errorf("the proxy still listens after rm:\n%s", out)
+	}
+}

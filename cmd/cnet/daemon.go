@@ -45,5 +45,6 @@ func daemonCommand() *cobra.Command {
 	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/cnet", "directory of runtime state (namespaces, container files)")
 	f.StringVar(&cfg.BridgeName, "bridge-name", "cnet0", "Linux interface name of the default bridge network")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
+	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", false, "also carry published ports in the daemon (for hosts where kernel NAT cannot serve every path)")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/container"
 	"github.com/cnet-dev/cnet/internal/controller"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/portmap"
 	"github.com/cnet-dev/cnet/internal/sandbox"
 	"github.com/cnet-dev/cnet/internal/store"
 )
@@ -57,7 +58,8 @@ type ctr struct {
 	// attachPending is set by an attach made before the start: only then does the shim hold
 	// the process until the attacher arrives (a later `cnet start` must not wait for one).
 	attachPending bool
-	dns           *sandboxDNS // the embedded resolver while running on a user network
+	dns           *sandboxDNS      // the embedded resolver while running on a user network
+	proxies       []*portmap.Proxy // with --userland-proxy, one per published port
 }
 
 func newCtr(rec containerRecord) *ctr {

@@ -30,6 +30,9 @@ type Config struct {
 	ExecRoot   string // namespaces, per-container files, the socket
 	Host       string // unix:///path
 	BridgeName string // Linux name of the default bridge
+	// UserlandProxy also carries published ports in the daemon (goroutines), for hosts where
+	// kernel NAT cannot serve every path. Off by default: NAT covers them here.
+	UserlandProxy bool
 }
 
 // DefaultHost is where the daemon listens and the CLI connects unless told otherwise.

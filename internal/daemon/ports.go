@@ -136,11 +136,43 @@ func (d *Daemon) publishPorts(c *ctr) (func(), error) {
 		return noop, fmt.Errorf("publishing ports of container %s: %w", c.rec.Name, err)
 	}
 	c.rec.Published = &p
+	if err := d.startProxies(c); err != nil {
+		d.unpublishPorts(c)
+		return noop, err
+	}
 	return func() { d.unpublishPorts(c) }, nil
+}
+
+// startProxies starts the userland proxies of c's published ports, when the daemon runs them.
+func (d *Daemon) startProxies(c *ctr) error {
+	p := c.rec.Published
+	if !d.cfg.UserlandProxy || p == nil {
+		return nil
+	}
+	for _, m := range p.Mappings {
+		if m.Proto == portmap.SCTP {
+			continue // kernel NAT only
+		}
+		px, err := portmap.StartProxy(m, p.IP)
+		if err != nil {
+			d.stopProxies(c)
+			return err
+		}
+		c.proxies = append(c.proxies, px)
+	}
+	return nil
+}
+
+func (d *Daemon) stopProxies(c *ctr) {
+	for _, px := range c.proxies {
+		_ = px.Close()
+	}
+	c.proxies = nil
 }
 
 // unpublishPorts removes the container's DNAT and frees its host ports. The caller holds c.mu.
 func (d *Daemon) unpublishPorts(c *ctr) {
+	d.stopProxies(c)
 	p := c.rec.Published
 	if p == nil {
 		return
@@ -227,6 +259,13 @@ func (d *Daemon) restorePorts() {
 	d.ports.Probe = probe
 	if err := d.fw.Sync(d.desiredFirewall()); err != nil {
 		slog.Error("restoring the firewall", "err", err)
+	}
+	for _, c := range d.containers {
+		if c.rec.State.Running {
+			if err := d.startProxies(c); err != nil {
+				slog.Error("restarting the userland proxies of a running container", "container", c.rec.ID[:12], "err", err)
+			}
+		}
 	}
 }
 
