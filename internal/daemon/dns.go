@@ -13,9 +13,6 @@ import (
 	"github.com/cnet-dev/cnet/internal/dns"
 )
 
-// resolverIP is where containers on user-defined networks find the embedded DNS server.
-const resolverIP = "127.0.0.11"
-
 // sandboxDNS is a running container's embedded resolver: its view of the names and the
 // listener inside its namespace. Runtime state only: a restarted daemon builds it again.
 type sandboxDNS struct {

@@ -2,17 +2,17 @@ package dns
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnet-dev/cnet/internal/sandbox"
 )
 
 // nftTable is the nftables table (family ip) each sandbox with a resolver gets.
@@ -27,35 +27,7 @@ var resolverIP = netip.AddrFrom4([4]byte{127, 0, 0, 11})
 // thread cannot be switched back it stays locked, and the runtime discards it with the
 // goroutine instead of letting other goroutines run in the wrong namespace.
 func inNamespace(nsPath string, fn func() error) error {
-	target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("opening network namespace %s: %w", nsPath, err)
-	}
-	defer unix.Close(target)
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		origin, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("opening the daemon's network namespace: %w", err)
-			return
-		}
-		defer unix.Close(origin)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering network namespace %s (is it a network namespace?): %w", nsPath, err)
-			return
-		}
-		fnErr := fn()
-		if err := unix.Setns(origin, unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(fnErr, fmt.Errorf("returning to the daemon's network namespace: %w", err))
-			return // the thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- fnErr
-	}()
-	return <-errc
+	return sandbox.EnterPath(nsPath, fn)
 }
 
 // NamespaceDialer dials upstreams as Docker does: a loopback upstream (127.0.0.53 of

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 
 	"github.com/google/nftables"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnet-dev/cnet/internal/sandbox"
 )
 
 // configureBridge applies the per-bridge kernel settings n needs. Both are idempotent.
@@ -150,28 +151,5 @@ func (f *Firewall) inNS(fn func() error) error {
 	if f.ns < 0 {
 		return fn()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		origin, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("reading the current network namespace: %w", err)
-			return
-		}
-		defer origin.Close()
-		if err := netns.Set(netns.NsHandle(f.ns)); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering the firewall's network namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(origin); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("returning from the firewall's network namespace: %w", err))
-			return // the thread stays locked and dies with the goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return sandbox.Enter(f.ns, fn)
 }
