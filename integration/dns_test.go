@@ -97,6 +97,16 @@ func TestEmbeddedDNS(t *testing.T) {
 	if got := addrs(query(t, h, "c2", "yceffort", mdns.TypeA, "udp")); len(got) != 2 {
 		t.Errorf("after rm a1, yceffort = %v", got)
 	}
+
+	// The resolvers live in the daemon: a crashed and restarted daemon serves them again.
+	h.KillDaemon()
+	h.StartDaemon()
+	if got := addrs(query(t, h, "c2", "yceffort", mdns.TypeA, "udp")); len(got) != 2 {
+		t.Errorf("after a daemon restart, yceffort = %v", got)
+	}
+	if got := addrs(query(t, h, "c2", "elsewhere", mdns.TypeA, "tcp")); !slices.Equal(got, []string{"172.19.0.2"}) {
+		t.Errorf("after a daemon restart, elsewhere over TCP = %v", got)
+	}
 }
 
 // TestDNSForwarding shows forwarding to the host's upstream (the test's stub), TCP fallback on a
@@ -168,5 +178,26 @@ func TestDNSBesideOwnServer(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); string(got) != "to-own-server\n" {
 		t.Errorf("the container's own server got %q", got)
+	}
+}
+
+// TestDNSLinks: on a user network, `--link` and `network connect --link` are names only the
+// linking container resolves, as Docker's embedded DNS answers them.
+func TestDNSLinks(t *testing.T) {
+	h := testenv.NewHost(t)
+	h.MustCLI("network", "create", "localnet")
+	runSleeper(t, h, "db", "--network", "localnet")
+	runSleeper(t, h, "app", "--network", "localnet", "--link", "db:database")
+	runSleeper(t, h, "other", "--network", "localnet")
+	if got := addrs(query(t, h, "app", "database", mdns.TypeA, "udp")); !slices.Equal(got, []string{"172.18.0.2"}) {
+		t.Errorf("app resolves its link alias to %v", got)
+	}
+	if m := query(t, h, "other", "database", mdns.TypeA, "udp"); len(m.Answer) != 0 {
+		t.Errorf("another container resolves app's link alias: %v", m.Answer)
+	}
+	h.MustCLI("network", "create", "second")
+	h.MustCLI("network", "connect", "--link", "db:store", "second", "other")
+	if got := addrs(query(t, h, "other", "store", mdns.TypeA, "udp")); !slices.Equal(got, []string{"172.18.0.2"}) {
+		t.Errorf("other resolves the link added on connect to %v", got)
 	}
 }

@@ -86,12 +86,8 @@ func (d *Daemon) startResolver(c *ctr) error {
 		return nil
 	}
 	path := d.ctrl.SandboxPath(c.rec.ID)
-	links := map[string]string{}
-	for _, l := range c.rec.Links {
-		links[l.Alias] = l.TargetName
-	}
 	r := dns.NewResolver(d.dnsTable, d.dnsFwd, dns.Config{
-		Links: links, Dial: dns.NamespaceDialer(path), NdotsSet: ndotsSet(c.rec.HostConfig.DNSOptions),
+		Links: linkNames(c.rec.Links), Dial: dns.NamespaceDialer(path), NdotsSet: ndotsSet(c.rec.HostConfig.DNSOptions),
 	})
 	l, err := dns.Serve(path, r)
 	if err != nil {

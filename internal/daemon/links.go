@@ -48,6 +48,28 @@ func (d *Daemon) parseLinks(self string, values []string) ([]link, []string, err
 	return links, normalised, nil
 }
 
+// parseConnectLinks resolves the links of `network connect --link` for c, which the caller
+// holds locked: a link to c itself is refused rather than locked twice.
+func (d *Daemon) parseConnectLinks(c *ctr, values []string) ([]link, error) {
+	for _, v := range values {
+		name, _, _ := strings.Cut(v, ":")
+		if t, err := d.lookup(strings.TrimPrefix(name, "/")); err == nil && t == c {
+			return nil, errdefs.Invalid("invalid link %q: a container cannot link to itself", v)
+		}
+	}
+	links, _, err := d.parseLinks(c.rec.Name, values)
+	return links, err
+}
+
+// linkNames maps link aliases to their targets' names, for the resolver.
+func linkNames(links []link) map[string]string {
+	out := make(map[string]string, len(links))
+	for _, l := range links {
+		out[l.Alias] = l.TargetName
+	}
+	return out
+}
+
 // parseExtraHosts validates --add-host HOST:IP values.
 func parseExtraHosts(values []string) ([]sandbox.HostEntry, error) {
 	var out []sandbox.HostEntry
@@ -109,7 +131,13 @@ func (d *Daemon) linkHostEntries(links []link) []sandbox.HostEntry {
 // checkLinkTargets refuses to start a container whose link targets are not running.
 func (d *Daemon) checkLinkTargets(self string, links []link) error {
 	for _, l := range links {
-		if _, ok := d.linkAddress(l.TargetID); !ok {
+		running := false
+		if t, err := d.lookup(l.TargetID); err == nil {
+			t.mu.Lock()
+			running = t.rec.State.Running
+			t.mu.Unlock()
+		}
+		if !running {
 			return errdefs.Conflict("Cannot link to a non running container: /%s AS /%s/%s", l.TargetName, self, l.Alias)
 		}
 	}

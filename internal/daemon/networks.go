@@ -160,6 +160,20 @@ func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkCo
 	if settings == nil {
 		settings = &api.EndpointSettings{}
 	}
+	if len(settings.Links) > 0 {
+		// `network connect --link`: a name only this container resolves, on user networks.
+		if !userNetwork(n) {
+			return errdefs.Invalid("--link on network connect works on user-defined networks only; use `run --link` on the default bridge")
+		}
+		links, err := d.parseConnectLinks(c, settings.Links)
+		if err != nil {
+			return err
+		}
+		c.rec.Links = append(c.rec.Links, links...)
+		if c.dns != nil {
+			c.dns.resolver.SetLinks(linkNames(c.rec.Links))
+		}
+	}
 	if !c.rec.State.Running {
 		if err := validateStatic(n, settings); err != nil {
 			return err
