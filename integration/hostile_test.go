@@ -107,3 +107,21 @@ func TestHostileAPIInput(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketIsRootOnly: the API socket is 0660 root:root by default, and root:GROUP with
+// --group; there is no TCP listener.
+func TestSocketIsRootOnly(t *testing.T) {
+	h := testenv.NewHost(t)
+	if out := h.MustRun("stat", "-c", "%a %U %G", h.Socket); out != "660 root root\n" {
+		t.Errorf("socket: %q, want 660 root root", out)
+	}
+	// Nothing else runs in the test host: any TCP listener would be the daemon's.
+	if out := h.MustRun("busybox", "netstat", "-ltn"); strings.Contains(out, "LISTEN") {
+		t.Errorf("something listens on TCP in a host running only the daemon:\n%s", out)
+	}
+	h.StopDaemon()
+	h.StartDaemon("--group", "daemon")
+	if out := h.MustRun("stat", "-c", "%a %U %G", h.Socket); out != "660 root daemon\n" {
+		t.Errorf("socket with --group daemon: %q", out)
+	}
+}

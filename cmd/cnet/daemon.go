@@ -45,6 +45,7 @@ func daemonCommand() *cobra.Command {
 	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/cnet", "directory of runtime state (namespaces, container files)")
 	f.StringVar(&cfg.BridgeName, "bridge-name", "cnet0", "Linux interface name of the default bridge network")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
+	f.StringVar(&cfg.Group, "group", "", "group that may use the API socket (default: root only)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", false, "also carry published ports in the daemon (for hosts where kernel NAT cannot serve every path)")
 	return cmd
 }

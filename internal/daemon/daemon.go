@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +35,9 @@ type Config struct {
 	// UserlandProxy also carries published ports in the daemon (goroutines), for hosts where
 	// kernel NAT cannot serve every path. Off by default: NAT covers them here.
 	UserlandProxy bool
+	// Group, if set, owns the socket (mode 0660), so its members may use cnet without root;
+	// otherwise the socket is root's alone.
+	Group string
 }
 
 // DefaultHost is where the daemon listens and the CLI connects unless told otherwise.
@@ -126,9 +131,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
+	if err := restrictSocket(path, d.cfg.Group); err != nil {
 		l.Close()
-		return fmt.Errorf("restricting socket %s: %w", path, err)
+		return err
 	}
 	srv := &http.Server{Handler: api.NewHandler(d), ReadHeaderTimeout: 10 * time.Second}
 	slog.Info("cnet daemon listening", "socket", path, "data-root", d.cfg.DataRoot, "exec-root", d.cfg.ExecRoot)
@@ -150,4 +155,26 @@ func (d *Daemon) Serve(ctx context.Context) error {
 func (d *Daemon) Close() error {
 	d.fw.Close()
 	return d.store.Close()
+}
+
+// restrictSocket makes the API socket 0660, owned by root and by group when one is named:
+// anyone who can reach the socket can create networks and run processes as root.
+func restrictSocket(path, group string) error {
+	gid := 0
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return fmt.Errorf("socket group %q: %w", group, err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return fmt.Errorf("socket group %q has a non-numeric gid %q", group, g.Gid)
+		}
+	}
+	if err := os.Chown(path, 0, gid); err != nil {
+		return fmt.Errorf("giving socket %s to root:%d: %w", path, gid, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		return fmt.Errorf("restricting socket %s: %w", path, err)
+	}
+	return nil
 }
