@@ -12,6 +12,7 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/ipam"
 	"github.com/cnet-dev/cnet/internal/sandbox"
 	"github.com/cnet-dev/cnet/internal/store"
@@ -23,6 +24,7 @@ func (c *Controller) CreateSandbox(containerID string) (string, error) {
 	if err := sandbox.Create(path); err != nil {
 		return "", fmt.Errorf("creating the network namespace of container %s: %w", containerID[:12], err)
 	}
+	faults.Point("sandbox-created")
 	return path, nil
 }
 
@@ -85,6 +87,7 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 		_ = pool.Release(addr)
 		return Endpoint{}, err
 	}
+	faults.Point("endpoint-recorded")
 	if err := c.plug(n, ep, mine); err != nil {
 		_ = c.store.Delete(store.Endpoints, ep.ID)
 		_ = pool.Release(addr)
@@ -146,6 +149,7 @@ func (c *Controller) plug(n *network, ep *Endpoint, others []*Endpoint) error {
 	if err := d.Join(n.driverView(), dep, ns); err != nil {
 		return err
 	}
+	faults.Point("endpoint-plugged")
 	if gw := gatewayEndpoint(append(slices.Clone(others), ep)); gw == ep {
 		if err := setDefaultRoute(path, ep); err != nil {
 			_ = d.Leave(n.driverView(), dep)
@@ -180,6 +184,7 @@ func (c *Controller) leave(ep *Endpoint) error {
 	if err := c.drivers[n.rec.Driver].Leave(n.driverView(), c.endpointView(ep)); err != nil {
 		return err
 	}
+	faults.Point("endpoint-unplugged")
 	if err := c.store.Delete(store.Endpoints, ep.ID); err != nil {
 		return err
 	}

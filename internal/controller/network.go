@@ -12,6 +12,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/driver/bridge"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/ipam"
 	"github.com/cnet-dev/cnet/internal/store"
 )
@@ -140,6 +141,7 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	if err := c.store.Put(store.Networks, rec.ID, n.rec); err != nil {
 		return Network{}, err
 	}
+	faults.Point("network-recorded")
 	if err := d.CreateNetwork(n.driverView()); err != nil {
 		_ = c.store.Delete(store.Networks, rec.ID)
 		return Network{}, err

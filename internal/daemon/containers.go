@@ -10,10 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/container"
 	"github.com/cnet-dev/cnet/internal/controller"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/portmap"
 	"github.com/cnet-dev/cnet/internal/sandbox"
 	"github.com/cnet-dev/cnet/internal/store"
@@ -303,6 +306,7 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 		undo()
 		return errdefs.Invalid("starting container process: %w", err)
 	}
+	faults.Point("container-started")
 	c.rec.State.Status = "running"
 	c.rec.State.Running = true
 	c.rec.State.Error = ""
@@ -458,6 +462,15 @@ func (d *Daemon) restore() error {
 	})
 	if err != nil {
 		return err
+	}
+	// A container recorded as not running has no process: one found is the leftover of a
+	// start interrupted after its shim began (the record never said running). Roll it back.
+	for _, c := range d.containers {
+		if !c.rec.State.Running {
+			if err := container.Signal(d.dir(c.rec.ID), unix.SIGKILL); err == nil {
+				slog.Info("killed the process of a container whose start was interrupted", "container", c.rec.ID[:12])
+			}
+		}
 	}
 	live := map[string]bool{}
 	var dead []*ctr

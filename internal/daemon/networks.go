@@ -9,6 +9,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/faults"
 )
 
 // NetworkList implements api.Backend. As Docker's list, it leaves Containers empty.
@@ -87,6 +88,7 @@ func (d *Daemon) NetworkCreate(_ context.Context, req api.NetworkCreateRequest) 
 	if err != nil {
 		return api.NetworkCreateResponse{}, err
 	}
+	faults.Point("network-created")
 	if bridgeName(n) != "" {
 		if err := d.fw.AddNetwork(firewallNetwork(n)); err != nil {
 			if rerr := d.ctrl.RemoveNetwork(n.ID); rerr != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/driver/bridge"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/firewall"
 	"github.com/cnet-dev/cnet/internal/portmap"
 )
@@ -136,6 +137,7 @@ func (d *Daemon) publishPorts(c *ctr) (func(), error) {
 		return noop, fmt.Errorf("publishing ports of container %s: %w", c.rec.Name, err)
 	}
 	c.rec.Published = &p
+	faults.Point("ports-published")
 	if err := d.startProxies(c); err != nil {
 		d.unpublishPorts(c)
 		return noop, err

@@ -138,6 +138,17 @@ func (h *Host) findInit() error {
 // StartDaemon starts the host's daemon and waits until it answers.
 func (h *Host) StartDaemon(extra ...string) {
 	h.t.Helper()
+	h.startDaemon(nil, true, extra...)
+}
+
+// StartDaemonEnv starts the daemon with extra environment (e.g. a crash point).
+func (h *Host) StartDaemonEnv(env []string, extra ...string) {
+	h.t.Helper()
+	h.startDaemon(env, true, extra...)
+}
+
+func (h *Host) startDaemon(env []string, wait bool, extra ...string) {
+	h.t.Helper()
 	logf, err := os.OpenFile(filepath.Join(h.Dir, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		h.t.Fatal(err)
@@ -148,12 +159,16 @@ func (h *Host) StartDaemon(extra ...string) {
 		"-H", "unix://" + h.Socket, "--debug"}, extra...)
 	h.daemon = exec.Command("nsenter", args...)
 	h.daemon.Stdout, h.daemon.Stderr = logf, logf
+	h.daemon.Env = append(os.Environ(), env...)
 	if err := h.daemon.Start(); err != nil {
 		h.t.Fatalf("starting the daemon: %v", err)
 	}
 	exited := make(chan struct{})
 	h.exited = exited
 	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(exited) }(h.daemon)
+	if !wait {
+		return
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -167,6 +182,17 @@ func (h *Host) StartDaemon(extra ...string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	h.t.Fatalf("the daemon did not answer within 15s:\n%s", h.DaemonLog())
+}
+
+// WaitDaemonGone waits for a daemon that is meant to die by itself (a crash point) to be gone.
+func (h *Host) WaitDaemonGone() {
+	h.t.Helper()
+	select {
+	case <-h.exited:
+	case <-time.After(20 * time.Second):
+		h.t.Fatalf("the daemon did not crash at its crash point:\n%s", h.DaemonLog())
+	}
+	h.daemon = nil
 }
 
 // KillDaemon kills the daemon with SIGKILL, as a crash would, and waits for it to be gone.

@@ -1,0 +1,36 @@
+// Package faults lets tests crash the daemon at a named step, to show that whatever point it
+// dies at, the next start recovers without leaks or duplicate addresses. A step is armed by
+// naming it in the environment variable CNET_CRASH_AT of the daemon's process; unarmed, Point
+// costs one string comparison.
+package faults
+
+import (
+	"os"
+	"syscall"
+)
+
+// Env is the variable that arms a crash point.
+const Env = "CNET_CRASH_AT"
+
+var armed = os.Getenv(Env)
+
+// Points lists the named steps, in the order an operation passes them; tests iterate it.
+var Points = []string{
+	"network-recorded",   // network record written, bridge not yet created
+	"network-created",    // bridge created, firewall not yet told
+	"sandbox-created",    // namespace mounted, no endpoint yet
+	"endpoint-recorded",  // address allocated and recorded, no interface yet
+	"endpoint-plugged",   // veth up in the sandbox, default route maybe not yet
+	"ports-published",    // DNAT elements in place, container not yet running
+	"container-started",  // shim running, container record not yet saying so
+	"endpoint-unplugged", // interface gone, record and address not yet released
+}
+
+// Point kills the process with SIGKILL, as a crash would (no deferred cleanup runs), when
+// name is the armed step.
+func Point(name string) {
+	if armed != "" && armed == name {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+}
