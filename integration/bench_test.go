@@ -80,10 +80,10 @@ func BenchmarkAttachScaling(b *testing.B) {
 	}
 }
 
-func client(b *testing.B, h *testenv.Host) *api.Client {
+func client(tb testing.TB, h *testenv.Host) *api.Client {
 	cl, err := api.NewClient("unix://" + h.Socket)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return cl
 }

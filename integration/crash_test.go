@@ -44,34 +44,12 @@ func TestCrashAnywhere(t *testing.T) {
 	}
 }
 
+// checkInvariants is what must hold after any crash and restart (see checkState), plus what
+// TestCrashAnywhere's scenario adds: the survivor's port, the victim all or nothing, and new
+// work getting a fresh address that reaches the survivor by name.
 func checkInvariants(t *testing.T, h *testenv.Host) {
 	t.Helper()
-	var nets []api.Network
-	if err := json.Unmarshal([]byte(h.MustCLI("network", "inspect", "bridge", "crashnet")), &nets); err != nil {
-		t.Fatal(err)
-	}
-	endpoints := 0
-	for _, n := range nets {
-		seen := map[string]string{}
-		for _, ep := range n.Containers {
-			if other, dup := seen[ep.IPv4Address]; dup {
-				t.Errorf("%s and %s both hold %s on %s", other, ep.Name, ep.IPv4Address, n.Name)
-			}
-			seen[ep.IPv4Address] = ep.Name
-			endpoints++
-		}
-	}
-	if veths := countVeths(h.MustRun("ip", "-o", "link", "show")); veths != endpoints {
-		t.Errorf("%d veths for %d endpoints", veths, endpoints)
-	}
-	running := strings.Fields(h.MustCLI("ps", "-q"))
-	netns, _ := h.Run("ls", h.Dir+"/exec/netns")
-	if got := len(strings.Fields(netns)); got != len(running) {
-		t.Errorf("%d namespace files for %d running containers", got, len(running))
-	}
-	if procs := h.MustRun("sh", "-c", "busybox ps -o args | grep -c '^busybox sleep 3600' || true"); strings.TrimSpace(procs) != itoa(len(running)) {
-		t.Errorf("%s container processes for %d running containers", strings.TrimSpace(procs), len(running))
-	}
+	held := checkState(t, h)
 	ports := h.MustRun("nft", "list", "map", "ip", "cnet", "ports_any")
 	if !strings.Contains(ports, "tcp . 9090") {
 		t.Errorf("the survivor's published port is gone:\n%s", ports)
@@ -80,23 +58,57 @@ func checkInvariants(t *testing.T, h *testenv.Host) {
 	if strings.Contains(ports, "tcp . 8080") != victimRuns {
 		t.Errorf("victim running %v, its port 8080 in the firewall %v", victimRuns, !victimRuns)
 	}
-	for _, name := range []string{"survivor", "victim"} {
-		if name == "victim" && !victimRuns {
-			continue
-		}
-		hostPing(t, h, ipOn(t, h, name, "crashnet"))
-	}
-	// New work gets a fresh address and reaches the survivor by name.
 	runSleeper(t, h, "fresh", "--net", "crashnet")
-	fresh := ipOn(t, h, "fresh", "crashnet")
-	for _, n := range nets {
-		for _, ep := range n.Containers {
-			if strings.HasPrefix(ep.IPv4Address, fresh+"/") {
-				t.Errorf("fresh got %s, already held by %s", fresh, ep.Name)
-			}
-		}
+	if fresh := ipOn(t, h, "fresh", "crashnet"); held["crashnet"][fresh] != "" {
+		t.Errorf("fresh got %s, already held by %s", fresh, held["crashnet"][fresh])
 	}
 	execPing(t, h, "fresh", "survivor")
+}
+
+// checkState checks the invariants that hold in any quiet state: no address held twice on a
+// network; as many veths as bridge endpoints, namespace files and container processes as
+// running containers, DNAT elements as published ports; every running container reachable at
+// each of its addresses. It returns who holds which address, per network.
+func checkState(t *testing.T, h *testenv.Host) map[string]map[string]string {
+	t.Helper()
+	var nets []api.Network
+	args := append([]string{"network", "inspect"}, strings.Fields(h.MustCLI("network", "ls", "-q"))...)
+	if err := json.Unmarshal([]byte(h.MustCLI(args...)), &nets); err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]map[string]string{}
+	endpoints := 0
+	for _, n := range nets {
+		held[n.Name] = map[string]string{}
+		for _, ep := range n.Containers {
+			ip := strings.Split(ep.IPv4Address, "/")[0]
+			if other := held[n.Name][ip]; other != "" {
+				t.Errorf("%s and %s both hold %s on %s", other, ep.Name, ip, n.Name)
+			}
+			held[n.Name][ip] = ep.Name
+			if n.Driver == "bridge" {
+				endpoints++
+			}
+			hostPing(t, h, ip)
+		}
+	}
+	if veths := countVeths(h.MustRun("ip", "-o", "link", "show")); veths != endpoints {
+		t.Errorf("%d veths for %d bridge endpoints", veths, endpoints)
+	}
+	ids := strings.Fields(h.MustCLI("ps", "-q"))
+	netns, _ := h.Run("ls", h.Dir+"/exec/netns")
+	if got := len(strings.Fields(netns)); got != len(ids) {
+		t.Errorf("%d namespace files for %d running containers", got, len(ids))
+	}
+	if procs := h.MustRun("sh", "-c", "busybox ps -o args | grep -c '^busybox sleep 3600' || true"); strings.TrimSpace(procs) != itoa(len(ids)) {
+		t.Errorf("%s container processes for %d running containers", strings.TrimSpace(procs), len(ids))
+	}
+	published := strings.Count(h.MustCLI("ps", "--format", "{{.Ports}}"), "->")
+	dnat := h.MustRun("nft", "list", "map", "ip", "cnet", "ports_any")
+	if got := strings.Count(dnat, "tcp . ") + strings.Count(dnat, "udp . "); got != published {
+		t.Errorf("%d DNAT elements for %d published ports", got, published)
+	}
+	return held
 }
 
 func itoa(n int) string {
