@@ -50,6 +50,9 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /containers/{id}/exec", s.execCreate)
 	mux.HandleFunc("POST /exec/{id}/start", s.execStart)
 	mux.HandleFunc("GET /exec/{id}/json", s.execInspect)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Message: "page not found: " + r.Method + " " + r.URL.Path})
+	})
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if loc := versionPrefix.FindStringIndex(r.URL.Path); loc != nil {
