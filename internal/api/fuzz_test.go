@@ -99,4 +99,3 @@ func FuzzAPIHandler(f *testing.F) {
 		}
 	})
 }
-

@@ -491,17 +491,29 @@ func (d *Daemon) restore() error {
 		d.handleExit(c, c.rec.State.Shim)
 	}
 	d.restorePorts()
+	// Resolvers come back in parallel: each is a namespace switch, two sockets and an nftables
+	// transaction, mostly kernel time that overlaps well.
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
 	for _, c := range d.containers {
 		if !c.rec.State.Running {
 			continue
 		}
 		if d.wantsResolver(c) {
-			if err := d.startResolver(c); err != nil {
-				slog.Error("restoring the embedded DNS server", "container", c.rec.ID[:12], "err", err)
-			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if err := d.startResolver(c); err != nil {
+					slog.Error("restoring the embedded DNS server", "container", c.rec.ID[:12], "err", err)
+				}
+			}()
 		}
 		close(c.started)
 		go d.watch(c, c.rec.State.Shim)
 	}
+	wg.Wait()
 	return nil
 }
