@@ -78,6 +78,11 @@ func TestEmbeddedDNS(t *testing.T) {
 		t.Errorf("30 answers for yceffort always started with %v: no round robin", firsts)
 	}
 
+	// The resolver is reachable only inside its sandbox: the host's own 127.0.0.11 has none.
+	if out, err := h.Run("busybox", "nslookup", "c1", "127.0.0.11"); err == nil {
+		t.Errorf("the host reached a container's resolver:\n%s", out)
+	}
+
 	// Names of networks a container has not joined do not resolve for it.
 	h.MustCLI("network", "create", "other")
 	runSleeper(t, h, "elsewhere", "--net", "other")
