@@ -5,67 +5,58 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cnet-dev/cnet/internal/api"
 )
 
-func newStopCommand() *cobra.Command {
-	var seconds int
-	cmd := &cobra.Command{
-		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Stop one or more running containers",
+// containersCommand is a command that applies one daemon call to each container named, the
+// shape stop, start and rm share.
+func containersCommand(use, short string, op func(cmd *cobra.Command, c *api.Client, ctx context.Context, ref string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cmd)
 			if err != nil {
 				return err
 			}
+			return forEachContainer(cmd, args, func(ctx context.Context, ref string) error {
+				return op(cmd, c, ctx, ref)
+			})
+		},
+	}
+}
+
+func newStopCommand() *cobra.Command {
+	var seconds int
+	cmd := containersCommand("stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
+		func(cmd *cobra.Command, c *api.Client, ctx context.Context, ref string) error {
 			// Without -t the daemon applies the container's own grace period.
 			var timeout *int
 			if cmd.Flags().Changed("time") {
 				timeout = &seconds
 			}
-			return forEachContainer(cmd, args, func(ctx context.Context, ref string) error {
-				return c.ContainerStop(ctx, ref, timeout)
-			})
-		},
-	}
+			return c.ContainerStop(ctx, ref, timeout)
+		})
 	cmd.Flags().IntVarP(&seconds, "time", "t", 10, "Seconds to wait for stop before killing it")
 	return cmd
 }
 
 // newStartCommand starts stopped containers in the background (docker start without -a).
 func newStartCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "start CONTAINER [CONTAINER...]",
-		Short: "Start one or more stopped containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			return forEachContainer(cmd, args, func(ctx context.Context, ref string) error {
-				return notFound(c.ContainerStart(ctx, ref), "container", ref)
-			})
-		},
-	}
+	return containersCommand("start CONTAINER [CONTAINER...]", "Start one or more stopped containers",
+		func(_ *cobra.Command, c *api.Client, ctx context.Context, ref string) error {
+			return notFound(c.ContainerStart(ctx, ref), "container", ref)
+		})
 }
 
 func newRmCommand() *cobra.Command {
 	var force bool
-	cmd := &cobra.Command{
-		Use:   "rm [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Remove one or more containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			return forEachContainer(cmd, args, func(ctx context.Context, ref string) error {
-				return notFound(c.ContainerRemove(ctx, ref, force), "container", ref)
-			})
-		},
-	}
+	cmd := containersCommand("rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
+		func(_ *cobra.Command, c *api.Client, ctx context.Context, ref string) error {
+			return notFound(c.ContainerRemove(ctx, ref, force), "container", ref)
+		})
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of a running container")
 	return cmd
 }
