@@ -307,13 +307,7 @@ func TestMacvlanRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, errOut, code := h.CLI(tt.args...)
-			if code == 0 {
-				t.Fatalf("cnet %s succeeded, want it refused", strings.Join(tt.args, " "))
-			}
-			if !strings.Contains(errOut, tt.want) {
-				t.Errorf("cnet %s: stderr %q, want it to mention %q", strings.Join(tt.args, " "), errOut, tt.want)
-			}
+			expectRefused(t, h, tt.args, tt.want)
 			if after := state(t, h); after != before {
 				t.Errorf("state changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}

@@ -50,13 +50,7 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, errOut, code := h.CLI(tt.args...)
-			if code == 0 {
-				t.Fatalf("cnet %s succeeded, want it refused", strings.Join(tt.args, " "))
-			}
-			if !strings.Contains(errOut, tt.want) {
-				t.Errorf("cnet %s: stderr %q, want it to mention %q", strings.Join(tt.args, " "), errOut, tt.want)
-			}
+			expectRefused(t, h, tt.args, tt.want)
 			// A container whose start failed stays, as in Docker, in state created; remove it
 			// so the comparison is about networking state.
 			h.CLI("rm", "-f", "c2")
@@ -79,5 +73,17 @@ func TestMissingDaemonMessage(t *testing.T) {
 	out, err := testenvCmd(bin, "-H", "unix:///nonexistent/cnet.sock", "network", "ls").CombinedOutput()
 	if err == nil || strings.TrimSpace(string(out)) != "cannot connect to the cnet daemon at unix:///nonexistent/cnet.sock: is it running?" {
 		t.Fatalf("without a daemon: %v %q", err, out)
+	}
+}
+
+// expectRefused runs a cnet command that must fail, with want in its error output.
+func expectRefused(t *testing.T, h *testenv.Host, args []string, want string) {
+	t.Helper()
+	_, errOut, code := h.CLI(args...)
+	if code == 0 {
+		t.Fatalf("cnet %s succeeded, want it refused", strings.Join(args, " "))
+	}
+	if !strings.Contains(errOut, want) {
+		t.Errorf("cnet %s: stderr %q, want it to mention %q", strings.Join(args, " "), errOut, want)
 	}
 }
