@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -99,6 +100,7 @@ type stubUpstream struct {
 	mu      sync.Mutex
 	queries []string
 	servers []*mdns.Server
+	socks   []io.Closer
 }
 
 func startStub(t *testing.T, h *testenv.Host, answer string, big bool) *stubUpstream {
@@ -138,6 +140,7 @@ func startStub(t *testing.T, h *testenv.Host, answer string, big bool) *stubUpst
 	if t.Failed() {
 		t.FailNow()
 	}
+	s.socks = []io.Closer{pc, l}
 	for _, srv := range []*mdns.Server{{PacketConn: pc, Handler: handler}, {Listener: l, Handler: handler}} {
 		started := make(chan struct{})
 		srv.NotifyStartedFunc = func() { close(started) }
@@ -149,11 +152,16 @@ func startStub(t *testing.T, h *testenv.Host, answer string, big bool) *stubUpst
 	return s
 }
 
+// stop shuts the servers down and closes their sockets itself, so that the next stub can bind
+// the same port at once (Shutdown alone may leave the socket open for a moment).
 func (s *stubUpstream) stop() {
 	for _, srv := range s.servers {
 		_ = srv.Shutdown()
 	}
-	s.servers = nil
+	for _, c := range s.socks {
+		_ = c.Close()
+	}
+	s.servers, s.socks = nil, nil
 }
 
 func (s *stubUpstream) seen() []string {
