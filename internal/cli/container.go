@@ -65,13 +65,7 @@ func newPsCommand() *cobra.Command {
 // writeContainers prints containers in the daemon's order (newest first); now is the moment
 // the CREATED column counts from.
 func writeContainers(out io.Writer, o psOptions, list []api.ContainerSummary, now time.Time) error {
-	format := o.format
-	if format == "" || format == "table" {
-		format = defaultPsTable
-		if o.quiet {
-			format = "{{.ID}}"
-		}
-	}
+	format := listFormat(o.format, o.quiet, defaultPsTable)
 	rows := make([]any, len(list))
 	for i, c := range list {
 		rows[i] = containerRow{c: c, trunc: !o.noTrunc, now: now}

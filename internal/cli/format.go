@@ -267,3 +267,15 @@ func leadingChunk(s string) (chunk, rest string) {
 }
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }
+
+// listFormat is the template a list command (ps, network ls) prints with: the user's, else
+// the default table, or only IDs with -q, as docker chooses.
+func listFormat(format string, quiet bool, table string) string {
+	if format != "" && format != "table" {
+		return format
+	}
+	if quiet {
+		return "{{.ID}}"
+	}
+	return table
+}

@@ -66,13 +66,7 @@ func newNetworkListCommand() *cobra.Command {
 // writeNetworks prints networks sorted by name, as docker does.
 func writeNetworks(out io.Writer, o networkListOptions, nets []api.Network) error {
 	sort.SliceStable(nets, func(i, j int) bool { return naturalLess(nets[i].Name, nets[j].Name) })
-	format := o.format
-	if format == "" || format == "table" {
-		format = defaultNetworkTable
-		if o.quiet {
-			format = "{{.ID}}"
-		}
-	}
+	format := listFormat(o.format, o.quiet, defaultNetworkTable)
 	rows := make([]any, len(nets))
 	for i, n := range nets {
 		rows[i] = networkRow{n: n, trunc: !o.noTrunc}
