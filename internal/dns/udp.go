@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -12,10 +13,16 @@ import (
 
 // The UDP side of a listener reads and answers queries in batches: one recvmmsg takes every
 // datagram waiting (up to batchSize), the resolver answers each in place, one sendmmsg sends
-// the answers. Under load that divides the system calls per query by the batch size, which is
-// most of what a query costs the daemon (answering one takes ~100 ns). The batch buffers come
-// from a pool shared by every listener and are taken only once the socket is readable: an idle
-// sandbox's resolver holds no buffer at all, only its blocked goroutine.
+// the answers. Under load that divides the system calls per query by the batch size. The batch
+// buffers come from a pool shared by every listener and are taken only once the socket is
+// readable: an idle sandbox's resolver holds no buffer at all, only its blocked goroutine.
+//
+// What is left per answer is the kernel's path for one datagram: route lookup, the nftables
+// hooks (the 127.0.0.11:53 redirect is NAT: conntrack on every packet), loopback, delivery.
+// Answers to one client socket that are the same size (a load of queries for names alike) go
+// as one UDP GSO message (UDP_SEGMENT): that path is walked once for all of them, and the
+// kernel splits them into datagrams only as it queues them on the client's socket. A kernel
+// that refuses GSO gets each datagram on its own from then on.
 
 const batchSize = 32
 
@@ -26,14 +33,29 @@ type mmsghdr struct {
 	len uint32
 }
 
+// gsoCmsgLen is the room of one UDP_SEGMENT control message (a uint16 segment size).
+const gsoCmsgLen = 24
+
 type batch struct {
 	in     [batchSize]mmsghdr
 	inIov  [batchSize]unix.Iovec
 	names  [batchSize]unix.RawSockaddrInet4 // clients: the listener is IPv4 (127.0.0.11)
 	out    [batchSize]mmsghdr
 	outIov [batchSize]unix.Iovec
+	ctrl   [batchSize][gsoCmsgLen]byte
 	bufs   [batchSize][udpReadBuf]byte
+
+	// The answers of a batch before they are grouped into messages.
+	resp  [batchSize][]byte
+	from  [batchSize]uint8 // the answer's client: index into names
+	msgOf [batchSize]uint8 // the out message an answer goes in
+	first [batchSize]uint8 // an out message's first answer
+	count [batchSize]uint8 // answers per out message
 }
+
+// gsoOff is set when the kernel refused a GSO message (before Linux 4.18, or a device
+// without checksum offload): answers then go one datagram each.
+var gsoOff atomic.Bool
 
 var batches = sync.Pool{New: func() any {
 	b := new(batch)
@@ -62,7 +84,7 @@ func (b *batch) recv(fd uintptr) (int, unix.Errno) {
 	}
 }
 
-// send sends the first n prepared answers, dropping what the socket refuses (UDP may lose
+// send sends the first n prepared messages, dropping what the socket refuses (UDP may lose
 // datagrams; the client asks again).
 func (b *batch) send(fd uintptr, n int) {
 	for sent := 0; sent < n; {
@@ -71,13 +93,28 @@ func (b *batch) send(fd uintptr, n int) {
 		switch {
 		case errno == unix.EINTR:
 		case errno != 0:
-			sent++ // skip the datagram that failed (e.g. the client's socket is gone)
+			if b.out[sent].hdr.Controllen != 0 && (errno == unix.EIO || errno == unix.EINVAL || errno == unix.ENOPROTOOPT) {
+				gsoOff.Store(true)
+				b.sendEach(fd, sent)
+			}
+			sent++ // skip the message that failed (e.g. the client's socket is gone)
 		default:
 			sent += int(k)
 		}
 	}
-	for i := range n {
+	for i := range b.outIov {
 		b.outIov[i].Base = nil // do not keep answers that outgrew their buffer alive in the pool
+	}
+}
+
+// sendEach sends the datagrams of GSO message m one at a time.
+func (b *batch) sendEach(fd uintptr, m int) {
+	h := b.out[m].hdr
+	iov := unsafe.Slice(h.Iov, h.Iovlen)
+	h.Control, h.Controllen, h.Iovlen = nil, 0, 1
+	for i := range iov {
+		h.Iov = &iov[i]
+		_, _, _ = unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&h)), unix.MSG_DONTWAIT)
 	}
 }
 
@@ -135,25 +172,79 @@ func (l *Listener) answerBatch(fd uintptr, b *batch, n int) {
 		}
 		switch act {
 		case actReply:
-			if len(resp) == 0 {
-				continue
+			if len(resp) != 0 {
+				b.resp[k], b.from[k] = resp, uint8(i)
+				k++
 			}
-			b.outIov[k].Base = &resp[0]
-			b.outIov[k].SetLen(len(resp))
-			b.out[k].hdr = unix.Msghdr{
-				Name:    (*byte)(unsafe.Pointer(&b.names[i])),
-				Namelen: unix.SizeofSockaddrInet4,
-				Iov:     &b.outIov[k],
-				Iovlen:  1,
-			}
-			k++
 		case actForward:
 			l.forwardUDP(msg, b.client(i))
 		}
 	}
 	if k > 0 {
-		b.send(fd, k)
+		b.send(fd, b.group(k))
 	}
+}
+
+// group lays the first k answers out as messages in b.out: those to one client of one size
+// together (a GSO message), the others alone. It returns the number of messages.
+func (b *batch) group(k int) int {
+	gso := !gsoOff.Load()
+	msgs := 0
+	for a := range k {
+		m := msgs
+		if gso {
+			for j := range msgs {
+				f := b.first[j]
+				if len(b.resp[f]) == len(b.resp[a]) && b.names[b.from[f]] == b.names[b.from[a]] {
+					m = j
+					break
+				}
+			}
+		}
+		if m == msgs {
+			b.count[m], b.first[m] = 0, uint8(a)
+			msgs++
+		}
+		b.msgOf[a] = uint8(m)
+		b.count[m]++
+	}
+	// Each message's iovecs are contiguous: message m starts after the answers of 0..m-1.
+	var start [batchSize + 1]int
+	for m := range msgs {
+		start[m+1] = start[m] + int(b.count[m])
+	}
+	fill := start
+	for a := range k {
+		m := b.msgOf[a]
+		v := &b.outIov[fill[m]]
+		fill[m]++
+		v.Base = &b.resp[a][0]
+		v.SetLen(len(b.resp[a]))
+		if fill[m]-1 == start[m] {
+			b.out[m].hdr = unix.Msghdr{
+				Name:    (*byte)(unsafe.Pointer(&b.names[b.from[a]])),
+				Namelen: unix.SizeofSockaddrInet4,
+				Iov:     v,
+			}
+		}
+	}
+	for m := range msgs {
+		h := &b.out[m].hdr
+		h.SetIovlen(int(b.count[m]))
+		if b.count[m] > 1 {
+			c := &b.ctrl[m]
+			cm := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+			cm.Level, cm.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+			cm.SetLen(unix.CmsgLen(2))
+			*(*uint16)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = uint16(b.outIov[start[m]].Len)
+			h.Control = &c[0]
+			h.SetControllen(unix.CmsgSpace(2))
+		}
+	}
+	for i := range k {
+		b.resp[i] = nil
+	}
+	return msgs
 }
 
 // forwardUDP hands a query to a goroutine of its own, within the forwarder's bound; beyond it
