@@ -77,7 +77,7 @@ func compare(env *Env, cfg config) error {
 	if err := makeImage(env); err != nil {
 		return err
 	}
-	all := map[string]system{"cnet": newCnet(), "Docker": newDocker(), "CNI": newCNI()}
+	all := map[string]system{"cnet": newCnet(), "Docker": newDocker(), "Podman": newPodman(), "CNI": newCNI()}
 	// A ^C or a kill stops whatever is running before the process goes.
 	var current system
 	sig := make(chan os.Signal, 1)
@@ -211,6 +211,11 @@ func benchAttach(a attacher, name string, sizes []int, res *results) error {
 	if err := a.PrepareAttach(n); err != nil {
 		return err
 	}
+	// Starting hundreds of containers leaves the kernel busy for a while (IPv6 duplicate
+	// address detection and router solicitations on every new host-side veth, namespaces
+	// being torn down): attaches right after it were seen 5x slower than on a quiet machine.
+	// Every system gets the same pause, so each is measured settled.
+	time.Sleep(5*time.Second + time.Duration(n)*10*time.Millisecond)
 	on, off := make([]time.Duration, n), make([]time.Duration, n)
 	for i := range n {
 		var err error

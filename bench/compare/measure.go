@@ -78,11 +78,30 @@ func apiConnect(sock, network, container string, connect bool) (time.Duration, e
 	return took, nil
 }
 
-// measurePublish runs start (a container publishing a port range) and reports its wall time
-// and what it left behind: new processes on the machine, the daemon's RSS growth (daemonPid
-// 0: no daemon) and the firewall rules and elements added in the system's namespace.
-func measurePublish(cmd func(string, ...string) *exec.Cmd, daemonPid int, start func() (time.Duration, error)) (PublishResult, error) {
+// measurePublish runs ranged (a container publishing a port range) and reports its wall time
+// and what it left behind: processes on the machine beyond those of plain (the same container
+// without ports, run first: its shim and process are not the range's cost), the daemon's RSS
+// growth (daemonPid 0: no daemon) and the firewall rules and elements added in the system's
+// namespace.
+func measurePublish(cmd func(string, ...string) *exec.Cmd, daemonPid int, plain, ranged func() (time.Duration, error)) (PublishResult, error) {
 	r := PublishResult{DaemonMemKB: -1}
+	started := func(run func() (time.Duration, error)) (time.Duration, int, error) {
+		before, err := pids()
+		if err != nil {
+			return 0, 0, err
+		}
+		took, err := run()
+		if err != nil {
+			return 0, 0, err
+		}
+		time.Sleep(time.Second) // let anything started in the background show up
+		after, err := pids()
+		return took, newProcs(before, after), err
+	}
+	_, plainProcs, err := started(plain)
+	if err != nil {
+		return r, err
+	}
 	rules0, elems0, err := firewall(cmd)
 	if err != nil {
 		return r, err
@@ -93,19 +112,11 @@ func measurePublish(cmd func(string, ...string) *exec.Cmd, daemonPid int, start 
 			return r, err
 		}
 	}
-	before, err := pids()
-	if err != nil {
+	var procs int
+	if r.Wall, procs, err = started(ranged); err != nil {
 		return r, err
 	}
-	if r.Wall, err = start(); err != nil {
-		return r, err
-	}
-	time.Sleep(time.Second) // let anything started in the background show up
-	after, err := pids()
-	if err != nil {
-		return r, err
-	}
-	r.Procs = newProcs(before, after)
+	r.Procs = procs - plainProcs
 	if daemonPid != 0 {
 		mem1, err := rssKB(daemonPid)
 		if err != nil {
@@ -194,7 +205,7 @@ func dataPaths(srv, host, peer func(string, ...string) *exec.Cmd, srvIP string, 
 }
 
 // countProxies counts the machine's processes that are userland proxies of a host port: their
-// command line names a proxy and the port (docker-proxy's -host-port, rootlessport's ...).
+// command line names the port and they are a proxy (docker-proxy, Podman's rootlessport).
 func countProxies(port int) int {
 	ps, _ := pids()
 	n := 0
@@ -204,7 +215,8 @@ func countProxies(port int) int {
 			continue
 		}
 		args := strings.Split(strings.ToLower(string(cl)), "\x00")
-		if strings.Contains(args[0], "proxy") && slices.Contains(args, strconv.Itoa(port)) {
+		proxy := strings.Contains(args[0], "proxy") || strings.Contains(args[0], "rootlessport")
+		if proxy && slices.Contains(args, strconv.Itoa(port)) {
 			n++
 		}
 	}
