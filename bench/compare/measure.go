@@ -294,3 +294,62 @@ func unmountUnder(dir string) {
 		_ = syscall.Unmount(p, syscall.MNT_DETACH)
 	}
 }
+
+// inCgroup tells whether a process is in the cgroup /parent or under it, in any hierarchy.
+func inCgroup(pid int, parent string) bool {
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	for line := range strings.SplitSeq(string(cg), "\n") {
+		_, path, _ := strings.Cut(line[strings.IndexByte(line, ':')+1:], ":")
+		if path == "/"+parent || strings.HasPrefix(path, "/"+parent+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// killCgroup kills every process in the cgroup /parent or under it (containers whose daemon
+// is gone: killing them one by one through its CLI takes minutes for a thousand).
+func killCgroup(parent string) error {
+	for range 50 {
+		all, err := pids()
+		if err != nil {
+			return err
+		}
+		left := 0
+		for pid := range all {
+			if inCgroup(pid, parent) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+				left++
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("processes in cgroup /%s still alive after 5 s of SIGKILL", parent)
+}
+
+// removeCgroups removes the cgroup /parent and those under it, in every hierarchy (v1) or the
+// unified one (v2), deepest first.
+func removeCgroups(parent string) error {
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
+	if st, err := os.Stat("/sys/fs/cgroup/" + parent); err == nil && st.IsDir() {
+		cgs = append(cgs, "/sys/fs/cgroup/"+parent)
+	}
+	var errs []error
+	for _, cg := range cgs {
+		var dirs []string
+		_ = filepath.WalkDir(cg, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, path)
+			}
+			return nil
+		})
+		for _, d := range slices.Backward(dirs) {
+			if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+				errs = append(errs, fmt.Errorf("removing cgroup %s (processes still in it?): %w", d, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

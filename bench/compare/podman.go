@@ -294,17 +294,13 @@ func (p *podman) DataPath(seconds int) (DataPathResult, error) {
 	return dataPaths(inPid(srv), p.host.Cmd, inPid(cli), ip, podmanIperfPort, seconds)
 }
 
-// Stop removes the containers through podman (so netavark and aardvark-dns undo their setup),
-// kills whatever is left in the private mount namespace or in the containers' cgroup parent,
-// ends that namespace (with it go all podman's mounts and network namespace files), removes the
+// Stop kills what podman left running in the private mount namespace or in the containers'
+// cgroup parent (`podman rm -af` would undo netavark's and aardvark-dns's setup one container
+// at a time, 45 s for 600, when all of it lives in namespaces about to go anyway), ends that
+// namespace (with it go all podman's mounts and network namespace files), removes the
 // cgroups, the host namespace and the state directory.
 func (p *podman) Stop() error {
 	var errs []error
-	if p.mntNS != "" {
-		if _, err := p.run("rm", "-af", "-t", "0"); err != nil {
-			errs = append(errs, fmt.Errorf("removing podman's containers: %w", err))
-		}
-	}
 	if p.host != nil { // the cgroup's name is ours only if this run made the namespace
 		if err := p.killLeft(); err != nil {
 			errs = append(errs, err)
@@ -316,14 +312,8 @@ func (p *podman) Stop() error {
 		p.holder, p.mntNS = nil, ""
 	}
 	if p.host != nil {
-		cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + podmanNS)
-		if cg := "/sys/fs/cgroup/" + podmanNS; podmanIsDir(cg) { // cgroup v2
-			cgs = append(cgs, cg)
-		}
-		for _, cg := range cgs {
-			if err := podmanRemoveCgroup(cg); err != nil {
-				errs = append(errs, err)
-			}
+		if err := removeCgroups(podmanNS); err != nil {
+			errs = append(errs, err)
 		}
 		if err := p.host.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("deleting namespace %s: %w", podmanNS, err))
@@ -358,12 +348,7 @@ func (p *podman) killLeft() error {
 				continue
 			}
 			ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
-			cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-			ours := p.mntNS != "" && ns == p.mntNS
-			for line := range strings.SplitSeq(string(cg), "\n") {
-				_, path, _ := strings.Cut(line[strings.IndexByte(line, ':')+1:], ":")
-				ours = ours || path == "/"+podmanNS || strings.HasPrefix(path, "/"+podmanNS+"/")
-			}
+			ours := p.mntNS != "" && ns == p.mntNS || inCgroup(pid, podmanNS)
 			if proc, err := os.FindProcess(pid); ours && err == nil && proc.Kill() == nil {
 				left++
 			}
@@ -374,28 +359,4 @@ func (p *podman) killLeft() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("podman's processes are still alive after 5 s of SIGKILL (see ps -eo pid,cgroup,args | grep %s)", podmanNS)
-}
-
-// podmanRemoveCgroup removes a cgroup directory and those under it, deepest first.
-func podmanRemoveCgroup(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil // gone already
-	}
-	for _, e := range ents {
-		if e.IsDir() {
-			if err := podmanRemoveCgroup(filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("removing cgroup %s (processes still in it?): %w", dir, err)
-	}
-	return nil
-}
-
-func podmanIsDir(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.IsDir()
 }
