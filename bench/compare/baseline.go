@@ -79,12 +79,8 @@ func baseline(env *Env, seconds int) (res DataPathResult, err error) {
 		}
 	}
 
-	const port = 5201
-	if res.Direct, err = iperf(ctrs[0].Cmd, h.Cmd, ips[0], port, port, seconds); err != nil {
-		return res, fmt.Errorf("baseline, host → container: %w", err)
-	}
-	if res.CtrToCtr, err = iperf(ctrs[0].Cmd, ctrs[1].Cmd, ips[0], port, port, seconds); err != nil {
-		return res, fmt.Errorf("baseline, container → container: %w", err)
+	if res, err = dataPaths(ctrs[0].Cmd, h.Cmd, ctrs[1].Cmd, ips[0], 0, seconds); err != nil {
+		return res, fmt.Errorf("baseline: %w", err)
 	}
 	return res, nil
 }

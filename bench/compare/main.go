@@ -42,7 +42,7 @@ func main() {
 	flag.IntVar(&cfg.dnsNames, "dns-names", 100, "embedded DNS: containers whose names are queried")
 	flag.IntVar(&cfg.dns.Seconds, "dns-seconds", 10, "embedded DNS: dnsperf -l")
 	flag.IntVar(&cfg.dns.Clients, "dns-clients", 8, "embedded DNS: dnsperf -c")
-	flag.IntVar(&cfg.iperfSeconds, "iperf-seconds", 5, "data path: seconds per iperf3 run")
+	flag.IntVar(&cfg.iperfSeconds, "iperf-seconds", 4, "data path: seconds per iperf3 run (each path is run 3 times)")
 	flag.IntVar(&cfg.scale, "scale", 1000, "scale: containers running for the daemon's memory and restart")
 	flag.IntVar(&cfg.ports, "ports", 1000, "port publishing: size of the range")
 	flag.StringVar(&systems, "systems", "cnet,Docker,Podman,CNI,baseline", "systems to measure")
