@@ -95,12 +95,14 @@ func compare(env *Env, cfg config) error {
 	began := time.Now()
 	for _, name := range cfg.systems {
 		if name == "baseline" {
-			logf("== baseline: hand-made veth+bridge")
-			r, err := baseline(env, cfg.iperfSeconds)
-			if err != nil {
-				return fmt.Errorf("baseline: %w", err)
+			for _, nat := range []bool{false, true} {
+				logf("== %s: hand-made veth+bridge", baselineName(nat))
+				r, err := baseline(env, cfg.iperfSeconds, nat)
+				if err != nil {
+					return fmt.Errorf("%s: %w", baselineName(nat), err)
+				}
+				res.dataPath(baselineName(nat), r)
 			}
-			res.dataPath("baseline", r)
 			continue
 		}
 		s, ok := all[name]
@@ -122,6 +124,13 @@ func compare(env *Env, cfg config) error {
 	}
 	logf("all measured in %v", time.Since(began).Round(time.Second))
 	return res.write(cfg, env)
+}
+
+func baselineName(withNAT bool) string {
+	if withNAT {
+		return "baseline+conntrack"
+	}
+	return "baseline"
 }
 
 // makeImage builds the busybox root filesystem and its tarball that Docker and Podman import

@@ -119,20 +119,31 @@ func (r *results) scale(sys string, n int, s ScaleResult) {
 // write prints the table, writes it to <out>/<date>.md and the chart to <out>/<date>.svg.
 func (r *results) write(cfg config, env *Env) error {
 	// The goal for the data path is relative to the machine's limit: cnet's published
-	// port against the hand-made veth+bridge, host → "container".
+	// port against the hand-made veth+bridge, host → "container", without and with conntrack.
+	var pub, direct *Row
 	for _, row := range r.rows {
-		if row.Bench == "iperf3 host → container IP" {
-			if base, ok := row.Values["baseline"]; ok {
-				for _, p := range r.rows {
-					if c, ok := p.Values["cnet"]; ok && strings.HasPrefix(p.Bench, "iperf3 host → 127.0.0.1") {
-						r.set("cnet's published port ÷ baseline host → container", "%", false, "cnet", 100*c/base)
-					}
-				}
+		switch row.Bench {
+		case "iperf3 host → 127.0.0.1:published port":
+			pub = row
+		case "iperf3 host → container IP":
+			direct = row
+		}
+	}
+	if pub != nil && direct != nil {
+		for _, b := range []string{baselineName(false), baselineName(true)} {
+			c, okc := pub.Values["cnet"]
+			base, okb := direct.Values[b]
+			if okc && okb {
+				r.set("cnet's published port ÷ "+b+" host → container", "%", false, "cnet", 100*c/base)
 			}
 		}
 	}
+	systems := slices.Clone(cfg.systems)
+	if i := slices.Index(systems, "baseline"); i >= 0 {
+		systems = slices.Insert(systems, i+1, baselineName(true))
+	}
 	var cols, others []string
-	for _, s := range cfg.systems {
+	for _, s := range systems {
 		for _, row := range r.rows {
 			if _, ok := row.Values[s]; ok {
 				cols = append(cols, s)
