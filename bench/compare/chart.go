@@ -34,7 +34,7 @@ func writeChart(w io.Writer, title string, rows []Row, others []string) error {
 	const (
 		chartWidth  = 900
 		chartMargin = 16
-		nameWidth   = 70 // system names left of the bars, right-aligned
+		minNameRoom = 70 // system names left of the bars, right-aligned: at least this wide
 		leftRoom    = 56 // between names and plot, at least: room for a label "0.05×" left of a bar
 		rightRoom   = 52 // right of the plot, at least: room for a label "1000×"
 		groupHead   = 22 // a row's heading above its bars
@@ -88,7 +88,11 @@ func writeChart(w io.Writer, title string, rows []Row, others []string) error {
 	if minR < 1 {
 		left = math.Max(leftRoom, chartTextWidth(chartRatio(minR), 13)+12)
 	}
-	plotL := chartMargin + nameWidth + left
+	nameWidth := minNameRoom
+	for _, o := range others {
+		nameWidth = max(nameWidth, int(math.Ceil(chartTextWidth(o, 12))))
+	}
+	plotL := float64(chartMargin+nameWidth) + left
 	plotR := chartWidth - chartMargin - math.Max(rightRoom, chartTextWidth(chartRatio(maxR), 13)+12)
 	x := func(v float64) float64 {
 		return plotL + (math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))*(plotR-plotL)

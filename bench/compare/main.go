@@ -50,7 +50,14 @@ func main() {
 	flag.StringVar(&env.Cnet, "cnet", "", "the cnet binary (required)")
 	flag.StringVar(&env.CNITool, "cnitool", "", "cnitool (required for CNI)")
 	flag.StringVar(&env.CNIPath, "cni-path", "/usr/lib/cni", "the CNI reference plugins")
+	replotFile := flag.String("replot", "", "only draw FILE.svg again from FILE.json of an earlier run")
 	flag.Parse()
+	if *replotFile != "" {
+		if err := replot(*replotFile); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	for f := range strings.SplitSeq(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -194,15 +195,46 @@ func (r *results) write(cfg config, env *Env) error {
 	if err := os.WriteFile(base+".md", []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	f, err := os.Create(base + ".svg")
+	data, err := json.MarshalIndent(plotData{Title: title, Others: others, Rows: rows}, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeChart(f, title, rows, others); err != nil {
+	if err := os.WriteFile(base+".json", data, 0o644); err != nil {
+		return err
+	}
+	if err := replot(base + ".json"); err != nil {
+		return err
+	}
+	logf("written to %s.md, .json and .svg", base)
+	return nil
+}
+
+// plotData is what the chart is drawn from, kept beside the table so that the chart can be
+// drawn again (a new look, a fix) from the same measurements: compare -replot FILE.json.
+type plotData struct {
+	Title  string
+	Others []string
+	Rows   []Row
+}
+
+// replot draws FILE.svg from FILE.json.
+func replot(jsonFile string) error {
+	data, err := os.ReadFile(jsonFile)
+	if err != nil {
+		return err
+	}
+	var p plotData
+	if err := json.Unmarshal(data, &p); err != nil {
+		return fmt.Errorf("reading %s: %w", jsonFile, err)
+	}
+	f, err := os.Create(strings.TrimSuffix(jsonFile, ".json") + ".svg")
+	if err != nil {
+		return err
+	}
+	if err := writeChart(f, p.Title, p.Rows, p.Others); err != nil {
 		f.Close()
 		return err
 	}
-	logf("written to %s.md and %s.svg", base, base)
 	return f.Close()
 }
 
@@ -217,8 +249,10 @@ func formatValue(v float64, unit string) string {
 		s = fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 10:
 		s = fmt.Sprintf("%.1f", v)
-	default:
+	case math.Abs(v) >= 1:
 		s = fmt.Sprintf("%.2f", v)
+	default:
+		s = fmt.Sprintf("%.3g", v) // 0.0437 s: the table's ratios are computed from these
 	}
 	if unit != "" {
 		s += " " + unit
