@@ -166,6 +166,18 @@ func measure(s system, env *Env, cfg config, res *results) error {
 		return err
 	}
 	name := s.Name()
+	// The data path first, on a system with nothing else in it yet: after hundreds of
+	// containers came and went, iperf3's ratios were seen to drift (cnet's published port
+	// 84-87% of direct in full runs against 92-100% measured alone), and every system should
+	// be measured in the same state.
+	if d, ok := s.(dataPather); ok {
+		logf("data path: iperf3, %d s each", cfg.iperfSeconds)
+		dr, err := d.DataPath(cfg.iperfSeconds)
+		if err != nil {
+			return fmt.Errorf("data path: %w", err)
+		}
+		res.dataPath(name, dr)
+	}
 	if a, ok := s.(attacher); ok {
 		logf("attach: %d containers", cfg.sizes[len(cfg.sizes)-1])
 		if err := benchAttach(a, name, cfg.sizes, res); err != nil {
@@ -187,14 +199,6 @@ func measure(s system, env *Env, cfg config, res *results) error {
 			return fmt.Errorf("port publishing: %w", err)
 		}
 		res.publish(name, cfg.ports, pr)
-	}
-	if d, ok := s.(dataPather); ok {
-		logf("data path: iperf3, %d s each", cfg.iperfSeconds)
-		dr, err := d.DataPath(cfg.iperfSeconds)
-		if err != nil {
-			return fmt.Errorf("data path: %w", err)
-		}
-		res.dataPath(name, dr)
 	}
 	if sc, ok := s.(scaler); ok && cfg.scale > 0 {
 		logf("scale: %d containers", cfg.scale)
