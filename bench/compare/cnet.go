@@ -218,38 +218,21 @@ func (c *cnetSys) DataPath(seconds int) (DataPathResult, error) {
 }
 
 func (c *cnetSys) Scale(n int) (ScaleResult, error) {
-	var r ScaleResult
-	have, err := c.run("ps", "-q")
-	if err != nil {
-		return r, err
-	}
-	if more := n - len(strings.Fields(have)); more > 0 {
-		if err := c.runContainers("s", more, "bridge"); err != nil {
-			return r, err
-		}
-	}
-	pid, err := c.daemonPid()
-	if err != nil {
-		return r, err
-	}
-	if r.DaemonRSSKB, err = rssKB(pid); err != nil {
-		return r, err
-	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		return r, err
-	}
-	if !waitGone(pid, 60*time.Second) {
-		return r, errors.New("cnet's daemon did not stop within 60 s")
-	}
-	start := time.Now()
-	if err := c.startDaemon(); err != nil {
-		return r, err
-	}
-	if err := waitRunning(func() (string, error) { return c.run("ps", "-q") }, n); err != nil {
-		return r, err
-	}
-	r.Restart = time.Since(start)
-	return r, nil
+	return scaleDaemon(n, daemonOps{
+		list: func() (string, error) { return c.run("ps", "-q") },
+		fill: func(more int) error { return c.runContainers("s", more, "bridge") },
+		pid:  c.daemonPid,
+		stop: func(pid int) error {
+			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+				return err
+			}
+			if !waitGone(pid, 60*time.Second) {
+				return errors.New("cnet's daemon did not stop within 60 s")
+			}
+			return nil
+		},
+		start: c.startDaemon,
+	})
 }
 
 // Stop kills the host's PID 1, which ends every process in it (daemon, shims, containers),

@@ -195,31 +195,13 @@ func (d *docker) DataPath(seconds int) (DataPathResult, error) {
 }
 
 func (d *docker) Scale(n int) (ScaleResult, error) {
-	var r ScaleResult
-	have, err := d.run("ps", "-q")
-	if err != nil {
-		return r, err
-	}
-	if more := n - len(strings.Fields(have)); more > 0 {
-		if err := d.runContainers("s", more, "bridge"); err != nil {
-			return r, err
-		}
-	}
-	if r.DaemonRSSKB, err = rssKB(d.pid); err != nil {
-		return r, err
-	}
-	if err := d.stopDaemon(); err != nil {
-		return r, err
-	}
-	start := time.Now()
-	if err := d.startDaemon(); err != nil {
-		return r, err
-	}
-	if err := waitRunning(func() (string, error) { return d.run("ps", "-q") }, n); err != nil {
-		return r, err
-	}
-	r.Restart = time.Since(start)
-	return r, nil
+	return scaleDaemon(n, daemonOps{
+		list:  func() (string, error) { return d.run("ps", "-q") },
+		fill:  func(more int) error { return d.runContainers("s", more, "bridge") },
+		pid:   func() (int, error) { return d.pid, nil },
+		stop:  func(int) error { return d.stopDaemon() },
+		start: d.startDaemon,
+	})
 }
 
 // stopDaemon stops dockerd (SIGTERM; live-restore keeps the containers) and waits for it.

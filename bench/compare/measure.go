@@ -249,6 +249,49 @@ func countProxies(port int) int {
 	return n
 }
 
+// daemonOps are what the scale benchmark does to a system with a daemon.
+type daemonOps struct {
+	list  func() (string, error) // IDs of the running containers, one per line
+	fill  func(more int) error   // start more containers
+	pid   func() (int, error)    // the daemon's PID, for its RSS
+	stop  func(pid int) error    // stop the daemon (its containers keep running) and wait
+	start func() error           // start it and wait until it answers
+}
+
+// scaleDaemon brings the system to n running containers, reads the daemon's RSS, then times
+// a stop and start of the daemon until it lists all n running again.
+func scaleDaemon(n int, d daemonOps) (ScaleResult, error) {
+	var r ScaleResult
+	have, err := d.list()
+	if err != nil {
+		return r, err
+	}
+	if more := n - len(strings.Fields(have)); more > 0 {
+		if err := d.fill(more); err != nil {
+			return r, err
+		}
+	}
+	pid, err := d.pid()
+	if err != nil {
+		return r, err
+	}
+	if r.DaemonRSSKB, err = rssKB(pid); err != nil {
+		return r, err
+	}
+	if err := d.stop(pid); err != nil {
+		return r, err
+	}
+	start := time.Now()
+	if err := d.start(); err != nil {
+		return r, err
+	}
+	if err := waitRunning(d.list, n); err != nil {
+		return r, err
+	}
+	r.Restart = time.Since(start)
+	return r, nil
+}
+
 // waitRunning polls list (IDs of running containers, one per line) until it has n of them.
 func waitRunning(list func() (string, error), n int) error {
 	deadline := time.Now().Add(5 * time.Minute)
