@@ -38,13 +38,13 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		{"bad name", []string{"network", "create", "../etc"}, "invalid network name"},
 		{"bad mtu", []string{"network", "create", "-o", "com.docker.network.driver.mtu=12", "x6"}, "mtu"},
 		{"second host network", []string{"network", "create", "-d", "host", "x7"}, `only one instance of "host" network is allowed`},
-		{"ip outside the subnet", []string{"run", "-d", "--name", "c2", "--net", "used", "--ip", "192.168.1.5", "busybox", "sleep", "1"}, "does not belong to any of network used's subnets"},
-		{"ip in use", []string{"run", "-d", "--name", "c2", "--net", "used", "--ip", "10.20.0.2", "busybox", "sleep", "1"}, "in use"},
-		{"ip on the default bridge", []string{"run", "-d", "--name", "c2", "--ip", "172.17.0.9", "busybox", "sleep", "1"}, "user defined networks only"},
+		{"ip outside the subnet", []string{"run", "-d", "--name", "new2", "--net", "used", "--ip", "192.168.1.5", "busybox", "sleep", "1"}, "does not belong to any of network used's subnets"},
+		{"ip in use", []string{"run", "-d", "--name", "new2", "--net", "used", "--ip", "10.20.0.2", "busybox", "sleep", "1"}, "in use"},
+		{"ip on the default bridge", []string{"run", "-d", "--name", "new2", "--ip", "172.17.0.9", "busybox", "sleep", "1"}, "user defined networks only"},
 		{"connect ip outside", []string{"network", "connect", "--ip", "10.99.0.1", "spare", "c1"}, "does not belong"},
 		{"unknown network", []string{"run", "-d", "--net", "nosuchnet", "busybox", "sleep", "1"}, "network nosuchnet not found"},
 		{"duplicate container name", []string{"run", "-d", "--name", "c1", "busybox", "sleep", "1"}, "is already in use"},
-		{"command not found", []string{"run", "-d", "--name", "c3", "--net", "used", "nosuchcommand-xyz"}, "nosuchcommand-xyz"},
+		{"command not found", []string{"run", "-d", "--name", "new3", "--net", "used", "nosuchcommand-xyz"}, "nosuchcommand-xyz"},
 		{"rm of a running container", []string{"rm", "c1"}, "Stop the container before attempting removal"},
 		{"unknown container", []string{"network", "connect", "used", "nosuchcontainer"}, "No such container: nosuchcontainer"},
 	}
@@ -52,9 +52,11 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			expectRefused(t, h, tt.args, tt.want)
 			// A container whose start failed stays, as in Docker, in state created; remove it
-			// so the comparison is about networking state.
-			h.CLI("rm", "-f", "c2")
-			h.CLI("rm", "-f", "c3")
+			// so the comparison is about networking state. The names are not hex: as in
+			// Docker, a reference that names no container matches by ID prefix, so `rm -f c3`
+			// would remove c1 whenever c1's ID began with "c3".
+			h.CLI("rm", "-f", "new2")
+			h.CLI("rm", "-f", "new3")
 			if after := state(t, h); after != before {
 				t.Errorf("state changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
