@@ -46,7 +46,7 @@ func (c *cnetSys) Start(env *Env) error {
 		return err
 	}
 	c.host = exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
-		"sh", "-c", "mount -t sysfs sysfs /sys && mount --bind "+resolv+" /etc/resolv.conf && ip link set lo up && exec sleep infinity")
+		"sh", "-c", "mount -t sysfs sysfs /sys && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount --bind "+resolv+" /etc/resolv.conf && ip link set lo up && exec sleep infinity")
 	c.host.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := c.host.Start(); err != nil {
 		return fmt.Errorf("starting cnet's host namespace: %w", err)

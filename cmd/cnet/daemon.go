@@ -47,5 +47,6 @@ func daemonCommand() *cobra.Command {
 	f.BoolVar(&debug, "debug", false, "log debug messages")
 	f.StringVar(&cfg.Group, "group", "", "group that may use the API socket (default: root only)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", false, "also carry published ports in the daemon (for hosts where kernel NAT cannot serve every path)")
+	f.BoolVar(&cfg.NoConnectTranslation, "no-connect-translation", false, "leave this host's own TCP connections to published ports to NAT instead of translating them at connect()")
 	return cmd
 }

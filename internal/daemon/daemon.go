@@ -23,6 +23,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/dns"
 	"github.com/cnet-dev/cnet/internal/firewall"
 	"github.com/cnet-dev/cnet/internal/portmap"
+	"github.com/cnet-dev/cnet/internal/portmap/hostlocal"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	// UserlandProxy also carries published ports in the daemon (goroutines), for hosts where
 	// kernel NAT cannot serve every path. Off by default: NAT covers them here.
 	UserlandProxy bool
+	// NoConnectTranslation leaves the host's own TCP connections to published ports to NAT,
+	// as Docker does, instead of translating them at connect() (see package hostlocal).
+	NoConnectTranslation bool
 	// Group, if set, owns the socket (mode 0660), so its members may use cnet without root;
 	// otherwise the socket is root's alone.
 	Group string
@@ -60,6 +64,9 @@ type Daemon struct {
 
 	fw    *firewall.Firewall // cnet's nftables table in the daemon's namespace
 	ports *portmap.Allocator // host ports held by published container ports
+	// local translates the host's own TCP connections to published ports at connect(), so
+	// they need no NAT; nil where the host has no cgroup v2 or BPF (NAT then serves them).
+	local *hostlocal.Redirector
 }
 
 // SocketPath returns the filesystem path of a unix:// host.
@@ -106,7 +113,16 @@ func New(cfg Config) (*Daemon, error) {
 		dnsTable: dns.NewTable(), dnsFwd: dns.NewForwarder(dns.ForwarderConfig{}),
 		fw: fw, ports: portmap.NewAllocator(portmap.EphemeralRange())}
 	d.ports.Probe = portmap.ProbeHost
+	if !cfg.NoConnectTranslation {
+		if d.local, err = hostlocal.Attach(); err != nil {
+			slog.Warn("published ports reach containers through NAT only, from this host too", "err", err)
+			d.local = nil
+		}
+	}
 	if err := d.restore(); err != nil {
+		if d.local != nil {
+			d.local.Close()
+		}
 		fw.Close()
 		st.Close()
 		return nil, err
@@ -151,8 +167,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 }
 
-// Close releases the state file and the firewall's netlink socket (its rules stay).
+// Close releases the state file and the firewall's netlink socket (its rules stay, and serve
+// the host's own connections too once the connect() translation is detached).
 func (d *Daemon) Close() error {
+	if d.local != nil {
+		d.local.Close()
+	}
 	d.fw.Close()
 	return d.store.Close()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/firewall"
 	"github.com/cnet-dev/cnet/internal/portmap"
+	"github.com/cnet-dev/cnet/internal/portmap/hostlocal"
 )
 
 // published is what a running container has published: where the DNAT goes and the host
@@ -136,6 +137,11 @@ func (d *Daemon) publishPorts(c *ctr) (func(), error) {
 		d.ports.ReleaseAll(reserved)
 		return noop, fmt.Errorf("publishing ports of container %s: %w", c.rec.Name, err)
 	}
+	if err := d.addLocal(p); err != nil {
+		_ = d.fw.RemovePorts(p.Bridge, p.IP, p.Mappings) // best effort: the publish fails either way
+		d.ports.ReleaseAll(reserved)
+		return noop, fmt.Errorf("publishing ports of container %s: %w", c.rec.Name, err)
+	}
 	c.rec.Published = &p
 	faults.Point("ports-published")
 	if err := d.startProxies(c); err != nil {
@@ -179,11 +185,38 @@ func (d *Daemon) unpublishPorts(c *ctr) {
 	if p == nil {
 		return
 	}
+	if d.local != nil {
+		if err := d.local.Remove(localServices(*p)); err != nil {
+			slog.Error("removing published ports", "container", c.rec.ID[:12], "err", err)
+		}
+	}
 	if err := d.fw.RemovePorts(p.Bridge, p.IP, p.Mappings); err != nil {
 		slog.Error("removing published ports", "container", c.rec.ID[:12], "err", err)
 	}
 	d.ports.ReleaseAll(p.Mappings)
 	c.rec.Published = nil
+}
+
+// localServices are p's TCP ports as the host's own connect() translation sees them: UDP and
+// SCTP stay with NAT alone.
+func localServices(p published) []hostlocal.Service {
+	var out []hostlocal.Service
+	for _, m := range p.Mappings {
+		if m.Proto == portmap.TCP {
+			out = append(out, hostlocal.Service{Host: netip.AddrPortFrom(m.HostIP, m.HostPort),
+				Container: netip.AddrPortFrom(p.IP, m.ContainerPort)})
+		}
+	}
+	return out
+}
+
+// addLocal has the host's own connections to p's TCP ports translated at connect(), when the
+// host can (a freshly started daemon's maps are empty: restorePorts fills them).
+func (d *Daemon) addLocal(p published) error {
+	if d.local == nil {
+		return nil
+	}
+	return d.local.Add(localServices(p))
 }
 
 // portsView is inspect's NetworkSettings.Ports: every exposed or published container port,
@@ -261,6 +294,13 @@ func (d *Daemon) restorePorts() {
 	d.ports.Probe = probe
 	if err := d.fw.Sync(d.desiredFirewall()); err != nil {
 		slog.Error("restoring the firewall", "err", err)
+	}
+	for _, c := range d.containers {
+		if c.rec.State.Running && c.rec.Published != nil {
+			if err := d.addLocal(*c.rec.Published); err != nil {
+				slog.Error("translating the host's connections to a running container's ports", "container", c.rec.ID[:12], "err", err)
+			}
+		}
 	}
 	for _, c := range d.containers {
 		if c.rec.State.Running {

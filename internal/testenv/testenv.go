@@ -97,11 +97,14 @@ func NewHost(t testing.TB) *Host {
 	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A fresh sysfs for the new network namespace hides the machine's cgroup mounts; the
+	// host gets the cgroup v2 hierarchy back, as real hosts have it (the daemon attaches its
+	// connect() translation there).
 	// --fork makes the shell PID 1 of a new PID namespace: killing it kills every process the
 	// host ever started (daemon, shims, containers), however a test ended. --kill-child and
 	// Pdeathsig chain that kill to the test binary's own death (a timeout, a ^C).
 	h.unshare = exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
-		"sh", "-c", "mount -t sysfs sysfs /sys && mount --bind "+resolv+" /etc/resolv.conf && ip link set lo up && exec sleep infinity")
+		"sh", "-c", "mount -t sysfs sysfs /sys && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount --bind "+resolv+" /etc/resolv.conf && ip link set lo up && exec sleep infinity")
 	h.unshare.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := h.unshare.Start(); err != nil {
 		os.RemoveAll(dir)
