@@ -12,64 +12,64 @@ import (
 	"time"
 )
 
-// baselinePrefix names the baseline's namespaces: the host one is baselinePrefix, the two
-// containers' baselinePrefix-c1 and -c2.
+// baselinePrefix names the baselines' namespaces: a baseline's host namespace is
+// baselinePrefix-N (N its number), its two containers' baselinePrefix-N-c1 and -c2.
 const baselinePrefix = "cnetcmp-base"
 
-// baseline measures the data path with nothing but a hand-made bridge and two veths, the way
-// every system here wires a container, and no NAT or proxy in the way: the machine's physical
-// limit, against which the systems' Direct and CtrToCtr throughputs are read. Published stays
-// 0 (nothing is published) and so does ProxyProcs.
+// baselineNet is a hand-made bridge and two veths, the way every system here wires a
+// container, with no NAT or proxy in the way: the machine's physical limit, against which the
+// systems' Direct and CtrToCtr throughputs are read. Nothing is published on it.
 //
 // withNAT adds what every system that publishes ports or masquerades has and a bare bridge
-// has not: connection tracking (one NAT rule that no measured packet matches). On this
-// 2-core VM that alone costs host → container about a fifth of its throughput, so the
-// systems' rules are best read against this second baseline.
-func baseline(env *Env, seconds int, withNAT bool) (res DataPathResult, err error) {
-	h, err := newNetnsHost(baselinePrefix)
-	if err != nil {
-		return res, fmt.Errorf("making the baseline's host namespace (an earlier run's leftover? ip netns del %s): %w", baselinePrefix, err)
-	}
-	var ctrs []*netnsHost
+// has not: connection tracking (one NAT rule that no measured packet matches), so the
+// systems' rules can be read against this second baseline as well.
+type baselineNet struct {
+	host *netnsHost
+	ctrs []*netnsHost
+	ips  []string
+}
+
+// newBaseline makes baseline number n (its own namespaces, bridge and subnet 10.90.n.0/24).
+func newBaseline(n int, withNAT bool) (b *baselineNet, err error) {
+	prefix := fmt.Sprintf("%s-%d", baselinePrefix, n)
+	b = &baselineNet{}
 	defer func() {
-		for _, c := range ctrs {
-			if cerr := c.Close(); cerr != nil {
-				err = errors.Join(err, fmt.Errorf("deleting the baseline's namespace %s: %w", c.name, cerr))
-			}
-		}
-		if cerr := h.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("deleting the baseline's host namespace: %w", cerr))
+		if err != nil {
+			err = errors.Join(err, b.Close())
 		}
 	}()
-
+	if b.host, err = newNetnsHost(prefix); err != nil {
+		return b, fmt.Errorf("making the baseline's host namespace (an earlier run's leftover? ip netns del %s): %w", prefix, err)
+	}
 	// The bridge has the gateway address, as a container network's does; the containers sit
 	// on its subnet with a default route through it.
-	const bridge, gw, subnetBits = "cnetcmp-br0", "10.90.0.1", "/24"
+	bridge, gw, subnetBits := fmt.Sprintf("cnetcmp-br%d", n), fmt.Sprintf("10.90.%d.1", n), "/24"
 	steps := [][]string{
 		{"link", "add", bridge, "type", "bridge"},
 		{"addr", "add", gw + subnetBits, "dev", bridge},
 		{"link", "set", bridge, "up"},
 	}
 	for _, s := range steps {
-		if _, err := h.run("ip", s...); err != nil {
-			return res, fmt.Errorf("making the baseline's bridge: %w", err)
+		if _, err := b.host.run("ip", s...); err != nil {
+			return b, fmt.Errorf("making the baseline's bridge: %w", err)
 		}
 	}
-	ips := []string{"10.90.0.2", "10.90.0.3"}
-	for i, ip := range ips {
-		c, err := newNetnsHost(fmt.Sprintf("%s-c%d", baselinePrefix, i+1))
+	for i := range 2 {
+		ip := fmt.Sprintf("10.90.%d.%d", n, i+2)
+		c, err := newNetnsHost(fmt.Sprintf("%s-c%d", prefix, i+1))
 		if err != nil {
-			return res, fmt.Errorf("making the baseline's container namespace (an earlier run's leftover? ip netns del %s-c%d): %w", baselinePrefix, i+1, err)
+			return b, fmt.Errorf("making the baseline's container namespace (an earlier run's leftover? ip netns del %s-c%d): %w", prefix, i+1, err)
 		}
-		ctrs = append(ctrs, c)
+		b.ctrs = append(b.ctrs, c)
+		b.ips = append(b.ips, ip)
 		veth := fmt.Sprintf("cnetcmp-v%d", i+1)
 		hostSteps := [][]string{
 			{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", c.name},
 			{"link", "set", veth, "master", bridge, "up"},
 		}
 		for _, s := range hostSteps {
-			if _, err := h.run("ip", s...); err != nil {
-				return res, fmt.Errorf("wiring the baseline's container %d: %w", i+1, err)
+			if _, err := b.host.run("ip", s...); err != nil {
+				return b, fmt.Errorf("wiring the baseline's container %d: %w", i+1, err)
 			}
 		}
 		ctrSteps := [][]string{
@@ -79,22 +79,39 @@ func baseline(env *Env, seconds int, withNAT bool) (res DataPathResult, err erro
 		}
 		for _, s := range ctrSteps {
 			if _, err := c.run("ip", s...); err != nil {
-				return res, fmt.Errorf("addressing the baseline's container %d: %w", i+1, err)
+				return b, fmt.Errorf("addressing the baseline's container %d: %w", i+1, err)
 			}
 		}
 	}
-
 	if withNAT {
 		// One masquerade rule for traffic leaving by another interface: no packet measured
 		// matches it, but a NAT hook makes the kernel track every connection of the namespace.
-		if _, err := h.run("nft", `add table ip cnetcmp; add chain ip cnetcmp post { type nat hook postrouting priority srcnat; }; add rule ip cnetcmp post oifname != "`+bridge+`" masquerade`); err != nil {
-			return res, fmt.Errorf("baseline with NAT: %w", err)
+		if _, err := b.host.run("nft", `add table ip cnetcmp; add chain ip cnetcmp post { type nat hook postrouting priority srcnat; }; add rule ip cnetcmp post oifname != "`+bridge+`" masquerade`); err != nil {
+			return b, fmt.Errorf("baseline with NAT: %w", err)
 		}
 	}
-	if res, err = dataPaths(ctrs[0].Cmd, h.Cmd, ctrs[1].Cmd, ips[0], 0, seconds); err != nil {
-		return res, fmt.Errorf("baseline: %w", err)
+	return b, nil
+}
+
+// paths are the baseline's host → container and container → container paths, written to r.
+func (b *baselineNet) paths(r *DataPathResult) []path {
+	return systemPaths(r, b.ctrs[0].Cmd, b.host.Cmd, b.ctrs[1].Cmd, b.ips[0], 0)
+}
+
+// Close deletes the baseline's namespaces (and with them its links and rules).
+func (b *baselineNet) Close() error {
+	var errs []error
+	for _, c := range b.ctrs {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("deleting the baseline's namespace %s: %w", c.name, err))
+		}
 	}
-	return res, nil
+	if b.host != nil {
+		if err := b.host.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("deleting the baseline's host namespace: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // iperf measures TCP throughput from a client to a server, in Gbit/s, the way every system's

@@ -190,7 +190,7 @@ func (c *cnetSys) DNS(names int, cfg DNSConfig) (DNSResult, error) {
 	return runDNSPerf(c.env, client, "127.0.0.11", "n", names, cfg)
 }
 
-func (c *cnetSys) DataPath(seconds int) (DataPathResult, error) {
+func (c *cnetSys) DataPath(seconds int, also []path) (DataPathResult, error) {
 	var r DataPathResult
 	if _, err := c.run("network", "create", "datanet"); err != nil {
 		return r, err
@@ -214,7 +214,7 @@ func (c *cnetSys) DataPath(seconds int) (DataPathResult, error) {
 	if err != nil {
 		return r, err
 	}
-	return dataPaths(srv, c.hostCmd, peer, strings.TrimSpace(ip), 25201, seconds)
+	return dataPaths(srv, c.hostCmd, peer, strings.TrimSpace(ip), 25201, seconds, also)
 }
 
 func (c *cnetSys) Scale(n int) (ScaleResult, error) {

@@ -168,7 +168,7 @@ func (d *docker) ipOf(name, net string) (string, error) {
 	return strings.TrimSpace(out), err
 }
 
-func (d *docker) DataPath(seconds int) (DataPathResult, error) {
+func (d *docker) DataPath(seconds int, also []path) (DataPathResult, error) {
 	var r DataPathResult
 	if _, err := d.run("network", "create", "datanet"); err != nil {
 		return r, err
@@ -191,7 +191,7 @@ func (d *docker) DataPath(seconds int) (DataPathResult, error) {
 	if err != nil {
 		return r, err
 	}
-	return dataPaths(inPid(srv), d.h.Cmd, inPid(peer), ip, 25201, seconds)
+	return dataPaths(inPid(srv), d.h.Cmd, inPid(peer), ip, 25201, seconds, also)
 }
 
 func (d *docker) Scale(n int) (ScaleResult, error) {

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -42,7 +43,7 @@ func main() {
 	flag.IntVar(&cfg.dnsNames, "dns-names", 100, "embedded DNS: containers whose names are queried")
 	flag.IntVar(&cfg.dns.Seconds, "dns-seconds", 10, "embedded DNS: dnsperf -l")
 	flag.IntVar(&cfg.dns.Clients, "dns-clients", 8, "embedded DNS: dnsperf -c")
-	flag.IntVar(&cfg.iperfSeconds, "iperf-seconds", 4, "data path: seconds per iperf3 run (each path is run 3 times)")
+	flag.IntVar(&cfg.iperfSeconds, "iperf-seconds", 3, "data path: seconds per iperf3 run (each path is run 5 times)")
 	flag.IntVar(&cfg.scale, "scale", 1000, "scale: containers running for the daemon's memory and restart")
 	flag.IntVar(&cfg.ports, "ports", 1000, "port publishing: size of the range")
 	flag.StringVar(&systems, "systems", "cnet,Docker,Podman,CNI,baseline", "systems to measure")
@@ -102,14 +103,15 @@ func compare(env *Env, cfg config) error {
 	began := time.Now()
 	for _, name := range cfg.systems {
 		if name == "baseline" {
-			for _, nat := range []bool{false, true} {
-				logf("== %s: hand-made veth+bridge", baselineName(nat))
-				r, err := baseline(env, cfg.iperfSeconds, nat)
-				if err != nil {
-					return fmt.Errorf("%s: %w", baselineName(nat), err)
-				}
-				res.dataPath(baselineName(nat), r)
+			if slices.Contains(cfg.systems, "cnet") {
+				continue // measured in the same rounds as cnet's paths
 			}
+			logf("== baselines: hand-made veth+bridge, without and with conntrack")
+			record, err := withBaselines(res, func(also []path) error { return measurePaths(also, cfg.iperfSeconds) })
+			if err != nil {
+				return err
+			}
+			record()
 			continue
 		}
 		s, ok := all[name]
@@ -131,6 +133,30 @@ func compare(env *Env, cfg config) error {
 	}
 	logf("all measured in %v", time.Since(began).Round(time.Second))
 	return res.write(cfg, env)
+}
+
+// withBaselines makes the two baselines (bare, and with conntrack), has measure measure their
+// paths and removes the baselines. record is called with the baselines' results after measure
+// succeeded, so that a system measured by measure can record its own before.
+func withBaselines(res *results, measure func(also []path) error) (record func(), err error) {
+	var rs [2]DataPathResult
+	var also []path
+	for i, nat := range []bool{false, true} {
+		b, berr := newBaseline(i, nat)
+		if berr != nil {
+			return nil, fmt.Errorf("%s: %w", baselineName(nat), berr)
+		}
+		defer func() { err = errors.Join(err, b.Close()) }()
+		also = append(also, b.paths(&rs[i])...)
+	}
+	if err := measure(also); err != nil {
+		return nil, fmt.Errorf("data path with the baselines: %w", err)
+	}
+	return func() {
+		for i, nat := range []bool{false, true} {
+			res.dataPath(baselineName(nat), rs[i])
+		}
+	}, nil
 }
 
 func baselineName(withNAT bool) string {
@@ -171,12 +197,22 @@ func measure(s system, env *Env, cfg config, res *results) error {
 	// 84-87% of direct in full runs against 92-100% measured alone), and every system should
 	// be measured in the same state.
 	if d, ok := s.(dataPather); ok {
-		logf("data path: iperf3, %d s each", cfg.iperfSeconds)
-		dr, err := d.DataPath(cfg.iperfSeconds)
+		logf("data path: iperf3, %d s each, %d rounds", cfg.iperfSeconds, iperfRounds)
+		var dr DataPathResult
+		var err error
+		record := func() {}
+		if name == "cnet" && slices.Contains(cfg.systems, "baseline") {
+			// The baselines are measured in the same rounds as cnet's paths: the goal is a
+			// ratio between them, and this VM's throughput drifts between minutes.
+			record, err = withBaselines(res, func(also []path) (err error) { dr, err = d.DataPath(cfg.iperfSeconds, also); return err })
+		} else {
+			dr, err = d.DataPath(cfg.iperfSeconds, nil)
+		}
 		if err != nil {
 			return fmt.Errorf("data path: %w", err)
 		}
 		res.dataPath(name, dr)
+		record()
 	}
 	if a, ok := s.(attacher); ok {
 		logf("attach: %d containers", cfg.sizes[len(cfg.sizes)-1])

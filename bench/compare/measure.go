@@ -188,34 +188,63 @@ func runDNSPerf(env *Env, cmd func(string, ...string) *exec.Cmd, server, prefix 
 // iperfRounds is how many times each data path is measured, the paths taking turns: one
 // iperf3 run on 2 cores swings by 15%, and a path measured while something else happened to
 // run would decide a ratio on its own. The median of the rounds is reported.
-const iperfRounds = 3
+const iperfRounds = 5
 
-// dataPaths measures the paths of benchmark 4 with an iperf3 server in the container srv
+// cmdFunc makes a command that runs where one end of a path lives (the host's namespace, a
+// container's).
+type cmdFunc = func(string, ...string) *exec.Cmd
+
+// path is one data path of benchmark 4: an iperf3 server where server runs (listening on
+// 5201), a client where client runs connecting to target:port, the median written to into.
+type path struct {
+	what           string
+	server, client cmdFunc
+	target         string
+	port           int
+	into           *float64
+}
+
+// systemPaths are a system's paths of benchmark 4 with an iperf3 server in the container srv
 // (listening on 5201, published on the host's 127.0.0.1:pubPort unless that is 0): from the
-// host through the published port, from the host to the container's IP, and from the
-// container peer.
-func dataPaths(srv, host, peer func(string, ...string) *exec.Cmd, srvIP string, pubPort, seconds int) (DataPathResult, error) {
-	var r DataPathResult
-	type path struct {
-		what   string
-		client func(string, ...string) *exec.Cmd
-		target string
-		port   int
-		into   *float64
-	}
+// host to the container's IP, from the container peer, and from the host through the
+// published port.
+func systemPaths(r *DataPathResult, srv, host, peer cmdFunc, srvIP string, pubPort int) []path {
 	paths := []path{
-		{"host to container", host, srvIP, 5201, &r.Direct},
-		{"container to container", peer, srvIP, 5201, &r.CtrToCtr},
+		{"host to container", srv, host, srvIP, 5201, &r.Direct},
+		{"container to container", srv, peer, srvIP, 5201, &r.CtrToCtr},
 	}
 	if pubPort != 0 {
-		paths = append(paths, path{"published port", host, "127.0.0.1", pubPort, &r.Published})
+		paths = append(paths, path{"published port", srv, host, "127.0.0.1", pubPort, &r.Published})
 	}
+	return paths
+}
+
+// dataPaths measures a system's paths (see systemPaths) and, in the same rounds, the paths in
+// also (the baselines', when they are compared with this system): a ratio between two paths
+// is then never a ratio between two moments of a noisy machine.
+func dataPaths(srv, host, peer cmdFunc, srvIP string, pubPort, seconds int, also []path) (DataPathResult, error) {
+	var r DataPathResult
+	if err := measurePaths(append(systemPaths(&r, srv, host, peer, srvIP, pubPort), also...), seconds); err != nil {
+		return r, err
+	}
+	if pubPort != 0 {
+		r.ProxyProcs = countProxies(pubPort)
+	}
+	return r, nil
+}
+
+// measurePaths runs every path iperfRounds times, the paths taking turns, and writes each
+// one's median. Each round starts one path further on, so that no path is always the one
+// measured first (or right after another).
+func measurePaths(paths []path, seconds int) error {
 	samples := make([][]float64, len(paths))
-	for range iperfRounds {
-		for i, p := range paths {
-			g, err := iperf(srv, p.client, p.target, 5201, p.port, seconds)
+	for round := range iperfRounds {
+		for k := range paths {
+			i := (round + k) % len(paths)
+			p := paths[i]
+			g, err := iperf(p.server, p.client, p.target, 5201, p.port, seconds)
 			if err != nil {
-				return r, fmt.Errorf("%s: %w", p.what, err)
+				return fmt.Errorf("%s: %w", p.what, err)
 			}
 			samples[i] = append(samples[i], g)
 		}
@@ -224,10 +253,7 @@ func dataPaths(srv, host, peer func(string, ...string) *exec.Cmd, srvIP string, 
 		slices.Sort(samples[i])
 		*p.into = samples[i][len(samples[i])/2]
 	}
-	if pubPort != 0 {
-		r.ProxyProcs = countProxies(pubPort)
-	}
-	return r, nil
+	return nil
 }
 
 // countProxies counts the machine's processes that are userland proxies of a host port: their

@@ -267,7 +267,7 @@ func (p *podman) DNS(names int, cfg DNSConfig) (DNSResult, error) {
 // Publishing on 127.0.0.1 works with rootful netavark: it DNATs in nat OUTPUT and sets
 // route_localnet=1 on the network's bridge (only there), so no proxy process is involved
 // (dataPaths counts them all the same).
-func (p *podman) DataPath(seconds int) (DataPathResult, error) {
+func (p *podman) DataPath(seconds int, also []path) (DataPathResult, error) {
 	var res DataPathResult
 	if _, err := p.run("network", "create", "datanet"); err != nil {
 		return res, fmt.Errorf("creating network datanet: %w", err)
@@ -291,7 +291,7 @@ func (p *podman) DataPath(seconds int) (DataPathResult, error) {
 	if err != nil {
 		return res, err
 	}
-	return dataPaths(inPid(srv), p.host.Cmd, inPid(cli), ip, podmanIperfPort, seconds)
+	return dataPaths(inPid(srv), p.host.Cmd, inPid(cli), ip, podmanIperfPort, seconds, also)
 }
 
 // Stop kills what podman left running in the private mount namespace or in the containers'

@@ -69,9 +69,10 @@ type DNSResult struct {
 	AvgLatency time.Duration
 }
 
-// dataPather is benchmark 4: TCP throughput with iperf3 over the system's data paths.
+// dataPather is benchmark 4: TCP throughput with iperf3 over the system's data paths, each
+// measured in turn with the paths in also.
 type dataPather interface {
-	DataPath(seconds int) (DataPathResult, error)
+	DataPath(seconds int, also []path) (DataPathResult, error)
 }
 
 // DataPathResult holds iperf3 throughputs in Gbit/s; 0 means not measured.
