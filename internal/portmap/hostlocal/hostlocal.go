@@ -170,14 +170,16 @@ func (r *Redirector) Remove(svcs []Service) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var errs []error
-	for _, k := range keys {
-		if err := r.services.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, err)
+	// A batch stops at the first key missing; n is how many went before it.
+	for len(keys) > 0 {
+		n, err := r.services.BatchDelete(keys, nil)
+		if err == nil {
+			break
 		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("removing published ports from the BPF map: %w", err)
+		if !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("removing published ports from the BPF map: %w", err)
+		}
+		keys = keys[n+1:]
 	}
 	return nil
 }

@@ -228,3 +228,43 @@ func TestEncodeRefusesIPv6(t *testing.T) {
 		t.Fatal("IPv6 host address accepted")
 	}
 }
+
+// BenchmarkAddRemove1000 is the translation's share of publishing a 1000-port range: one
+// batch of 1000 map elements in, then out.
+func BenchmarkAddRemove1000(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root (BPF)")
+	}
+	svcs := make([]Service, 1000)
+	for i := range svcs {
+		svcs[i] = Service{Host: netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(20000+i)),
+			Container: netip.AddrPortFrom(netip.MustParseAddr("172.17.0.2"), uint16(20000+i))}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread and its namespace are discarded
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			b.Error(err)
+			return
+		}
+		r, err := Attach()
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer r.Close()
+		b.ResetTimer()
+		for range b.N {
+			if err := r.Add(svcs); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := r.Remove(svcs); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	}()
+	<-done
+}
