@@ -247,10 +247,11 @@ func netnsCookie() (uint64, error) {
 }
 
 // cgroup2Root is where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
-// /sys/fs/cgroup/unified on hosts with both versions). A mount listed in mountinfo may be
-// hidden under a later one (a fresh sysfs over /sys), so the path must still be cgroup2.
+// /sys/fs/cgroup/unified on hosts with both versions), as the calling thread sees its mounts.
+// A mount listed in mountinfo may be hidden under a later one (a fresh sysfs over /sys), so the
+// path must still be cgroup2.
 func cgroup2Root() (string, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	data, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		return "", fmt.Errorf("reading the mount table: %w", err)
 	}

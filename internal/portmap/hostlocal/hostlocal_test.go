@@ -17,19 +17,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNewNetns runs fn on a thread of its own in a new, throwaway network namespace with lo up.
-// The thread is never unlocked, so the runtime discards it and the namespace goes with it.
-func inNewNetns(t *testing.T, fn func()) {
+// inNewNetns runs fn on a thread of its own in a new, throwaway network namespace with lo up,
+// and a mount namespace of its own with the cgroup v2 hierarchy mounted (a machine may have
+// none mounted). The thread is never unlocked, so the runtime discards it and the namespaces
+// go with it.
+func inNewNetns(t testing.TB, fn func()) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces and BPF)")
 	}
+	cgroup := t.TempDir()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		if err := unix.Unshare(unix.CLONE_NEWNET | unix.CLONE_NEWNS); err != nil {
 			t.Errorf("unshare: %v", err)
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			t.Errorf("making mounts private: %v", err)
+			return
+		}
+		if err := unix.Mount("cgroup2", cgroup, "cgroup2", 0, ""); err != nil {
+			t.Errorf("mounting cgroup2: %v", err)
 			return
 		}
 		lo, err := netlink.LinkByName("lo")
@@ -232,22 +243,12 @@ func TestEncodeRefusesIPv6(t *testing.T) {
 // BenchmarkAddRemove1000 is the translation's share of publishing a 1000-port range: one
 // batch of 1000 map elements in, then out.
 func BenchmarkAddRemove1000(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root (BPF)")
-	}
 	svcs := make([]Service, 1000)
 	for i := range svcs {
 		svcs[i] = Service{Host: netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(20000+i)),
 			Container: netip.AddrPortFrom(netip.MustParseAddr("172.17.0.2"), uint16(20000+i))}
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread and its namespace are discarded
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			b.Error(err)
-			return
-		}
+	inNewNetns(b, func() {
 		r, err := Attach()
 		if err != nil {
 			b.Error(err)
@@ -265,6 +266,5 @@ func BenchmarkAddRemove1000(b *testing.B) {
 				return
 			}
 		}
-	}()
-	<-done
+	})
 }
