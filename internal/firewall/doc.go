@@ -56,7 +56,10 @@
 //     limits them to traffic for the host's own addresses, so traffic the host routes elsewhere
 //     is never captured. The prerouting chain serves other hosts and containers (including
 //     hairpin through the host's address); the output chain serves processes on the host,
-//     including 127.0.0.1.
+//     including 127.0.0.1. While the daemon runs, the host's TCP connections are normally
+//     translated at connect() before they get here (package portmap/hostlocal): the output
+//     chain then serves UDP and SCTP, and everything when the daemon is down or runs with
+//     --no-connect-translation.
 //   - 127.0.0.1 publishing needs net.ipv4.conf.<bridge>.route_localnet=1 (the kernel otherwise
 //     refuses a 127.0.0.1 source on a non-loopback interface; AddNetwork sets it) and the
 //     masquerade of 127.0.0.0/8 leaving by a bridge, so the container answers the gateway.
