@@ -37,10 +37,10 @@ func hostGet(t *testing.T, h *testenv.Host, addr string) (local, remote, status 
 // TestHostConnectTranslation: the host's own TCP connections to a published port are
 // translated at connect() while the daemon runs: the process connected to 127.0.0.1:5000 and
 // getpeername says so, but the connection is the bridge's address to the container's (no NAT
-// on its packets). With the daemon stopped or killed, or started with --no-connect-translation, the same
-// connection goes through NAT (its local address stays 127.0.0.1) and still works; a restarted
-// daemon translates again the ports of containers that kept running; a removed container's
-// port is translated no more.
+// on its packets). With the daemon stopped or killed, or started with
+// --no-connect-translation, the same connection goes through NAT (its local address stays
+// 127.0.0.1) and still works; a restarted daemon translates again the ports of containers
+// that kept running; a removed container's port is translated no more.
 func TestHostConnectTranslation(t *testing.T) {
 	h := testenv.NewHost(t)
 	www := filepath.Join(h.Dir, "www")
