@@ -133,12 +133,13 @@ func (d *Daemon) publishPorts(c *ctr) (func(), error) {
 		return noop, err
 	}
 	p := published{Bridge: bridgeName(n), IP: gw.Address.Addr(), Mappings: reserved}
-	if err := d.fw.AddPorts(p.Bridge, p.IP, p.Mappings); err != nil {
-		d.ports.ReleaseAll(reserved)
-		return noop, fmt.Errorf("publishing ports of container %s: %w", c.rec.Name, err)
+	err = d.fw.AddPorts(p.Bridge, p.IP, p.Mappings)
+	if err == nil {
+		if err = d.addLocal(p); err != nil {
+			_ = d.fw.RemovePorts(p.Bridge, p.IP, p.Mappings) // best effort: the publish fails either way
+		}
 	}
-	if err := d.addLocal(p); err != nil {
-		_ = d.fw.RemovePorts(p.Bridge, p.IP, p.Mappings) // best effort: the publish fails either way
+	if err != nil {
 		d.ports.ReleaseAll(reserved)
 		return noop, fmt.Errorf("publishing ports of container %s: %w", c.rec.Name, err)
 	}
@@ -185,10 +186,8 @@ func (d *Daemon) unpublishPorts(c *ctr) {
 	if p == nil {
 		return
 	}
-	if d.local != nil {
-		if err := d.local.Remove(localServices(*p)); err != nil {
-			slog.Error("removing published ports", "container", c.rec.ID[:12], "err", err)
-		}
+	if err := d.removeLocal(*p); err != nil {
+		slog.Error("ending the connect() translation of published ports", "container", c.rec.ID[:12], "err", err)
 	}
 	if err := d.fw.RemovePorts(p.Bridge, p.IP, p.Mappings); err != nil {
 		slog.Error("removing published ports", "container", c.rec.ID[:12], "err", err)
@@ -217,6 +216,14 @@ func (d *Daemon) addLocal(p published) error {
 		return nil
 	}
 	return d.local.Add(localServices(p))
+}
+
+// removeLocal ends the translation of p's TCP ports.
+func (d *Daemon) removeLocal(p published) error {
+	if d.local == nil {
+		return nil
+	}
+	return d.local.Remove(localServices(p))
 }
 
 // portsView is inspect's NetworkSettings.Ports: every exposed or published container port,

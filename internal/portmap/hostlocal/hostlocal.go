@@ -95,12 +95,12 @@ func Attach() (*Redirector, error) {
 	for _, p := range []struct {
 		name   string
 		attach ebpf.AttachType
-		insns  func() (asm.Instructions, error)
+		insns  asm.Instructions
 	}{
-		{"cnet_connect4", ebpf.AttachCGroupInet4Connect, func() (asm.Instructions, error) { return r.resolve(connectProg(cookie)) }},
-		{"cnet_peername4", ebpf.AttachCgroupInet4GetPeername, func() (asm.Instructions, error) { return r.resolve(getpeernameProg()) }},
+		{"cnet_connect4", ebpf.AttachCGroupInet4Connect, connectProg(cookie)},
+		{"cnet_peername4", ebpf.AttachCgroupInet4GetPeername, getpeernameProg()},
 	} {
-		insns, err := p.insns()
+		insns, err := r.resolve(p.insns)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +157,7 @@ func (r *Redirector) Add(svcs []Service) error {
 		if n > 0 {
 			_, _ = r.services.BatchDelete(keys[:n], nil)
 		}
-		return fmt.Errorf("adding %d published ports to the BPF map: %w", len(svcs), err)
+		return fmt.Errorf("adding %d published ports to the BPF map of connect() translations (cnet daemon --no-connect-translation leaves them to NAT): %w", len(svcs), err)
 	}
 	return nil
 }
