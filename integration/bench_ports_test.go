@@ -19,7 +19,7 @@ import (
 // beyond those of a container without ports, and the daemon's memory growth.
 func BenchmarkPublishRange(b *testing.B) {
 	h := testenv.NewHost(b)
-	cl := client(b, h)
+	cl := h.API()
 	ctx := context.Background()
 	start := func(name string, bindings map[string][]api.PortBinding) time.Duration {
 		req := api.ContainerCreateRequest{ContainerConfig: api.ContainerConfig{Cmd: []string{"busybox", "sleep", "3600"}},

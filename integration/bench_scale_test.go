@@ -23,7 +23,7 @@ func BenchmarkScale(b *testing.B) {
 	}
 	h := testenv.NewHost(b)
 	h.MustCLI("network", "create", "--subnet", "10.128.0.0/16", "scale")
-	cl := client(b, h)
+	cl := h.API()
 	ctx := context.Background()
 	for i := range n {
 		bindings := map[string][]api.PortBinding{}

@@ -19,7 +19,7 @@ func BenchmarkAttach(b *testing.B) {
 	h := testenv.NewHost(b)
 	h.MustCLI("network", "create", "bench")
 	h.MustCLI("run", "-d", "--name", "c", "busybox", "sleep", "3600")
-	cl := client(b, h)
+	cl := h.API()
 	ctx := context.Background()
 	var lat []time.Duration
 	b.ResetTimer()
@@ -45,7 +45,7 @@ func BenchmarkAttachScaling(b *testing.B) {
 	const n = 500
 	h := testenv.NewHost(b)
 	h.MustCLI("network", "create", "bench")
-	cl := client(b, h)
+	cl := h.API()
 	ctx := context.Background()
 	for i := range n {
 		req := api.ContainerCreateRequest{ContainerConfig: api.ContainerConfig{Cmd: []string{"busybox", "sleep", "3600"}}}
@@ -78,14 +78,6 @@ func BenchmarkAttachScaling(b *testing.B) {
 		}
 		b.StartTimer()
 	}
-}
-
-func client(tb testing.TB, h *testenv.Host) *api.Client {
-	cl, err := api.NewClient("unix://" + h.Socket)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cl
 }
 
 func reportLatency(b *testing.B, lat []time.Duration) {

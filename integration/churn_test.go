@@ -37,7 +37,7 @@ func TestChurn(t *testing.T) {
 		h.MustCLI("network", "create", n)
 	}
 	runSleeper(t, h, "survivor", "--net", "crashnet", "-p", "9090:80")
-	cl := client(t, h)
+	cl := h.API()
 	ctx := context.Background()
 
 	var mu sync.Mutex

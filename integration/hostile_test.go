@@ -19,18 +19,27 @@ func rawAPI(t *testing.T, h *testenv.Host, method, path, body string) (int, stri
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", h.Socket)
 	}}}
-	req, err := http.NewRequest(method, "http://cnet"+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
+	var status int
+	var data []byte
+	err := h.Call(func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, method, "http://cnet"+path, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		status = resp.StatusCode
+		data, err = io.ReadAll(resp.Body)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(data)
+	return status, string(data)
 }
 
 // TestHostileAPIInput feeds every endpoint malformed or hostile input: each is answered with a

@@ -1,10 +1,16 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	mdns "github.com/miekg/dns"
 
 	"github.com/cnet-dev/cnet/internal/testenv"
 )
@@ -91,5 +97,48 @@ func TestDNSFlags(t *testing.T) {
 	}
 	if got := h.MustCLI("run", "--rm", "-h", "web", "--domainname", "example.test", "busybox", "tail", "-n", "1", "/etc/hosts"); !strings.HasSuffix(got, "\tweb.example.test web\n") {
 		t.Errorf("hosts line with a domain name: %q", got)
+	}
+}
+
+// TestLinkCycleConcurrentStart is the regression test for a deadlock: `network connect --link`
+// lets two containers link to each other, and starting both at once used to leave each start
+// holding its own container's lock while waiting for the other's. Both are started together
+// through the API, pass after pass; every call has the harness's deadline, so a hang fails
+// the test with the daemon's goroutines. Links on user networks need no running target (as in
+// Docker), so every start succeeds, and each resolves the other by its link alias.
+func TestLinkCycleConcurrentStart(t *testing.T) {
+	h := testenv.NewHost(t)
+	h.MustCLI("network", "create", "n1")
+	h.MustCLI("network", "create", "n2")
+	runSleeper(t, h, "a", "--network", "n1")
+	runSleeper(t, h, "b", "--network", "n1")
+	h.MustCLI("network", "connect", "--link", "b:bb", "n2", "a")
+	h.MustCLI("network", "connect", "--link", "a:aa", "n2", "b")
+	cl := h.API()
+	zero := 0
+	const passes = 15
+	for pass := range passes {
+		for _, name := range []string{"a", "b"} {
+			if err := cl.ContainerStop(context.Background(), name, &zero); err != nil {
+				t.Fatalf("pass %d: stopping %s: %v", pass, name, err)
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, name := range []string{"a", "b"} {
+			wg.Go(func() { errs[i] = cl.ContainerStart(context.Background(), name) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("pass %d: starting both at once: %v", pass, err)
+		}
+	}
+	for _, pair := range [][3]string{{"a", "bb", "b"}, {"b", "aa", "a"}} {
+		// The target is on n1 and n2: either address is its own (which one is the resolver's
+		// business, tested in the DNS tests).
+		want := []string{ipOn(t, h, pair[2], "n1"), ipOn(t, h, pair[2], "n2")}
+		if got := addrs(query(t, h, pair[0], pair[1], mdns.TypeA, "udp")); len(got) != 1 || !slices.Contains(want, got[0]) {
+			t.Errorf("%s resolves its link alias %s to %v, want one of %s's addresses %v", pair[0], pair[1], got, pair[2], want)
+		}
 	}
 }

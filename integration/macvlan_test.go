@@ -314,10 +314,7 @@ func TestMacvlanRefusals(t *testing.T) {
 		})
 	}
 	// The API answers with the status of the kind of refusal.
-	cl, err := api.NewClient("unix://" + h.Socket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := h.API()
 	subnet := &api.IPAM{Config: []api.IPAMConfig{{Subnet: "10.1.0.0/24"}}}
 	for _, tt := range []struct {
 		why    string

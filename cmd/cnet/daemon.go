@@ -2,15 +2,46 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cnet-dev/cnet/internal/daemon"
 )
+
+// dumpStacksOn writes every goroutine's stack to stderr (the daemon's log) each time sig
+// arrives, and keeps serving: how a hung daemon is diagnosed without killing it (dockerd does
+// the same on SIGUSR1). It returns the function that stops listening.
+func dumpStacksOn(sig os.Signal) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				buf := make([]byte, 1<<20)
+				for {
+					n := runtime.Stack(buf, true)
+					if n < len(buf) {
+						buf = buf[:n]
+						break
+					}
+					buf = make([]byte, 2*len(buf))
+				}
+				fmt.Fprintf(os.Stderr, "=== goroutine dump (%v) ===\n%s\n=== end of goroutine dump ===\n", sig, buf)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
 
 // daemonCommand is `cnet daemon`: it serves until SIGTERM or SIGINT and leaves containers and
 // their networking running when it stops.
@@ -32,6 +63,7 @@ func daemonCommand() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			defer dumpStacksOn(syscall.SIGUSR1)()
 			d, err := daemon.New(cfg)
 			if err != nil {
 				return err

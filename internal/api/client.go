@@ -57,6 +57,11 @@ type Client struct {
 	host       string
 	socketPath string
 	http       *http.Client
+	// Timeout, when set, bounds every call that returns a whole answer (not the streams of
+	// attach, logs, wait and exec, which end with their context). OnTimeout, when set, is
+	// told of each call that ran out of it: test harnesses use it to dump a hung daemon.
+	Timeout   time.Duration
+	OnTimeout func(method, path string)
 }
 
 // NewClient returns a client for host, a "unix:///path" address; "" means DefaultHost.
@@ -139,7 +144,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 }
 
 // call performs a request and decodes a JSON answer into out (when out is not nil).
-func (c *Client) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
+func (c *Client) call(ctx context.Context, method, path string, query url.Values, body, out any) (err error) {
+	ctx, done := c.bound(ctx, method, path)
+	defer func() { done(&err) }()
 	resp, err := c.send(ctx, method, path, query, body)
 	if err != nil {
 		return err
@@ -155,9 +162,31 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 	return nil
 }
 
+// bound applies c.Timeout to one call; done reports a call that ran out of it, naming it in
+// the error, and releases the timer.
+func (c *Client) bound(ctx context.Context, method, path string) (context.Context, func(*error)) {
+	if c.Timeout <= 0 {
+		return ctx, func(*error) {}
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, c.Timeout, errCallTimeout)
+	return ctx, func(err *error) {
+		defer cancel()
+		if *err != nil && context.Cause(ctx) == errCallTimeout {
+			if c.OnTimeout != nil {
+				c.OnTimeout(method, path)
+			}
+			*err = fmt.Errorf("%s %s: the cnet daemon at %s did not answer within %s: %w", method, path, c.host, c.Timeout, *err)
+		}
+	}
+}
+
+var errCallTimeout = errors.New("call timed out")
+
 // callRaw is call for inspect endpoints: the caller gets the daemon's bytes as sent, so that
 // output rendered from them keeps the daemon's key order and null-versus-empty distinctions.
-func (c *Client) callRaw(ctx context.Context, path string, out any) ([]byte, error) {
+func (c *Client) callRaw(ctx context.Context, path string, out any) (_ []byte, err error) {
+	ctx, done := c.bound(ctx, http.MethodGet, path)
+	defer func() { done(&err) }()
 	resp, err := c.send(ctx, http.MethodGet, path, nil, nil)
 	if err != nil {
 		return nil, err

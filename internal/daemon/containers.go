@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,11 +64,40 @@ type ctr struct {
 	attachPending bool
 	dns           *sandboxDNS      // the embedded resolver while running on a user network
 	proxies       []*portmap.Proxy // with --userland-proxy, one per published port
+	// shown is what other containers read of this one (see ctrView); replaced, never changed.
+	shown atomic.Pointer[ctrView]
+}
+
+// ctrView is what operations on one container may read of another (a link target, a
+// container:<name> target) without taking its lock. No operation holds one container's lock
+// while taking another's: `network connect --link` can make links form a cycle, and two
+// containers starting at once, each locked and each waiting for the other, would hang.
+type ctrView struct {
+	ID, Name             string
+	Running              bool
+	Hostname, Domainname string
+	ExposedPorts         map[string]struct{}
+	Env                  []string
 }
 
 func newCtr(rec containerRecord) *ctr {
-	return &ctr{rec: rec, exited: make(chan struct{}), started: make(chan struct{})}
+	c := &ctr{rec: rec, exited: make(chan struct{}), started: make(chan struct{})}
+	c.show()
+	return c
 }
+
+// show publishes c's view after a change to what it holds; the caller holds c.mu (or is the
+// only one to know c yet).
+func (c *ctr) show() {
+	c.shown.Store(&ctrView{
+		ID: c.rec.ID, Name: c.rec.Name, Running: c.rec.State.Running,
+		Hostname: c.rec.Config.Hostname, Domainname: c.rec.Config.Domainname,
+		ExposedPorts: c.rec.Config.ExposedPorts, Env: c.rec.Config.Env,
+	})
+}
+
+// view is c's last published view: safe to call with any lock held.
+func (c *ctr) view() *ctrView { return c.shown.Load() }
 
 func (d *Daemon) dir(id string) string { return filepath.Join(d.cfg.ExecRoot, "containers", id[:12]) }
 
@@ -269,7 +299,7 @@ func (d *Daemon) ContainerStart(_ context.Context, ref string) error {
 	id := c.rec.ID
 	c.mu.Unlock()
 	// Containers linking to this one see its new address; done without holding its lock,
-	// since linkers lock their targets.
+	// since refreshing takes each linker's.
 	d.refreshLinkers(id)
 	return nil
 }
@@ -291,7 +321,7 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
 		Rootfs: c.rec.Config.Rootfs,
 	}
-	if err := d.checkLinkTargets(c.rec.Name, c.rec.Links); err != nil {
+	if err := d.checkLinkTargets(c); err != nil {
 		return err
 	}
 	c.attachPending = false
@@ -314,6 +344,7 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 	c.rec.State.StartedAt = time.Now()
 	c.rec.State.FinishedAt = time.Time{}
 	c.rec.State.Shim = proc
+	c.show()
 	if err := d.saveLocked(c); err != nil {
 		slog.Error("recording a started container", "container", id[:12], "err", err)
 	}
@@ -416,6 +447,7 @@ func (d *Daemon) handleExit(c *ctr, proc container.Process) {
 	}
 	c.rec.State.Status = "exited"
 	c.rec.State.Running = false
+	c.show()
 	d.unpublishPorts(c)
 	d.stopResolver(c)
 	d.forgetRecords(c)

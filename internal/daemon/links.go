@@ -19,6 +19,11 @@ type link struct {
 	TargetID   string
 	TargetName string
 	Alias      string
+	// Network is the user network a `network connect --link` was made on; empty for `run
+	// --link`. Only `run --link` on the default bridge is a legacy link that needs its target
+	// running (/etc/hosts line, environment); the others are names for the resolver, as in
+	// Docker, and resolve once the target runs.
+	Network string
 }
 
 // parseLinks resolves --link NAME[:ALIAS] values at create time, as Docker does, and returns
@@ -39,9 +44,8 @@ func (d *Daemon) parseLinks(self string, values []string) ([]link, []string, err
 		if err != nil {
 			return nil, nil, errdefs.Invalid("could not get container for %s: %w", name, err)
 		}
-		target.mu.Lock()
-		l := link{TargetID: target.rec.ID, TargetName: target.rec.Name, Alias: alias}
-		target.mu.Unlock()
+		tv := target.view()
+		l := link{TargetID: tv.ID, TargetName: tv.Name, Alias: alias}
 		links = append(links, l)
 		normalised = append(normalised, fmt.Sprintf("/%s:/%s/%s", l.TargetName, self, alias))
 	}
@@ -49,8 +53,8 @@ func (d *Daemon) parseLinks(self string, values []string) ([]link, []string, err
 }
 
 // parseConnectLinks resolves the links of `network connect --link` for c, which the caller
-// holds locked: a link to c itself is refused rather than locked twice.
-func (d *Daemon) parseConnectLinks(c *ctr, values []string) ([]link, error) {
+// holds locked. Docker refuses a link to the container itself.
+func (d *Daemon) parseConnectLinks(c *ctr, network string, values []string) ([]link, error) {
 	for _, v := range values {
 		name, _, _ := strings.Cut(v, ":")
 		if t, err := d.lookup(strings.TrimPrefix(name, "/")); err == nil && t == c {
@@ -58,6 +62,9 @@ func (d *Daemon) parseConnectLinks(c *ctr, values []string) ([]link, error) {
 		}
 	}
 	links, _, err := d.parseLinks(c.rec.Name, values)
+	for i := range links {
+		links[i].Network = network
+	}
 	return links, err
 }
 
@@ -128,14 +135,20 @@ func (d *Daemon) linkHostEntries(links []link) []sandbox.HostEntry {
 	return out
 }
 
-// checkLinkTargets refuses to start a container whose link targets are not running.
-func (d *Daemon) checkLinkTargets(self string, links []link) error {
-	for _, l := range links {
+// checkLinkTargets refuses to start a container on the default bridge whose legacy link
+// targets are not running (Docker's check; links on user networks are resolver names only).
+func (d *Daemon) checkLinkTargets(c *ctr) error {
+	if c.rec.networkMode() != "bridge" {
+		return nil
+	}
+	self := c.rec.Name
+	for _, l := range c.rec.Links {
+		if l.Network != "" {
+			continue
+		}
 		running := false
 		if t, err := d.lookup(l.TargetID); err == nil {
-			t.mu.Lock()
-			running = t.rec.State.Running
-			t.mu.Unlock()
+			running = t.view().Running
 		}
 		if !running {
 			return errdefs.Conflict("Cannot link to a non running container: /%s AS /%s/%s", l.TargetName, self, l.Alias)
@@ -200,10 +213,8 @@ func (d *Daemon) linkEnvFor(c *ctr) []string {
 		if err != nil {
 			continue
 		}
-		target.mu.Lock()
-		exposed, tenv := target.rec.Config.ExposedPorts, append([]string(nil), target.rec.Config.Env...)
-		target.mu.Unlock()
-		env = append(env, linkEnv(c.rec.Name, l, ip, exposed, tenv)...)
+		tv := target.view()
+		env = append(env, linkEnv(c.rec.Name, l, ip, tv.ExposedPorts, tv.Env)...)
 	}
 	return env
 }

@@ -139,10 +139,8 @@ func (d *Daemon) joinShared(c *ctr, targetID string, spec *container.Spec) error
 	if err != nil {
 		return errdefs.Conflict("cannot join network of container %s: it no longer exists", targetID[:12])
 	}
-	// Lock order: a joining container locks its target, never the other way round.
-	target.mu.Lock()
-	running, name, hostname, domain := target.rec.State.Running, target.rec.Name, target.rec.Config.Hostname, target.rec.Config.Domainname
-	target.mu.Unlock()
+	tv := target.view()
+	running, name, hostname, domain := tv.Running, tv.Name, tv.Hostname, tv.Domainname
 	if !running {
 		return errdefs.Conflict("cannot join network of a non running container: %s", name)
 	}

@@ -167,7 +167,7 @@ func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkCo
 		if !userNetwork(n) {
 			return errdefs.Invalid("--link on network connect works on user-defined networks only; use `run --link` on the default bridge")
 		}
-		links, err := d.parseConnectLinks(c, settings.Links)
+		links, err := d.parseConnectLinks(c, n.Name, settings.Links)
 		if err != nil {
 			return err
 		}

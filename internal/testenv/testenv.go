@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cnet-dev/cnet/internal/api"
 )
 
 var (
@@ -78,13 +81,21 @@ type Host struct {
 	exited  chan struct{} // closed when the daemon process has been reaped
 	logMu   sync.Mutex
 	logs    []string // every CLI call and its output, shown when the test fails
+	// CallTimeout bounds every CLI and API call the harness makes: a call still running then
+	// is killed, the daemon's goroutines are dumped into the test's failure, and the call
+	// fails, so a hang shows where it hangs within a minute instead of stalling CI.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout is a Host's CallTimeout: far above any call a test makes (the slowest,
+// a stop waiting out its grace period, takes seconds).
+const DefaultCallTimeout = 60 * time.Second
 
 // NewHost starts a host and its daemon; both are removed when the test ends.
 func NewHost(t testing.TB) *Host {
 	t.Helper()
 	RequireRoot(t)
-	h := &Host{t: t, Bin: Binary(t)}
+	h := &Host{t: t, Bin: Binary(t), CallTimeout: DefaultCallTimeout}
 	dir, err := os.MkdirTemp("", "cnet-host-")
 	if err != nil {
 		t.Fatal(err)
@@ -259,15 +270,33 @@ func (h *Host) DaemonLog() string {
 
 // Cmd returns a command that runs inside the host's namespaces.
 func (h *Host) Cmd(name string, args ...string) *exec.Cmd {
-	return exec.Command("nsenter", append([]string{"-t", strconv.Itoa(h.pid), "-n", "-m", "-p", name}, args...)...)
+	return h.CmdContext(context.Background(), name, args...)
+}
+
+// CmdContext is Cmd ended by ctx.
+func (h *Host) CmdContext(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(h.pid), "-n", "-m", "-p", name}, args...)...)
 }
 
 func (h *Host) cli(args ...string) (stdout, stderr string, code int) {
-	cmd := h.Cmd(h.Bin, append([]string{"-H", "unix://" + h.Socket}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), h.CallTimeout)
+	defer cancel()
+	cmd := h.CmdContext(ctx, h.Bin, append([]string{"-H", "unix://" + h.Socket}, args...)...)
+	// nsenter forks the CLI into the host's PID namespace: the whole process group goes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		err = cmd.Wait()
+	}
 	code = 0
+	if ctx.Err() != nil {
+		h.hung(fmt.Sprintf("cnet %s", strings.Join(args, " ")))
+		return o.String(), e.String() + "\n(no answer within " + h.CallTimeout.String() + ")", -1
+	}
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -278,6 +307,56 @@ func (h *Host) cli(args ...string) (stdout, stderr string, code int) {
 		}
 	}
 	return o.String(), e.String(), code
+}
+
+// Call runs fn, an API call, with a context that ends at the host's CallTimeout; if the
+// deadline passes, the test fails with the daemon's goroutines. It returns fn's error.
+func (h *Host) Call(fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), h.CallTimeout)
+	defer cancel()
+	err := fn(ctx)
+	if ctx.Err() != nil {
+		h.hung("an API call")
+	}
+	return err
+}
+
+// API returns a client of the host's daemon whose every call ends at the host's CallTimeout
+// and fails the test with the daemon's goroutines when it does. Streams (attach, logs, wait)
+// are not bounded by it: run them through Call.
+func (h *Host) API() *api.Client {
+	h.t.Helper()
+	cl, err := api.NewClient("unix://" + h.Socket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cl.Timeout = h.CallTimeout
+	cl.OnTimeout = func(method, path string) { h.hung(method + " " + path) }
+	return cl
+}
+
+// hung fails the test for a call that did not answer in time, showing where every goroutine
+// of the daemon stands (it dumps them into its log on SIGUSR1 and keeps running). Safe from
+// any goroutine.
+func (h *Host) hung(what string) {
+	before := len(h.DaemonLog())
+	if pid := h.DaemonPid(); pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGUSR1)
+	}
+	dump := ""
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if log := h.DaemonLog(); len(log) > before {
+			tail := log[before:]
+			if i := strings.Index(tail, "=== end of goroutine dump"); i >= 0 {
+				dump = tail[:i]
+				break
+			}
+		}
+	}
+	if dump == "" {
+		dump = "(the daemon wrote no goroutine dump within 5s)"
+	}
+	h.t.Errorf("%s: no answer within %s; the daemon's goroutines:\n%s", what, h.CallTimeout, dump)
 }
 
 // CLI runs `cnet ARGS...` against the host's daemon and returns its output and exit code.
