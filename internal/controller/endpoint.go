@@ -14,6 +14,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/ipam"
+	"github.com/cnet-dev/cnet/internal/nldump"
 	"github.com/cnet-dev/cnet/internal/sandbox"
 	"github.com/cnet-dev/cnet/internal/store"
 )
@@ -267,7 +268,7 @@ func setDefaultRoute(path string, ep *Endpoint) error {
 		return err
 	}
 	defer h.Close()
-	link, err := h.LinkByName(ep.IfName)
+	link, err := nldump.LinkByName(h, ep.IfName)
 	if err != nil {
 		return fmt.Errorf("finding %s in the sandbox: %w", ep.IfName, err)
 	}

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/ipam"
+	"github.com/cnet-dev/cnet/internal/nldump"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -190,8 +190,11 @@ func (c *Controller) planPools(cfg NetworkConfig, d driver.Driver, dn driver.Net
 				return []Pool{{Subnet: s.Prefix, Gateway: s.Gateway, Aux: reserved}}, nil
 			}
 		}
-		inUse := append(existing, hostPrefixes()...)
-		subnet, err := ipam.PickDefault(inUse)
+		host, err := hostPrefixes()
+		if err != nil {
+			return nil, err
+		}
+		subnet, err := ipam.PickDefault(append(existing, host...))
 		if err != nil {
 			return nil, errdefs.Conflict("%w", err)
 		}
@@ -257,29 +260,32 @@ func (c *Controller) usedSubnets() []netip.Prefix {
 
 // hostPrefixes lists the host's IPv4 routes and addresses that a default pool must not
 // overlap, as Docker checks before picking one. The default route overlaps everything and is
-// not a reason to skip a pool.
-func hostPrefixes() []netip.Prefix {
+// not a reason to skip a pool. A list it cannot read whole is an error: a partial one could
+// hand out a pool that overlaps a route it did not see.
+func hostPrefixes() ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	if err == nil || errors.Is(err, netlink.ErrDumpInterrupted) {
-		for _, r := range routes {
-			if r.Dst == nil {
-				continue
-			}
-			if p, ok := prefixOf(r.Dst.IP, r.Dst.Mask); ok && p.Bits() > 0 {
-				out = append(out, p)
-			}
+	routes, err := nldump.RouteList(nil, nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("choosing a default subnet: reading the host's routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		if p, ok := prefixOf(r.Dst.IP, r.Dst.Mask); ok && p.Bits() > 0 {
+			out = append(out, p)
 		}
 	}
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
-	if err == nil || errors.Is(err, netlink.ErrDumpInterrupted) {
-		for _, a := range addrs {
-			if p, ok := prefixOf(a.IP, a.Mask); ok && !p.Addr().IsLoopback() {
-				out = append(out, p)
-			}
+	addrs, err := nldump.AddrList(nil, nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("choosing a default subnet: reading the host's addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if p, ok := prefixOf(a.IP, a.Mask); ok && !p.Addr().IsLoopback() {
+			out = append(out, p)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // RemoveNetwork deletes a network that no endpoint uses.

@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/cnet-dev/cnet/internal/nldump"
 	"github.com/cnet-dev/cnet/internal/sandbox"
 )
 
@@ -56,7 +57,7 @@ func bridgeNFCallIPTables(bridge string) error {
 	if err := ensureBrNetfilter(); err != nil {
 		return err
 	}
-	link, err := netlink.LinkByName(bridge)
+	link, err := nldump.LinkByName(nil, bridge)
 	if err != nil {
 		return fmt.Errorf("enable_icc=false on %s: finding the bridge: %w", bridge, err)
 	}

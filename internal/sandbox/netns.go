@@ -16,6 +16,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnet-dev/cnet/internal/nldump"
 )
 
 // Create makes a new network namespace, bind-mounts it on path and brings its loopback up.
@@ -76,7 +78,7 @@ func Create(path string) (err error) {
 		return err
 	}
 	defer h.Close()
-	lo, err := h.LinkByName("lo")
+	lo, err := nldump.LinkByName(h, "lo")
 	if err != nil {
 		return fmt.Errorf("finding lo in the new namespace: %w", err)
 	}

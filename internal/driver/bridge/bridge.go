@@ -14,6 +14,7 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/nldump"
 )
 
 // Options understood by the bridge driver (Docker's names).
@@ -87,7 +88,7 @@ func mtu(opts map[string]string) (int, error) {
 // CreateNetwork implements driver.Driver.
 func (d *Driver) CreateNetwork(n driver.Network) (err error) {
 	name := BridgeName(n)
-	if _, err := netlink.LinkByName(name); err == nil {
+	if _, err := nldump.LinkByName(nil, name); err == nil {
 		return errdefs.Conflict("cannot create network %s: an interface named %s already exists on the host", n.Name, name)
 	}
 	if err := d.ensureBridge(n); err != nil {
@@ -105,7 +106,7 @@ func (d *Driver) ensureBridge(n driver.Network) error {
 	if err != nil {
 		return err
 	}
-	link, err := netlink.LinkByName(name)
+	link, err := nldump.LinkByName(nil, name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if !errors.As(err, &nf) {
@@ -121,13 +122,13 @@ func (d *Driver) ensureBridge(n driver.Network) error {
 		if err := netlink.LinkAdd(link); err != nil {
 			return fmt.Errorf("creating bridge %s: %w", name, err)
 		}
-		if link, err = netlink.LinkByName(name); err != nil {
+		if link, err = nldump.LinkByName(nil, name); err != nil {
 			return fmt.Errorf("looking up new bridge %s: %w", name, err)
 		}
 	} else if link.Type() != "bridge" {
 		return errdefs.Conflict("interface %s exists on the host and is a %s, not a bridge", name, link.Type())
 	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	addrs, err := nldump.AddrList(nil, link, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("listing addresses of %s: %w", name, err)
 	}
@@ -164,7 +165,7 @@ func (*Driver) DeleteNetwork(n driver.Network) error {
 }
 
 func deleteLink(name string) error {
-	link, err := netlink.LinkByName(name)
+	link, err := nldump.LinkByName(nil, name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
@@ -183,7 +184,7 @@ func (d *Driver) Restore(n driver.Network, endpoints []driver.Endpoint) error {
 	if err := d.ensureBridge(n); err != nil {
 		return err
 	}
-	br, err := netlink.LinkByName(BridgeName(n))
+	br, err := nldump.LinkByName(nil, BridgeName(n))
 	if err != nil {
 		return fmt.Errorf("looking up bridge %s: %w", BridgeName(n), err)
 	}
@@ -191,7 +192,7 @@ func (d *Driver) Restore(n driver.Network, endpoints []driver.Endpoint) error {
 	for _, ep := range endpoints {
 		keep[ep.HostIfName] = true
 	}
-	links, err := netlink.LinkList()
+	links, err := nldump.LinkList(nil)
 	if err != nil {
 		return fmt.Errorf("listing links: %w", err)
 	}
@@ -210,7 +211,7 @@ func (d *Driver) Restore(n driver.Network, endpoints []driver.Endpoint) error {
 // named, addressed by MAC and enslaved, so one netlink request does what would otherwise take
 // a create, a move, a rename and a set-master.
 func (*Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) (err error) {
-	br, err := netlink.LinkByName(BridgeName(n))
+	br, err := nldump.LinkByName(nil, BridgeName(n))
 	if err != nil {
 		return fmt.Errorf("looking up bridge %s of network %s: %w", BridgeName(n), n.Name, err)
 	}
@@ -242,7 +243,7 @@ func (*Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) (er
 		return fmt.Errorf("opening netlink in the sandbox: %w", err)
 	}
 	defer h.Close()
-	peer, err := h.LinkByName(ep.IfName)
+	peer, err := nldump.LinkByName(h, ep.IfName)
 	if err != nil {
 		return fmt.Errorf("finding %s in the sandbox: %w", ep.IfName, err)
 	}
@@ -263,11 +264,11 @@ func (*Driver) Leave(_ driver.Network, ep driver.Endpoint) error {
 
 // EndpointPresent implements driver.Driver.
 func (*Driver) EndpointPresent(n driver.Network, ep driver.Endpoint) bool {
-	l, err := netlink.LinkByName(ep.HostIfName)
+	l, err := nldump.LinkByName(nil, ep.HostIfName)
 	if err != nil {
 		return false
 	}
-	br, err := netlink.LinkByName(BridgeName(n))
+	br, err := nldump.LinkByName(nil, BridgeName(n))
 	return err == nil && l.Attrs().MasterIndex == br.Attrs().Index
 }
 

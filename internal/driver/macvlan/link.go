@@ -11,6 +11,7 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/nldump"
 	"github.com/cnet-dev/cnet/internal/sandbox"
 )
 
@@ -22,7 +23,7 @@ func (d *Driver) CreateNetwork(n driver.Network) (err error) {
 	case n.Options[OptParent] == "" || ownsVLAN(n):
 		// PrepareNetwork found no such interface; one that appeared since is someone else's,
 		// and neither taken over nor, on failure, deleted.
-		if _, err := d.nl.LinkByName(p); err == nil {
+		if _, err := nldump.LinkByName(d.nl, p); err == nil {
 			return errdefs.Conflict("cannot create macvlan network %s: an interface named %s already exists on the host", n.Name, p)
 		}
 		defer func() {
@@ -46,7 +47,7 @@ func (d *Driver) ensureParent(n driver.Network) error {
 	case n.Options[OptParent] == "":
 		want = internalLink(n)
 	case ownsVLAN(n):
-		base, err := d.nl.LinkByName(vlanBase(p))
+		base, err := nldump.LinkByName(d.nl, vlanBase(p))
 		if err != nil {
 			if isNotFound(err) {
 				return errdefs.NotFound("cannot create VLAN sub-interface %s of macvlan network %s: interface %s not found on the host", p, n.Name, vlanBase(p))
@@ -62,7 +63,7 @@ func (d *Driver) ensureParent(n driver.Network) error {
 		_, err := d.parent(n)
 		return err
 	}
-	link, err := d.nl.LinkByName(p)
+	link, err := nldump.LinkByName(d.nl, p)
 	switch {
 	case err == nil:
 		if link.Type() != want.Type() {
@@ -77,7 +78,7 @@ func (d *Driver) ensureParent(n driver.Network) error {
 			}
 			return fmt.Errorf("creating %s %s for macvlan network %s: %w", want.Type(), p, n.Name, err)
 		}
-		if link, err = d.nl.LinkByName(p); err != nil {
+		if link, err = nldump.LinkByName(d.nl, p); err != nil {
 			return fmt.Errorf("looking up new interface %s: %w", p, err)
 		}
 	}
@@ -116,7 +117,7 @@ func vlanBase(name string) string {
 // parent returns n's parent interface, which must exist.
 func (d *Driver) parent(n driver.Network) (netlink.Link, error) {
 	p := parentName(n)
-	link, err := d.nl.LinkByName(p)
+	link, err := nldump.LinkByName(d.nl, p)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, errdefs.NotFound("parent interface %s of macvlan network %s not found on the host", p, n.Name)
@@ -141,7 +142,7 @@ func (d *Driver) DeleteNetwork(n driver.Network) error {
 // deleteLink deletes the interface name if it exists and, when kind is given, is of that
 // kind (an interface of another kind under that name is not cnet's).
 func (d *Driver) deleteLink(name, kind string) error {
-	link, err := d.nl.LinkByName(name)
+	link, err := nldump.LinkByName(d.nl, name)
 	if err != nil {
 		if isNotFound(err) {
 			return nil
@@ -197,7 +198,7 @@ func (d *Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) (
 		}
 		return fmt.Errorf("creating macvlan interface %s on %s: %w", ep.IfName, parent.Attrs().Name, err)
 	}
-	link, err := h.LinkByName(ep.IfName)
+	link, err := nldump.LinkByName(h, ep.IfName)
 	if err != nil {
 		return fmt.Errorf("finding %s in the sandbox: %w", ep.IfName, err)
 	}
@@ -226,7 +227,7 @@ func sandboxLink(ep driver.Endpoint) (*netlink.Handle, netlink.Link, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	link, err := h.LinkByName(ep.IfName)
+	link, err := nldump.LinkByName(h, ep.IfName)
 	if err != nil {
 		h.Close()
 		if isNotFound(err) {

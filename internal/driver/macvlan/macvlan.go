@@ -47,6 +47,7 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/nldump"
 )
 
 // Options understood by the macvlan driver (Docker's names).
@@ -169,7 +170,7 @@ func (d *Driver) PrepareNetwork(n *driver.Network) error {
 		n.Internal = true
 		return nil
 	}
-	if _, err := d.nl.LinkByName(p); err == nil {
+	if _, err := nldump.LinkByName(d.nl, p); err == nil {
 		return nil
 	} else if !isNotFound(err) {
 		return fmt.Errorf("looking up parent interface %s: %w", p, err)
@@ -181,7 +182,7 @@ func (d *Driver) PrepareNetwork(n *driver.Network) error {
 	if err != nil {
 		return err
 	}
-	if _, err := d.nl.LinkByName(base); err != nil {
+	if _, err := nldump.LinkByName(d.nl, base); err != nil {
 		if isNotFound(err) {
 			return errdefs.NotFound("parent interface %s of macvlan network %s not found on the host: neither %s nor %s, on which to create it, exists", p, n.Name, p, base)
 		}
@@ -228,12 +229,12 @@ func (d *Driver) DefaultSubnet(n driver.Network) (driver.Subnet, map[string]neti
 	if ownsVLAN(n) {
 		return driver.Subnet{}, nil, noAddr // cnet has yet to create it
 	}
-	link, err := d.nl.LinkByName(p)
+	link, err := nldump.LinkByName(d.nl, p)
 	if err != nil {
 		return driver.Subnet{}, nil, fmt.Errorf("looking up parent interface %s: %w", p, err)
 	}
-	addrs, err := d.nl.AddrList(link, netlink.FAMILY_V4)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	addrs, err := nldump.AddrList(d.nl, link, netlink.FAMILY_V4)
+	if err != nil {
 		return driver.Subnet{}, nil, fmt.Errorf("listing the addresses of %s: %w", p, err)
 	}
 	var own []netip.Prefix
@@ -249,8 +250,8 @@ func (d *Driver) DefaultSubnet(n driver.Network) (driver.Subnet, map[string]neti
 		return driver.Subnet{}, nil, noAddr
 	}
 	var gws []netip.Addr
-	routes, err := d.nl.RouteList(link, netlink.FAMILY_V4)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	routes, err := nldump.RouteList(d.nl, link, netlink.FAMILY_V4)
+	if err != nil {
 		return driver.Subnet{}, nil, fmt.Errorf("listing the routes through %s: %w", p, err)
 	}
 	for _, r := range routes {
