@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cnet-dev/cnet/internal/daemon"
+	"github.com/cnet-dev/cnet/internal/driver/bridge"
+	"github.com/cnet-dev/cnet/internal/driver/builtin"
 )
 
 // dumpStacksOn writes every goroutine's stack to stderr (the daemon's log) each time sig
@@ -48,6 +50,7 @@ func dumpStacksOn(sig os.Signal) (stop func()) {
 func daemonCommand() *cobra.Command {
 	cfg := daemon.Config{}
 	var debug bool
+	var bridgeName string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the cnet daemon",
@@ -64,6 +67,11 @@ func daemonCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			defer dumpStacksOn(syscall.SIGUSR1)()
+			drivers, err := builtin.Registry(builtin.Config{Bridge: bridge.Config{DefaultBridge: bridgeName}})
+			if err != nil {
+				return err
+			}
+			cfg.Drivers = drivers
 			d, err := daemon.New(cfg)
 			if err != nil {
 				return err
@@ -75,7 +83,7 @@ func daemonCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataRoot, "data-root", "/var/lib/cnet", "directory of persistent state")
 	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/cnet", "directory of runtime state (namespaces, container files)")
-	f.StringVar(&cfg.BridgeName, "bridge-name", "cnet0", "Linux interface name of the default bridge network")
+	f.StringVar(&bridgeName, "bridge-name", "cnet0", "Linux interface name of the default bridge network")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
 	f.StringVar(&cfg.Group, "group", "", "group that may use the API socket (default: root only)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", false, "also carry published ports in the daemon (for hosts where kernel NAT cannot serve every path)")

@@ -15,10 +15,6 @@ import (
 	"sync"
 
 	"github.com/cnet-dev/cnet/internal/driver"
-	"github.com/cnet-dev/cnet/internal/driver/bridge"
-	"github.com/cnet-dev/cnet/internal/driver/host"
-	"github.com/cnet-dev/cnet/internal/driver/macvlan"
-	"github.com/cnet-dev/cnet/internal/driver/null"
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/ipam"
 	"github.com/cnet-dev/cnet/internal/store"
@@ -29,10 +25,14 @@ type Config struct {
 	Store *store.Store
 	// ExecRoot holds runtime state that dies with the machine: sandbox namespace files.
 	ExecRoot string
-	// DefaultBridge is the Linux name of the default `bridge` network (cnet0, so that cnet can
-	// run beside Docker's docker0).
-	DefaultBridge string
+	// Drivers are the network drivers this daemon has, filled by the binary's main (see
+	// driver/builtin); the controller knows them only through the driver interfaces.
+	Drivers *Drivers
 }
+
+// Drivers is the registry of network drivers (an alias, so that the daemon can hand it over
+// without depending on the driver package).
+type Drivers = driver.Registry
 
 // Controller is safe for concurrent use; operations are serialised by one mutex, which keeps
 // IPAM, the store and the kernel in step without finer locking.
@@ -40,11 +40,10 @@ type Controller struct {
 	mu        sync.Mutex
 	store     *store.Store
 	execRoot  string
-	drivers   map[string]driver.Driver
+	drivers   *driver.Registry
 	networks  map[string]*network  // by ID
 	endpoints map[string]*Endpoint // by ID
 	seq       uint64               // join order, for choosing the gateway endpoint
-	defBridge string
 }
 
 type network struct {
@@ -61,16 +60,15 @@ func New(cfg Config) (*Controller, error) {
 		execRoot:  cfg.ExecRoot,
 		networks:  map[string]*network{},
 		endpoints: map[string]*Endpoint{},
-		defBridge: cfg.DefaultBridge,
-		drivers:   map[string]driver.Driver{},
+		drivers:   cfg.Drivers,
 	}
-	if c.defBridge == "" {
-		c.defBridge = "cnet0"
-	}
-	for _, d := range []driver.Driver{bridge.New(), host.Driver{}, null.Driver{}, macvlan.New()} {
-		c.drivers[d.Type()] = d
+	if c.drivers == nil {
+		return nil, fmt.Errorf("building the controller: no network drivers given")
 	}
 	err := store.Load(c.store, store.Networks, func(_ string, rec *Network) error {
+		if _, err := c.drivers.Driver(rec.Driver); err != nil {
+			return fmt.Errorf("restoring network %s: %w", rec.Name, err)
+		}
 		n, err := c.openNetwork(*rec)
 		if err != nil {
 			return err
@@ -109,6 +107,12 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// driver is n's driver; every recorded network's driver is registered (New checks).
+func (c *Controller) driver(n *network) driver.Driver {
+	d, _ := c.drivers.Driver(n.rec.Driver)
+	return d
 }
 
 // openNetwork rebuilds a network's pools from its record.

@@ -50,13 +50,13 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 	if err != nil {
 		return Endpoint{}, err
 	}
-	switch n.rec.Driver {
-	case "host":
-		return Endpoint{}, errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
-	case "null":
-		return Endpoint{}, errdefs.Forbidden("container cannot be connected to the none network: it is a sandbox with loopback only")
+	caps := c.driver(n).Capabilities()
+	if caps.JoinRefusal != "" {
+		return Endpoint{}, errdefs.Forbidden("%s", caps.JoinRefusal)
 	}
-	isDefault := n.rec.Options["com.docker.network.bridge.default_bridge"] == "true"
+	// The default bridge is the one predefined network with endpoints: Docker's legacy network,
+	// without aliases, static addresses or names.
+	isDefault := n.rec.Predefined
 	if len(opts.Aliases) > 0 && isDefault {
 		return Endpoint{}, errdefs.Forbidden("network-scoped alias is supported only for containers in user defined networks")
 	}
@@ -76,7 +76,7 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 		return Endpoint{}, err
 	}
 	ep.Address = netip.PrefixFrom(addr, pool.Subnet().Bits())
-	if !n.rec.Internal {
+	if caps.Gateway && !n.rec.Internal {
 		ep.Gateway = pool.Gateway()
 	}
 	ep.MAC = ipam.MACFromIP(addr).String()
@@ -145,7 +145,7 @@ func (c *Controller) plug(n *network, ep *Endpoint, others []*Endpoint) error {
 		return err
 	}
 	defer ns.Close()
-	d := c.drivers[n.rec.Driver]
+	d := c.driver(n)
 	dep := c.endpointView(ep)
 	if err := d.Join(n.driverView(), dep, ns); err != nil {
 		return err
@@ -182,7 +182,7 @@ func (c *Controller) leave(ep *Endpoint) error {
 	n := c.networks[ep.NetworkID]
 	others := c.sandboxEndpoints(ep.ContainerID)
 	wasGateway := gatewayEndpoint(others) == ep
-	if err := c.drivers[n.rec.Driver].Leave(n.driverView(), c.endpointView(ep)); err != nil {
+	if err := c.driver(n).Leave(n.driverView(), c.endpointView(ep)); err != nil {
 		return err
 	}
 	faults.Point("endpoint-unplugged")

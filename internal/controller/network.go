@@ -9,7 +9,6 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/cnet-dev/cnet/internal/driver"
-	"github.com/cnet-dev/cnet/internal/driver/bridge"
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/ipam"
@@ -31,8 +30,8 @@ func ValidateName(kind, name string) error {
 	return nil
 }
 
-// ensurePredefined creates bridge, host and none on first start (and after someone deleted
-// the record of one, which cannot happen through the API).
+// ensurePredefined creates the networks the drivers predefine (bridge, host, none) on first
+// start, and after someone deleted the record of one, which cannot happen through the API.
 func (c *Controller) ensurePredefined() error {
 	have := map[string]bool{}
 	for _, n := range c.networks {
@@ -40,29 +39,34 @@ func (c *Controller) ensurePredefined() error {
 			have[n.rec.Name] = true
 		}
 	}
-	if !have["bridge"] {
-		cfg := NetworkConfig{Name: "bridge", Driver: "bridge", Options: map[string]string{
-			bridge.OptDefaultBridge: "true",
-			bridge.OptICC:           "true",
-			bridge.OptMasquerade:    "true",
-			bridge.OptHostBinding:   "0.0.0.0",
-			bridge.OptBridgeName:    c.defBridge,
-			bridge.OptMTU:           "1500",
-		}}
-		if _, err := c.createNetwork(cfg, true); err != nil {
-			return fmt.Errorf("creating the default bridge network: %w", err)
-		}
-	}
-	for _, p := range []struct{ name, driver string }{{"host", "host"}, {"none", "null"}} {
-		if have[p.name] {
+	for _, typ := range c.drivers.Types() {
+		d, _ := c.drivers.Driver(typ)
+		p, ok := d.(driver.Predefiner)
+		if !ok {
 			continue
 		}
-		rec := Network{ID: NewID(), Name: p.name, Driver: p.driver, Created: time.Now(), IPAMDriver: "default", Predefined: true,
-			Options: map[string]string{}, Labels: map[string]string{}}
-		if err := c.store.Put(store.Networks, rec.ID, rec); err != nil {
-			return err
+		for _, pn := range p.Predefined() {
+			if have[pn.Name] {
+				continue
+			}
+			if pn.NoPool {
+				// Nothing to build or address: the record is the network.
+				rec := Network{ID: NewID(), Name: pn.Name, Driver: typ, Created: time.Now(), IPAMDriver: "default", Predefined: true,
+					Options: copyMap(pn.Options), Labels: map[string]string{}}
+				if rec.Options == nil {
+					rec.Options = map[string]string{}
+				}
+				if err := c.store.Put(store.Networks, rec.ID, rec); err != nil {
+					return err
+				}
+				c.networks[rec.ID] = &network{rec: rec}
+				continue
+			}
+			cfg := NetworkConfig{Name: pn.Name, Driver: typ, Options: copyMap(pn.Options)}
+			if _, err := c.createNetwork(cfg, true); err != nil {
+				return fmt.Errorf("creating the predefined network %s: %w", pn.Name, err)
+			}
 		}
-		c.networks[rec.ID] = &network{rec: rec}
 	}
 	return nil
 }
@@ -86,9 +90,9 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	if cfg.Driver == "" {
 		cfg.Driver = "bridge"
 	}
-	d, ok := c.drivers[cfg.Driver]
-	if !ok {
-		return Network{}, errdefs.NotFound("plugin %q not found: cnet has no network driver of that name (drivers: bridge, host, macvlan, null)", cfg.Driver)
+	d, err := c.drivers.Driver(cfg.Driver)
+	if err != nil {
+		return Network{}, err
 	}
 	if cfg.IPAMDriver != "" && cfg.IPAMDriver != "default" {
 		return Network{}, errdefs.NotFound("IPAM driver %q not found: cnet has only the default IPAM driver", cfg.IPAMDriver)
@@ -104,13 +108,6 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	}
 	if err := d.ValidateOptions(cfg.Options); err != nil {
 		return Network{}, err
-	}
-	if name := cfg.Options[bridge.OptBridgeName]; name != "" {
-		for _, n := range c.networks {
-			if n.rec.Options[bridge.OptBridgeName] == name {
-				return Network{}, errdefs.Conflict("bridge name %s is already used by network %s", name, n.rec.Name)
-			}
-		}
 	}
 	dn := driver.Network{ID: NewID(), Name: cfg.Name, Options: cfg.Options, Internal: cfg.Internal}
 	if err := c.prepareNetwork(d, cfg.Driver, &dn); err != nil {
@@ -307,7 +304,7 @@ func (c *Controller) removeNetwork(n *network) error {
 		return errdefs.Forbidden("error while removing network: network %s id %s has active endpoints (%s); disconnect or remove them first",
 			n.rec.Name, n.rec.ID, eps[0].ContainerName)
 	}
-	if err := c.drivers[n.rec.Driver].DeleteNetwork(n.driverView()); err != nil {
+	if err := c.driver(n).DeleteNetwork(n.driverView()); err != nil {
 		return err
 	}
 	if err := c.store.Delete(store.Networks, n.rec.ID); err != nil {

@@ -35,19 +35,19 @@ func (c *Controller) Recover(live map[string]bool) error {
 		for _, ep := range c.networkEndpoints(n.rec.ID) {
 			eps = append(eps, c.endpointView(ep))
 		}
-		if err := c.drivers[n.rec.Driver].Restore(n.driverView(), eps); err != nil {
+		if err := c.driver(n).Restore(n.driverView(), eps); err != nil {
 			errs = append(errs, fmt.Errorf("restoring network %s: %w", n.rec.Name, err))
 		}
 	}
 	for _, ep := range c.sortedEndpoints() {
 		n := c.networks[ep.NetworkID]
-		if c.drivers[n.rec.Driver].EndpointPresent(n.driverView(), c.endpointView(ep)) {
+		if c.driver(n).EndpointPresent(n.driverView(), c.endpointView(ep)) {
 			continue
 		}
 		slog.Info("re-plugging endpoint whose interface is missing", "endpoint", ep.ID[:12], "container", ep.ContainerID[:12], "network", n.rec.Name)
 		// A host end that lost its bridge (the bridge was deleted) is still there with its
 		// peer: remove both before plugging the endpoint again under the same names.
-		if err := c.drivers[n.rec.Driver].Leave(n.driverView(), c.endpointView(ep)); err != nil {
+		if err := c.driver(n).Leave(n.driverView(), c.endpointView(ep)); err != nil {
 			errs = append(errs, fmt.Errorf("removing the stale interface of endpoint %s: %w", ep.ID[:12], err))
 			continue
 		}

@@ -32,7 +32,9 @@ type Config struct {
 	DataRoot   string // bbolt state
 	ExecRoot   string // namespaces, per-container files, the socket
 	Host       string // unix:///path
-	BridgeName string // Linux name of the default bridge
+	// Drivers are the network drivers, filled by the binary's main from driver/builtin with
+	// their part of the command line (the default bridge's name, ...).
+	Drivers *controller.Drivers
 	// UserlandProxy also carries published ports in the daemon (goroutines), for hosts where
 	// kernel NAT cannot serve every path. Off by default: NAT covers them here.
 	UserlandProxy bool
@@ -67,6 +69,8 @@ type Daemon struct {
 	// local translates the host's own TCP connections to published ports at connect(), so
 	// they need no NAT; nil where the host has no cgroup v2 or BPF (NAT then serves them).
 	local *hostlocal.Redirector
+	// closeDrivers stops the network drivers that run goroutines.
+	closeDrivers func()
 }
 
 // SocketPath returns the filesystem path of a unix:// host.
@@ -94,24 +98,41 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctrl, err := controller.New(controller.Config{Store: st, ExecRoot: cfg.ExecRoot, DefaultBridge: cfg.BridgeName})
+	// Drivers that run goroutines start before the controller restores their networks, and
+	// stop with the daemon.
+	drvCtx, stopDrivers := context.WithCancel(context.Background())
+	if err := cfg.Drivers.Start(drvCtx); err != nil {
+		stopDrivers()
+		st.Close()
+		return nil, err
+	}
+	closeDrivers := func() {
+		stopDrivers()
+		if err := cfg.Drivers.Close(); err != nil {
+			slog.Error("stopping network drivers", "err", err)
+		}
+	}
+	ctrl, err := controller.New(controller.Config{Store: st, ExecRoot: cfg.ExecRoot, Drivers: cfg.Drivers})
 	if err != nil {
+		closeDrivers()
 		st.Close()
 		return nil, err
 	}
 	fw, err := firewall.New(-1)
 	if err != nil {
+		closeDrivers()
 		st.Close()
 		return nil, err
 	}
 	if err := fw.EnsureBase(); err != nil {
 		fw.Close()
+		closeDrivers()
 		st.Close()
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, store: st, ctrl: ctrl, containers: map[string]*ctr{}, execs: map[string]*execRecord{},
 		dnsTable: dns.NewTable(), dnsFwd: dns.NewForwarder(dns.ForwarderConfig{}),
-		fw: fw, ports: portmap.NewAllocator(portmap.EphemeralRange())}
+		fw: fw, ports: portmap.NewAllocator(portmap.EphemeralRange()), closeDrivers: closeDrivers}
 	d.ports.Probe = portmap.ProbeHost
 	if !cfg.NoConnectTranslation {
 		if d.local, err = hostlocal.Attach(); err != nil {
@@ -124,6 +145,7 @@ func New(cfg Config) (*Daemon, error) {
 			d.local.Close()
 		}
 		fw.Close()
+		closeDrivers()
 		st.Close()
 		return nil, err
 	}
@@ -174,6 +196,7 @@ func (d *Daemon) Close() error {
 		d.local.Close()
 	}
 	d.fw.Close()
+	d.closeDrivers()
 	return d.store.Close()
 }
 

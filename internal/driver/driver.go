@@ -4,6 +4,7 @@
 package driver
 
 import (
+	"context"
 	"net"
 	"net/netip"
 
@@ -41,10 +42,41 @@ type Endpoint struct {
 	SandboxPath string
 }
 
+// Scope is where a driver's networks exist: on this host only, or on every host of a cluster
+// (their records then live in the cluster store).
+type Scope string
+
+// The scopes, as Docker shows them in `network ls` and `inspect`.
+const (
+	ScopeLocal  Scope = "local"
+	ScopeGlobal Scope = "global"
+)
+
+// Capabilities are what a driver's networks offer. The controller acts on them instead of on
+// driver names, so that a new driver needs no change in the controller.
+type Capabilities struct {
+	Scope Scope
+	// JoinRefusal, when set, is why no container can be connected to the driver's networks
+	// (host, null: their one network is a mode, not something to plug into); the controller
+	// refuses a join with it before allocating anything.
+	JoinRefusal string
+	// Gateway: endpoints get the subnet's gateway as their default route (unless the network
+	// is internal), and so external connectivity.
+	Gateway bool
+	// DNS: containers on the driver's user-defined networks find each other by name through
+	// the embedded resolver.
+	DNS bool
+	// PortPublishing: a container whose default route is on one of the driver's networks has
+	// its published ports DNATed to it; the driver implements Exposer.
+	PortPublishing bool
+}
+
 // Driver is implemented by bridge, host, null, macvlan (and later overlay).
 type Driver interface {
 	// Type is the driver's name as users give it to `network create -d`.
 	Type() string
+	// Capabilities are fixed for the driver's lifetime.
+	Capabilities() Capabilities
 	// ValidateOptions checks -o options before anything is created.
 	ValidateOptions(opts map[string]string) error
 	// CreateNetwork builds the network's kernel objects; on error it leaves nothing behind.
@@ -89,4 +121,43 @@ type ConflictChecker interface {
 // addresses), such as the host's own address on the parent.
 type SubnetChooser interface {
 	DefaultSubnet(n Network) (s Subnet, reserved map[string]netip.Addr, err error)
+}
+
+// Predefiner is a driver whose networks exist without being created: bridge's default
+// `bridge`, `host`, `none`. The controller creates each on first start if missing; they cannot
+// be removed.
+type Predefiner interface {
+	Predefined() []PredefinedNetwork
+}
+
+// PredefinedNetwork is one network a Predefiner wants.
+type PredefinedNetwork struct {
+	Name    string
+	Options map[string]string
+	// NoPool: the network has no addresses (host, none).
+	NoPool bool
+}
+
+// Exposure is how a network meets the host's firewall: the host interface its traffic
+// crosses and what the network's options ask of NAT and isolation.
+type Exposure struct {
+	Interface  string
+	Masquerade bool
+	ICC        bool // containers on the network may talk to each other
+	// HostBinding is where published ports listen when -p names no address (the zero Addr:
+	// every address).
+	HostBinding netip.Addr
+}
+
+// Exposer is implemented by drivers with Capabilities.PortPublishing.
+type Exposer interface {
+	Exposure(n Network) Exposure
+}
+
+// Lifecycle is implemented by drivers that run goroutines (watches, reconcile loops): Start is
+// called once the registry is complete, before any network is restored, and Close when the
+// daemon stops. Start must not block; ctx ends when the daemon stops.
+type Lifecycle interface {
+	Start(ctx context.Context) error
+	Close() error
 }

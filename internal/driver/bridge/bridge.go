@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 
 	"github.com/vishvananda/netlink"
@@ -30,15 +31,76 @@ const (
 // DefaultMTU is used when no MTU option is given.
 const DefaultMTU = 1500
 
-// Driver is the bridge driver. It holds no state: everything it needs is in the network and
-// endpoint it is handed, so a restarted daemon needs no driver-side recovery.
-type Driver struct{}
+// Driver is the bridge driver. It holds no state but its configuration: everything it needs
+// is in the network and endpoint it is handed, so a restarted daemon needs no driver-side
+// recovery.
+type Driver struct {
+	cfg Config
+}
+
+// Config is the bridge driver's part of the daemon's configuration.
+type Config struct {
+	// DefaultBridge is the Linux name of the default `bridge` network (cnet0, so that cnet
+	// runs beside Docker's docker0).
+	DefaultBridge string
+}
 
 // New returns the bridge driver.
-func New() *Driver { return &Driver{} }
+func New(cfg Config) *Driver {
+	if cfg.DefaultBridge == "" {
+		cfg.DefaultBridge = "cnet0"
+	}
+	return &Driver{cfg: cfg}
+}
 
 // Type implements driver.Driver.
 func (*Driver) Type() string { return "bridge" }
+
+// Capabilities implements driver.Driver: a bridge network is the host's own segment, with a
+// gateway on the bridge, NAT to the world, published ports and names.
+func (*Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true, DNS: true, PortPublishing: true}
+}
+
+// Predefined implements driver.Predefiner: Docker's default `bridge` network.
+func (d *Driver) Predefined() []driver.PredefinedNetwork {
+	return []driver.PredefinedNetwork{{Name: "bridge", Options: map[string]string{
+		OptDefaultBridge: "true",
+		OptICC:           "true",
+		OptMasquerade:    "true",
+		OptHostBinding:   "0.0.0.0",
+		OptBridgeName:    d.cfg.DefaultBridge,
+		OptMTU:           "1500",
+	}}}
+}
+
+// Exposure implements driver.Exposer: the bridge, and the network's NAT and icc options
+// (absent or malformed: Docker's default, on).
+func (*Driver) Exposure(n driver.Network) driver.Exposure {
+	opt := func(key string) bool {
+		v, err := strconv.ParseBool(n.Options[key])
+		return err != nil || v
+	}
+	e := driver.Exposure{Interface: BridgeName(n), Masquerade: opt(OptMasquerade), ICC: opt(OptICC)}
+	if a, err := netip.ParseAddr(n.Options[OptHostBinding]); err == nil && !a.IsUnspecified() {
+		e.HostBinding = a
+	}
+	return e
+}
+
+// CheckConflicts implements driver.ConflictChecker: two networks cannot share a bridge.
+func (*Driver) CheckConflicts(n driver.Network, others []driver.Network) error {
+	name := n.Options[OptBridgeName]
+	if name == "" {
+		return nil
+	}
+	for _, o := range others {
+		if o.Options[OptBridgeName] == name {
+			return errdefs.Conflict("bridge name %s is already used by network %s", name, o.Name)
+		}
+	}
+	return nil
+}
 
 // BridgeName is the Linux interface of network n: the name option, else br-<id12>.
 func BridgeName(n driver.Network) string {

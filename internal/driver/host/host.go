@@ -16,6 +16,16 @@ type Driver struct{}
 // Type implements driver.Driver.
 func (Driver) Type() string { return "host" }
 
+// Capabilities implements driver.Driver: its one network is a mode, nothing to connect to.
+func (Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{Scope: driver.ScopeLocal, JoinRefusal: "container cannot be disconnected from host network or connected to host network"}
+}
+
+// Predefined implements driver.Predefiner: the `host` network.
+func (Driver) Predefined() []driver.PredefinedNetwork {
+	return []driver.PredefinedNetwork{{Name: "host", NoPool: true}}
+}
+
 // ValidateOptions implements driver.Driver.
 func (Driver) ValidateOptions(map[string]string) error { return nil }
 

@@ -87,6 +87,12 @@ func New() *Driver { return &Driver{nl: &netlink.Handle{}} }
 // Type implements driver.Driver.
 func (*Driver) Type() string { return "macvlan" }
 
+// Capabilities implements driver.Driver: containers sit on the parent's segment, its router
+// their gateway; nothing is published or NATed by the host (the segment reaches them).
+func (*Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true, DNS: true}
+}
+
 // mode returns the kernel mode of opts; ValidateOptions has checked it.
 func mode(opts map[string]string) (netlink.MacvlanMode, error) {
 	v, ok := opts[OptMode]

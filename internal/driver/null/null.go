@@ -14,6 +14,16 @@ type Driver struct{}
 // Type implements driver.Driver.
 func (Driver) Type() string { return "null" }
 
+// Capabilities implements driver.Driver: its one network is a mode, nothing to connect to.
+func (Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{Scope: driver.ScopeLocal, JoinRefusal: "container cannot be connected to the none network: it is a sandbox with loopback only"}
+}
+
+// Predefined implements driver.Predefiner: the `none` network.
+func (Driver) Predefined() []driver.PredefinedNetwork {
+	return []driver.PredefinedNetwork{{Name: "none", NoPool: true}}
+}
+
 // ValidateOptions implements driver.Driver.
 func (Driver) ValidateOptions(map[string]string) error { return nil }
 
