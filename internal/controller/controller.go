@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"sort"
@@ -28,6 +29,12 @@ type Config struct {
 	// Drivers are the network drivers this daemon has, filled by the binary's main (see
 	// driver/builtin); the controller knows them only through the driver interfaces.
 	Drivers *Drivers
+	// IPAM are the address allocators by name (a network's IPAMDriver); "default" is an
+	// ipam.Local unless given.
+	IPAM map[string]ipam.Allocator
+	// Namespaces makes and reaches sandbox namespaces: the kernel's unless given (unit tests
+	// give a fake, to drive every rollback without root).
+	Namespaces Namespaces
 }
 
 // Drivers is the registry of network drivers (an alias, so that the daemon can hand it over
@@ -41,6 +48,8 @@ type Controller struct {
 	store     *store.Store
 	execRoot  string
 	drivers   *driver.Registry
+	ipams     map[string]ipam.Allocator
+	ns        Namespaces
 	networks  map[string]*network  // by ID
 	endpoints map[string]*Endpoint // by ID
 	seq       uint64               // join order, for choosing the gateway endpoint
@@ -48,7 +57,7 @@ type Controller struct {
 
 type network struct {
 	rec   Network
-	pools []*ipam.Pool
+	pools []ipam.PoolInfo // from the network's allocator, one per rec.IPAM entry
 }
 
 // New loads the state, recreates the pools' allocations from the endpoints on record and makes
@@ -61,6 +70,14 @@ func New(cfg Config) (*Controller, error) {
 		networks:  map[string]*network{},
 		endpoints: map[string]*Endpoint{},
 		drivers:   cfg.Drivers,
+		ipams:     map[string]ipam.Allocator{"default": ipam.NewLocal()},
+		ns:        cfg.Namespaces,
+	}
+	if c.ns == nil {
+		c.ns = kernelNamespaces{}
+	}
+	for name, a := range cfg.IPAM {
+		c.ipams[name] = a
 	}
 	if c.drivers == nil {
 		return nil, fmt.Errorf("building the controller: no network drivers given")
@@ -92,7 +109,7 @@ func New(cfg Config) (*Controller, error) {
 			if pool == nil {
 				return fmt.Errorf("restoring endpoint %s: address %s is in no pool of network %s", ep.ID[:12], ep.Address, n.rec.Name)
 			}
-			if err := pool.AllocateStatic(ep.Address.Addr()); err != nil {
+			if _, err := c.allocator(n).RequestAddress(pool.ID, ep.Address.Addr()); err != nil {
 				return fmt.Errorf("restoring address %s of endpoint %s: %w", ep.Address, ep.ID[:12], err)
 			}
 		}
@@ -115,24 +132,42 @@ func (c *Controller) driver(n *network) driver.Driver {
 	return d
 }
 
-// openNetwork rebuilds a network's pools from its record.
+// allocator is the IPAM of n; every recorded network's is known (openNetwork checks).
+func (c *Controller) allocator(n *network) ipam.Allocator { return c.ipams[n.rec.IPAMDriver] }
+
+// openNetwork requests a recorded network's pools again, as recorded.
 func (c *Controller) openNetwork(rec Network) (*network, error) {
+	a, ok := c.ipams[rec.IPAMDriver]
+	if !ok {
+		return nil, fmt.Errorf("restoring network %s: its IPAM driver %q is not known to this daemon", rec.Name, rec.IPAMDriver)
+	}
 	n := &network{rec: rec}
 	for _, p := range rec.IPAM {
-		pool, err := ipam.NewPool(p.config())
+		info, err := a.RequestPool(ipam.PoolRequest{Owner: rec.ID, Config: p.config()})
 		if err != nil {
+			c.releasePools(n)
 			return nil, fmt.Errorf("restoring pool %s of network %s: %w", p.Subnet, rec.Name, err)
 		}
-		n.pools = append(n.pools, pool)
+		n.pools = append(n.pools, info)
 	}
 	return n, nil
 }
 
-// poolFor returns the pool whose subnet holds a, or nil.
-func (n *network) poolFor(a netip.Addr) *ipam.Pool {
+// releasePools gives n's pools back to its allocator (a network removed or never made).
+func (c *Controller) releasePools(n *network) {
 	for _, p := range n.pools {
-		if p.Subnet().Contains(a) {
-			return p
+		if err := c.allocator(n).ReleasePool(p.ID); err != nil {
+			slog.Error("releasing an address pool", "network", n.rec.Name, "pool", p.Subnet, "err", err)
+		}
+	}
+	n.pools = nil
+}
+
+// poolFor returns the pool whose subnet holds a, or nil.
+func (n *network) poolFor(a netip.Addr) *ipam.PoolInfo {
+	for i := range n.pools {
+		if n.pools[i].Subnet.Contains(a) {
+			return &n.pools[i]
 		}
 	}
 	return nil

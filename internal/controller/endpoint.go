@@ -3,26 +3,23 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"sort"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/ipam"
-	"github.com/cnet-dev/cnet/internal/nldump"
-	"github.com/cnet-dev/cnet/internal/sandbox"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
 // CreateSandbox makes the network namespace of a container.
 func (c *Controller) CreateSandbox(containerID string) (string, error) {
 	path := c.SandboxPath(containerID)
-	if err := sandbox.Create(path); err != nil {
+	if err := c.ns.Create(path); err != nil {
 		return "", fmt.Errorf("creating the network namespace of container %s: %w", containerID[:12], err)
 	}
 	faults.Point("sandbox-created")
@@ -38,7 +35,7 @@ func (c *Controller) DeleteSandbox(containerID string) error {
 			return err
 		}
 	}
-	return sandbox.Delete(c.SandboxPath(containerID))
+	return c.ns.Delete(c.SandboxPath(containerID))
 }
 
 // Join connects a container's sandbox to a network: an address from IPAM, a record, then the
@@ -75,72 +72,82 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 	if err != nil {
 		return Endpoint{}, err
 	}
-	ep.Address = netip.PrefixFrom(addr, pool.Subnet().Bits())
+	ep.Address = netip.PrefixFrom(addr, pool.Subnet.Bits())
 	if caps.Gateway && !n.rec.Internal {
-		ep.Gateway = pool.Gateway()
+		ep.Gateway = pool.Gateway
 	}
 	ep.MAC = ipam.MACFromIP(addr).String()
 	c.seq++
 	ep.Seq = c.seq
 
 	// From the record on, a crash is completed by recovery rather than rolled back.
+	release := func() {
+		if err := c.allocator(n).ReleaseAddress(pool.ID, addr); err != nil {
+			slog.Error("rolling back an address", "network", n.rec.Name, "address", addr, "err", err)
+		}
+	}
 	if err := c.store.Put(store.Endpoints, ep.ID, ep); err != nil {
-		_ = pool.Release(addr)
+		release()
 		return Endpoint{}, err
 	}
 	faults.Point("endpoint-recorded")
 	if err := c.plug(n, ep, mine); err != nil {
-		_ = c.store.Delete(store.Endpoints, ep.ID)
-		_ = pool.Release(addr)
+		if derr := c.store.Delete(store.Endpoints, ep.ID); derr != nil {
+			// The record stays: recovery at the next start removes the endpoint and frees
+			// its address then; freeing it now could hand it out twice.
+			return Endpoint{}, errors.Join(err, fmt.Errorf("rolling back the record of endpoint %s: %w", ep.ID[:12], derr))
+		}
+		release()
 		return Endpoint{}, err
 	}
 	c.endpoints[ep.ID] = ep
 	return *ep, nil
 }
 
-// allocate takes the requested static address or the next free one.
-func (c *Controller) allocate(n *network, ip string, isDefault bool) (*ipam.Pool, netip.Addr, error) {
+// allocate takes the requested static address or the next free one from n's allocator.
+func (c *Controller) allocate(n *network, ip string, isDefault bool) (ipam.PoolInfo, netip.Addr, error) {
 	if len(n.pools) == 0 {
-		return nil, netip.Addr{}, errdefs.Invalid("network %s has no address pool", n.rec.Name)
+		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("network %s has no address pool", n.rec.Name)
 	}
+	alloc := c.allocator(n)
 	if ip == "" {
 		var lastErr error
 		for _, p := range n.pools {
-			a, err := p.Allocate()
+			a, err := alloc.RequestAddress(p.ID, netip.Addr{})
 			if err == nil {
 				return p, a, nil
 			}
 			lastErr = err
 		}
-		return nil, netip.Addr{}, errdefs.Conflict("network %s: %w", n.rec.Name, lastErr)
+		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Conflict("network %s: %w", n.rec.Name, lastErr)
 	}
 	if isDefault {
-		return nil, netip.Addr{}, errdefs.Invalid("user specified IP address is supported on user defined networks only")
+		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("user specified IP address is supported on user defined networks only")
 	}
 	if !n.rec.UserSubnet {
-		return nil, netip.Addr{}, errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
 	}
 	a, err := netip.ParseAddr(ip)
 	if err != nil || !a.Is4() {
-		return nil, netip.Addr{}, errdefs.Invalid("invalid IPv4 address %q", ip)
+		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("invalid IPv4 address %q", ip)
 	}
 	p := n.poolFor(a)
 	if p == nil {
-		return nil, netip.Addr{}, errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.rec.Name)
+		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.rec.Name)
 	}
-	if err := p.AllocateStatic(a); err != nil {
+	if _, err := alloc.RequestAddress(p.ID, a); err != nil {
 		if errors.Is(err, ipam.ErrInUse) {
-			return nil, netip.Addr{}, errdefs.Conflict("%w", err)
+			return ipam.PoolInfo{}, netip.Addr{}, errdefs.Conflict("%w", err)
 		}
-		return nil, netip.Addr{}, errdefs.Invalid("%w", err)
+		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("%w", err)
 	}
-	return p, a, nil
+	return *p, a, nil
 }
 
 // plug has the driver create the interface and points the default route at the right gateway.
 func (c *Controller) plug(n *network, ep *Endpoint, others []*Endpoint) error {
 	path := c.SandboxPath(ep.ContainerID)
-	ns, err := sandbox.Open(path)
+	ns, err := c.ns.Open(path)
 	if err != nil {
 		return err
 	}
@@ -152,7 +159,7 @@ func (c *Controller) plug(n *network, ep *Endpoint, others []*Endpoint) error {
 	}
 	faults.Point("endpoint-plugged")
 	if gw := gatewayEndpoint(append(slices.Clone(others), ep)); gw == ep {
-		if err := setDefaultRoute(path, ep); err != nil {
+		if err := c.ns.SetDefaultRoute(path, ep.IfName, ep.Gateway); err != nil {
 			_ = d.Leave(n.driverView(), dep)
 			return err
 		}
@@ -191,13 +198,15 @@ func (c *Controller) leave(ep *Endpoint) error {
 	}
 	delete(c.endpoints, ep.ID)
 	if p := n.poolFor(ep.Address.Addr()); p != nil {
-		_ = p.Release(ep.Address.Addr())
+		if err := c.allocator(n).ReleaseAddress(p.ID, ep.Address.Addr()); err != nil {
+			slog.Error("releasing an endpoint's address", "network", n.rec.Name, "address", ep.Address.Addr(), "err", err)
+		}
 	}
 	if wasGateway {
 		if next := gatewayEndpoint(c.sandboxEndpoints(ep.ContainerID)); next != nil {
 			path := c.SandboxPath(ep.ContainerID)
-			if sandbox.Exists(path) {
-				return setDefaultRoute(path, next)
+			if c.ns.Exists(path) {
+				return c.ns.SetDefaultRoute(path, next.IfName, next.Gateway)
 			}
 		}
 	}
@@ -259,25 +268,6 @@ func nextIfName(eps []*Endpoint) string {
 			return name
 		}
 	}
-}
-
-// setDefaultRoute points the sandbox's default route at ep's gateway.
-func setDefaultRoute(path string, ep *Endpoint) error {
-	h, err := sandbox.Handle(path)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	link, err := nldump.LinkByName(h, ep.IfName)
-	if err != nil {
-		return fmt.Errorf("finding %s in the sandbox: %w", ep.IfName, err)
-	}
-	route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway.AsSlice(),
-		Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
-	if err := h.RouteReplace(route); err != nil {
-		return fmt.Errorf("setting the default route via %s: %w", ep.Gateway, err)
-	}
-	return nil
 }
 
 // endpointView is what a driver is told about ep.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -94,7 +95,10 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	if err != nil {
 		return Network{}, err
 	}
-	if cfg.IPAMDriver != "" && cfg.IPAMDriver != "default" {
+	if cfg.IPAMDriver == "" {
+		cfg.IPAMDriver = "default"
+	}
+	if _, ok := c.ipams[cfg.IPAMDriver]; !ok {
 		return Network{}, errdefs.NotFound("IPAM driver %q not found: cnet has only the default IPAM driver", cfg.IPAMDriver)
 	}
 	if cfg.EnableIPv6 {
@@ -113,34 +117,41 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	if err := c.prepareNetwork(d, cfg.Driver, &dn); err != nil {
 		return Network{}, err
 	}
-	pools, err := c.planPools(cfg, d, dn)
+	pools, avoid, err := c.planPools(cfg, d, dn)
 	if err != nil {
 		return Network{}, err
 	}
 	rec := Network{
 		ID: dn.ID, Name: cfg.Name, Driver: cfg.Driver, Created: time.Now(),
-		Internal: dn.Internal, Attachable: cfg.Attachable, IPAMDriver: "default", IPAMOptions: cfg.IPAMOptions,
+		Internal: dn.Internal, Attachable: cfg.Attachable, IPAMDriver: cfg.IPAMDriver, IPAMOptions: cfg.IPAMOptions,
 		Options: cfg.Options, Labels: cfg.Labels, Predefined: predefined, UserSubnet: len(cfg.Pools) > 0,
 		DriverState: dn.State,
 	}
 	n := &network{rec: rec}
+	alloc := c.allocator(n)
 	for _, p := range pools {
-		pool, err := ipam.NewPool(p.config())
+		info, err := alloc.RequestPool(ipam.PoolRequest{Owner: rec.ID, Config: p.config(), Avoid: avoid})
 		if err != nil {
-			return Network{}, errdefs.Invalid("%w", err)
+			c.releasePools(n)
+			return Network{}, classifyPoolError(err)
 		}
-		n.pools = append(n.pools, pool)
-		p.Gateway = pool.Gateway()
+		n.pools = append(n.pools, info)
+		p.Subnet, p.Gateway = info.Subnet, info.Gateway
 		n.rec.IPAM = append(n.rec.IPAM, p)
 	}
 	// Record first: a crash after the bridge exists leaves a record that recovery restores,
 	// never a bridge nobody knows about.
 	if err := c.store.Put(store.Networks, rec.ID, n.rec); err != nil {
+		c.releasePools(n)
 		return Network{}, err
 	}
 	faults.Point("network-recorded")
 	if err := d.CreateNetwork(n.driverView()); err != nil {
-		_ = c.store.Delete(store.Networks, rec.ID)
+		if derr := c.store.Delete(store.Networks, rec.ID); derr != nil {
+			// The record stays, and so do its pools: the next start restores the network.
+			return Network{}, errors.Join(err, fmt.Errorf("rolling back the record of network %s: %w", rec.Name, derr))
+		}
+		c.releasePools(n)
 		return Network{}, err
 	}
 	c.networks[rec.ID] = n
@@ -170,46 +181,43 @@ func (c *Controller) prepareNetwork(d driver.Driver, driverName string, dn *driv
 	return nil
 }
 
-// planPools turns the requested pools into validated ones, or picks a default pool: the
-// driver's choice if it has one (driver.SubnetChooser), else the next free default pool.
-func (c *Controller) planPools(cfg NetworkConfig, d driver.Driver, dn driver.Network) ([]Pool, error) {
+// planPools turns the requested pools into validated ones, or plans a default pool: the
+// driver's choice if it has one (driver.SubnetChooser), else a pool with no subnet, which the
+// allocator picks so that it overlaps none of avoid.
+func (c *Controller) planPools(cfg NetworkConfig, d driver.Driver, dn driver.Network) (pools []Pool, avoid []netip.Prefix, err error) {
 	existing := c.usedSubnets()
 	if len(cfg.Pools) == 0 {
 		if sc, ok := d.(driver.SubnetChooser); ok {
 			s, reserved, err := sc.DefaultSubnet(dn)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if s.Prefix.IsValid() {
 				if err := ipam.CheckOverlap(s.Prefix, existing); err != nil {
-					return nil, errdefs.Conflict("%w", err)
+					return nil, nil, errdefs.Conflict("%w", err)
 				}
-				return []Pool{{Subnet: s.Prefix, Gateway: s.Gateway, Aux: reserved}}, nil
+				return []Pool{{Subnet: s.Prefix, Gateway: s.Gateway, Aux: reserved}}, nil, nil
 			}
 		}
 		host, err := hostPrefixes()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		subnet, err := ipam.PickDefault(append(existing, host...))
-		if err != nil {
-			return nil, errdefs.Conflict("%w", err)
-		}
-		return []Pool{{Subnet: subnet}}, nil
+		return []Pool{{}}, append(existing, host...), nil
 	}
 	var out []Pool
 	for _, r := range cfg.Pools {
 		p, err := parsePool(r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := ipam.CheckOverlap(p.Subnet, existing); err != nil {
-			return nil, errdefs.Conflict("%w", err)
+			return nil, nil, errdefs.Conflict("%w", err)
 		}
 		existing = append(existing, p.Subnet)
 		out = append(out, p)
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 func parsePool(r PoolRequest) (Pool, error) {
@@ -311,7 +319,19 @@ func (c *Controller) removeNetwork(n *network) error {
 		return err
 	}
 	delete(c.networks, n.rec.ID)
+	c.releasePools(n)
 	return nil
+}
+
+// classifyPoolError gives an allocator's refusal its kind for the API.
+func classifyPoolError(err error) error {
+	switch {
+	case errors.Is(err, ipam.ErrNoDefaultPool), errors.Is(err, ipam.ErrOverlap):
+		return errdefs.Conflict("%w", err)
+	case errors.Is(err, ipam.ErrInvalidConfig):
+		return errdefs.Invalid("%w", err)
+	}
+	return err
 }
 
 // Prune removes every user network without endpoints and returns their names.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/cnet-dev/cnet/internal/driver"
-	"github.com/cnet-dev/cnet/internal/sandbox"
 )
 
 // Recover brings the kernel in line with the records after a start, whatever point the
@@ -24,7 +23,7 @@ func (c *Controller) Recover(live map[string]bool) error {
 	defer c.mu.Unlock()
 	var errs []error
 	for _, ep := range c.sortedEndpoints() {
-		if !live[ep.ContainerID] || !sandbox.Exists(c.SandboxPath(ep.ContainerID)) {
+		if !live[ep.ContainerID] || !c.ns.Exists(c.SandboxPath(ep.ContainerID)) {
 			if err := c.leave(ep); err != nil {
 				errs = append(errs, fmt.Errorf("removing endpoint %s of gone container %s: %w", ep.ID[:12], ep.ContainerID[:12], err))
 			}
@@ -84,7 +83,7 @@ func (c *Controller) sweepNamespaces(live map[string]bool) []error {
 		if keep[e.Name()] {
 			continue
 		}
-		if err := sandbox.Delete(filepath.Join(dir, e.Name())); err != nil {
+		if err := c.ns.Delete(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 		}
 	}

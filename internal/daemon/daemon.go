@@ -29,9 +29,9 @@ import (
 
 // Config is the daemon's command line.
 type Config struct {
-	DataRoot   string // bbolt state
-	ExecRoot   string // namespaces, per-container files, the socket
-	Host       string // unix:///path
+	DataRoot string // bbolt state
+	ExecRoot string // namespaces, per-container files, the socket
+	Host     string // unix:///path
 	// Drivers are the network drivers, filled by the binary's main from driver/builtin with
 	// their part of the command line (the default bridge's name, ...).
 	Drivers *controller.Drivers

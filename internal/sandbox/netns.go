@@ -9,6 +9,8 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -140,6 +142,26 @@ func disableIPv6ByDefault() error {
 	const knob = "/proc/sys/net/ipv6/conf/default/disable_ipv6"
 	if err := os.WriteFile(knob, []byte("1\n"), 0o644); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("disabling IPv6 on the sandbox's future interfaces: %w", err)
+	}
+	return nil
+}
+
+// SetDefaultRoute points the default route of the namespace at path through ifName at gw,
+// replacing the one there is.
+func SetDefaultRoute(path, ifName string, gw netip.Addr) error {
+	h, err := Handle(path)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := nldump.LinkByName(h, ifName)
+	if err != nil {
+		return fmt.Errorf("finding %s in the sandbox: %w", ifName, err)
+	}
+	route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice(),
+		Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
+	if err := h.RouteReplace(route); err != nil {
+		return fmt.Errorf("setting the default route via %s: %w", gw, err)
 	}
 	return nil
 }
