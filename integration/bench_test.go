@@ -38,6 +38,31 @@ func BenchmarkAttach(b *testing.B) {
 	reportLatency(b, lat)
 }
 
+// BenchmarkDetach is BenchmarkAttach the other way: each iteration times the disconnect of a
+// running container from a user network (its interface gone, its name no longer resolving)
+// and, untimed, connects it again.
+func BenchmarkDetach(b *testing.B) {
+	h := testenv.NewHost(b)
+	h.MustCLI("network", "create", "bench")
+	h.MustCLI("run", "-d", "--name", "c", "busybox", "sleep", "3600")
+	cl := h.API()
+	ctx := context.Background()
+	var lat []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		if err := cl.NetworkConnect(ctx, "bench", api.NetworkConnectRequest{Container: "c"}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := cl.NetworkDisconnect(ctx, "bench", api.NetworkDisconnectRequest{Container: "c"}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	reportLatency(b, lat)
+}
+
 // BenchmarkAttachScaling connects 500 running containers to one network one at a time and
 // reports the median and p99 of the attaches and the mean of the 1st-10th and 491st-500th, to
 // show that the attach cost does not grow with the number of endpoints on the network.

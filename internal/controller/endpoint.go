@@ -31,7 +31,7 @@ func (c *Controller) DeleteSandbox(containerID string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ep := range c.sandboxEndpoints(containerID) {
-		if err := c.leave(ep); err != nil {
+		if err := c.leave(ep, false); err != nil {
 			return err
 		}
 	}
@@ -177,19 +177,26 @@ func (c *Controller) Leave(containerID, netRef string) error {
 	}
 	for _, ep := range c.sandboxEndpoints(containerID) {
 		if ep.NetworkID == n.rec.ID {
-			return c.leave(ep)
+			return c.leave(ep, true)
 		}
 	}
 	return errdefs.NotFound("container %s is not connected to network %s", containerID[:12], n.rec.Name)
 }
 
 // leave removes the interface, then the record, then frees the address, so that an address is
-// never free while an interface may still carry it.
-func (c *Controller) leave(ep *Endpoint) error {
+// never free while an interface may still carry it. With retire (a disconnect, which the user
+// waits for), a driver that can (driver.Retirer) takes the interface out of service at once and
+// deletes it afterwards.
+func (c *Controller) leave(ep *Endpoint, retire bool) error {
 	n := c.networks[ep.NetworkID]
 	others := c.sandboxEndpoints(ep.ContainerID)
 	wasGateway := gatewayEndpoint(others) == ep
-	if err := c.driver(n).Leave(n.driverView(), c.endpointView(ep)); err != nil {
+	d := c.driver(n)
+	unplug := d.Leave
+	if r, ok := d.(driver.Retirer); ok && retire {
+		unplug = r.Retire
+	}
+	if err := unplug(n.driverView(), c.endpointView(ep)); err != nil {
 		return err
 	}
 	faults.Point("endpoint-unplugged")

@@ -24,7 +24,7 @@ func (c *Controller) Recover(live map[string]bool) error {
 	var errs []error
 	for _, ep := range c.sortedEndpoints() {
 		if !live[ep.ContainerID] || !c.ns.Exists(c.SandboxPath(ep.ContainerID)) {
-			if err := c.leave(ep); err != nil {
+			if err := c.leave(ep, false); err != nil {
 				errs = append(errs, fmt.Errorf("removing endpoint %s of gone container %s: %w", ep.ID[:12], ep.ContainerID[:12], err))
 			}
 		}

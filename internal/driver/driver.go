@@ -161,3 +161,12 @@ type Lifecycle interface {
 	Start(ctx context.Context) error
 	Close() error
 }
+
+// Retirer is implemented by drivers whose endpoints are slow to delete: Retire takes ep out of
+// service within the call (no interface of the sandbox carries its address or name any more)
+// and may delete the kernel objects later. The controller retires an endpoint on disconnect,
+// where the caller waits, and uses Leave everywhere else. Objects a crash leaves retired but not
+// deleted must be ones Restore removes.
+type Retirer interface {
+	Retire(n Network, ep Endpoint) error
+}

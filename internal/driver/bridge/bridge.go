@@ -35,7 +35,8 @@ const DefaultMTU = 1500
 // is in the network and endpoint it is handed, so a restarted daemon needs no driver-side
 // recovery.
 type Driver struct {
-	cfg Config
+	cfg    Config
+	reaper reaper // deletes retired veth pairs (see retire.go)
 }
 
 // Config is the bridge driver's part of the daemon's configuration.
@@ -324,10 +325,11 @@ func (*Driver) Leave(_ driver.Network, ep driver.Endpoint) error {
 	return deleteLink(ep.HostIfName)
 }
 
-// EndpointPresent implements driver.Driver.
+// EndpointPresent implements driver.Driver: the host end exists, is up (a retirement cut
+// short by a crash leaves it down) and is a port of the network's bridge.
 func (*Driver) EndpointPresent(n driver.Network, ep driver.Endpoint) bool {
 	l, err := nldump.LinkByName(nil, ep.HostIfName)
-	if err != nil {
+	if err != nil || l.Attrs().Flags&net.FlagUp == 0 {
 		return false
 	}
 	br, err := nldump.LinkByName(nil, BridgeName(n))
