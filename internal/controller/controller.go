@@ -15,9 +15,13 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cnet-dev/cnet/internal/dns"
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/firewall"
 	"github.com/cnet-dev/cnet/internal/ipam"
+	"github.com/cnet-dev/cnet/internal/portmap"
+	"github.com/cnet-dev/cnet/internal/portmap/hostlocal"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -35,6 +39,15 @@ type Config struct {
 	// Namespaces makes and reaches sandbox namespaces: the kernel's unless given (unit tests
 	// give a fake, to drive every rollback without root).
 	Namespaces Namespaces
+	// Firewall programs NAT, isolation and published ports: cnet's nftables table in the
+	// daemon's namespace unless given (unit tests give a fake).
+	Firewall Firewall
+	// UserlandProxy also carries published ports in the daemon (goroutines), for hosts where
+	// kernel NAT cannot serve every path.
+	UserlandProxy bool
+	// NoConnectTranslation leaves the host's own TCP connections to published ports to NAT,
+	// as Docker does, instead of translating them at connect() (see package hostlocal).
+	NoConnectTranslation bool
 }
 
 // Drivers is the registry of network drivers (an alias, so that the daemon can hand it over
@@ -44,12 +57,25 @@ type Drivers = driver.Registry
 // Controller is safe for concurrent use; operations are serialised by one mutex, which keeps
 // IPAM, the store and the kernel in step without finer locking.
 type Controller struct {
-	mu        sync.Mutex
-	store     *store.Store
-	execRoot  string
-	drivers   *driver.Registry
-	ipams     map[string]ipam.Allocator
-	ns        Namespaces
+	mu       sync.Mutex
+	store    *store.Store
+	execRoot string
+	drivers  *driver.Registry
+	ipams    map[string]ipam.Allocator
+	ns       Namespaces
+	sboxes   map[string]*sbox // running sandboxes by container ID
+
+	// The embedded DNS: one table of names for every network, one forwarder with the
+	// daemon-wide bound on queries in flight upstream.
+	dnsTable *dns.Table
+	dnsFwd   *dns.Forwarder
+
+	fw            Firewall
+	ports         *portmap.Allocator // host ports held by published container ports
+	userlandProxy bool
+	// local translates the host's own TCP connections to published ports at connect(), so
+	// they need no NAT; nil where the host has no cgroup v2 or BPF (NAT then serves them).
+	local     *hostlocal.Redirector
 	networks  map[string]*network  // by ID
 	endpoints map[string]*Endpoint // by ID
 	seq       uint64               // join order, for choosing the gateway endpoint
@@ -65,17 +91,33 @@ type network struct {
 // daemon knows which containers are alive.
 func New(cfg Config) (*Controller, error) {
 	c := &Controller{
-		store:     cfg.Store,
-		execRoot:  cfg.ExecRoot,
-		networks:  map[string]*network{},
-		endpoints: map[string]*Endpoint{},
-		drivers:   cfg.Drivers,
-		ipams:     map[string]ipam.Allocator{"default": ipam.NewLocal()},
-		ns:        cfg.Namespaces,
+		store:         cfg.Store,
+		execRoot:      cfg.ExecRoot,
+		networks:      map[string]*network{},
+		endpoints:     map[string]*Endpoint{},
+		drivers:       cfg.Drivers,
+		ipams:         map[string]ipam.Allocator{"default": ipam.NewLocal()},
+		ns:            cfg.Namespaces,
+		sboxes:        map[string]*sbox{},
+		dnsTable:      dns.NewTable(),
+		dnsFwd:        dns.NewForwarder(dns.ForwarderConfig{}),
+		fw:            cfg.Firewall,
+		ports:         portmap.NewAllocator(portmap.EphemeralRange()),
+		userlandProxy: cfg.UserlandProxy,
 	}
+	c.ports.Probe = portmap.ProbeHost
 	if c.ns == nil {
 		c.ns = kernelNamespaces{}
 	}
+	if err := c.openServices(cfg); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.Close()
+		}
+	}()
 	for name, a := range cfg.IPAM {
 		c.ipams[name] = a
 	}
@@ -123,7 +165,44 @@ func New(cfg Config) (*Controller, error) {
 	if err := c.ensurePredefined(); err != nil {
 		return nil, err
 	}
+	ok = true
 	return c, nil
+}
+
+// openServices opens the kernel services the controller programs: the firewall (unless one is
+// given) and the connect() translation (unless turned off, or the host cannot).
+func (c *Controller) openServices(cfg Config) error {
+	if c.fw == nil {
+		fw, err := firewall.New(-1)
+		if err != nil {
+			return err
+		}
+		if err := fw.EnsureBase(); err != nil {
+			fw.Close()
+			return err
+		}
+		c.fw = fw
+	}
+	if !cfg.NoConnectTranslation {
+		local, err := hostlocal.Attach()
+		if err != nil {
+			slog.Warn("published ports reach containers through NAT only, from this host too", "err", err)
+		} else {
+			c.local = local
+		}
+	}
+	return nil
+}
+
+// Close releases the firewall's netlink socket and the connect() translation. Containers and
+// their networking stay: the firewall's rules serve the host's own connections too once the
+// translation is detached.
+func (c *Controller) Close() error {
+	if c.local != nil {
+		c.local.Close()
+		c.local = nil
+	}
+	return c.fw.Close()
 }
 
 // driver is n's driver; every recorded network's driver is registered (New checks).

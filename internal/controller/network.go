@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"regexp"
 	"time"
@@ -155,6 +156,15 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 		return Network{}, err
 	}
 	c.networks[rec.ID] = n
+	faults.Point("network-created")
+	if fn, ok := c.firewallNetwork(n.rec); ok {
+		if err := c.fw.AddNetwork(fn); err != nil {
+			if rerr := c.deleteNetwork(n); rerr != nil {
+				slog.Error("rolling back a network whose firewall rules failed", "network", n.rec.Name, "err", rerr)
+			}
+			return Network{}, fmt.Errorf("programming the firewall of network %s: %w", n.rec.Name, err)
+		}
+	}
 	return copyNetwork(n.rec), nil
 }
 
@@ -305,6 +315,19 @@ func (c *Controller) RemoveNetwork(ref string) error {
 }
 
 func (c *Controller) removeNetwork(n *network) error {
+	if err := c.deleteNetwork(n); err != nil {
+		return err
+	}
+	if fn, ok := c.firewallNetwork(n.rec); ok {
+		if err := c.fw.RemoveNetwork(fn.Bridge); err != nil {
+			return fmt.Errorf("removing the firewall elements of network %s: %w", n.rec.Name, err)
+		}
+	}
+	return nil
+}
+
+// deleteNetwork removes n's kernel objects, record and pools, refusing while it has endpoints.
+func (c *Controller) deleteNetwork(n *network) error {
 	if n.rec.Predefined {
 		return errdefs.Forbidden("%s is a pre-defined network and cannot be removed", n.rec.Name)
 	}
@@ -384,9 +407,12 @@ func (c *Controller) NetworkEndpoints(networkID string) []Endpoint {
 	return out
 }
 
-func (n *network) driverView() driver.Network {
-	dn := driver.Network{ID: n.rec.ID, Name: n.rec.Name, Options: n.rec.Options, Internal: n.rec.Internal, State: n.rec.DriverState}
-	for _, p := range n.rec.IPAM {
+func (n *network) driverView() driver.Network { return driverView(n.rec) }
+
+// driverView is what a driver is told about a network.
+func driverView(rec Network) driver.Network {
+	dn := driver.Network{ID: rec.ID, Name: rec.Name, Options: rec.Options, Internal: rec.Internal, State: rec.DriverState}
+	for _, p := range rec.IPAM {
 		dn.Subnets = append(dn.Subnets, driver.Subnet{Prefix: p.Subnet, Gateway: p.Gateway})
 	}
 	return dn

@@ -11,7 +11,9 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/cnet-dev/cnet/internal/driver"
+	"github.com/cnet-dev/cnet/internal/firewall"
 	"github.com/cnet-dev/cnet/internal/ipam"
+	"github.com/cnet-dev/cnet/internal/portmap"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -115,6 +117,17 @@ func (f fakeNamespaces) SetDefaultRoute(string, string, netip.Addr) error {
 	return f.j.call("ns.SetDefaultRoute")
 }
 
+// noFirewall stands in for the firewall: the fake driver publishes no ports, so nothing
+// reaches it but Close.
+type noFirewall struct{}
+
+func (noFirewall) AddNetwork(firewall.Network) error                       { return nil }
+func (noFirewall) RemoveNetwork(string) error                              { return nil }
+func (noFirewall) AddPorts(string, netip.Addr, []portmap.Mapping) error    { return nil }
+func (noFirewall) RemovePorts(string, netip.Addr, []portmap.Mapping) error { return nil }
+func (noFirewall) Sync(firewall.State) error                               { return nil }
+func (noFirewall) Close() error                                            { return nil }
+
 // newFakeController builds a controller on the fakes, a real store in a temporary directory
 // and the predefined networks of no driver (the fake predefines none).
 func newFakeController(t *testing.T) (*Controller, *journal, *ipam.Local, *store.Store) {
@@ -131,7 +144,8 @@ func newFakeController(t *testing.T) (*Controller, *journal, *ipam.Local, *store
 	}
 	local := ipam.NewLocal()
 	c, err := New(Config{Store: st, ExecRoot: t.TempDir(), Drivers: reg,
-		IPAM: map[string]ipam.Allocator{"default": fakeIPAM{j, local}}, Namespaces: fakeNamespaces{j, map[string]bool{}}})
+		IPAM: map[string]ipam.Allocator{"default": fakeIPAM{j, local}}, Namespaces: fakeNamespaces{j, map[string]bool{}},
+		Firewall: noFirewall{}, NoConnectTranslation: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,6 @@ import (
 	"github.com/cnet-dev/cnet/internal/controller"
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/faults"
-	"github.com/cnet-dev/cnet/internal/portmap"
-	"github.com/cnet-dev/cnet/internal/sandbox"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -36,9 +34,7 @@ type containerRecord struct {
 	Links    []link
 	// LinkEnv is the link environment computed at the last start, which execs inherit too.
 	LinkEnv []string
-	// Published is what the running container publishes (nil when nothing).
-	Published *published
-	State     struct {
+	State   struct {
 		Status     string // created, running, exited
 		Running    bool
 		ExitCode   int
@@ -62,8 +58,6 @@ type ctr struct {
 	// attachPending is set by an attach made before the start: only then does the shim hold
 	// the process until the attacher arrives (a later `cnet start` must not wait for one).
 	attachPending bool
-	dns           *sandboxDNS      // the embedded resolver while running on a user network
-	proxies       []*portmap.Proxy // with --userland-proxy, one per published port
 	// shown is what other containers read of this one (see ctrView); replaced, never changed.
 	shown atomic.Pointer[ctrView]
 }
@@ -192,7 +186,7 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 	if err := validateExposed(rec.Config.ExposedPorts); err != nil {
 		return api.ContainerCreateResponse{}, err
 	}
-	if _, err := requestedMappings(rec.HostConfig, rec.Config.ExposedPorts); err != nil {
+	if _, err := requestedPorts(rec.HostConfig, rec.Config.ExposedPorts); err != nil {
 		return api.ContainerCreateResponse{}, err
 	}
 	warnings := []string{}
@@ -353,75 +347,6 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 	return nil
 }
 
-// joinNetworks connects the sandbox to the container's networks, its --network first so it
-// provides the default route.
-func (d *Daemon) joinNetworks(c *ctr) error {
-	mode := c.rec.networkMode()
-	if mode == "none" {
-		return nil
-	}
-	order := []string{mode}
-	for name := range c.rec.Networks {
-		if name != mode {
-			order = append(order, name)
-		}
-	}
-	for _, name := range order {
-		s := c.rec.Networks[name]
-		if s == nil {
-			continue
-		}
-		if _, err := d.ctrl.Join(c.rec.ID, name, joinOptions(c.rec.Name, s)); err != nil {
-			return fmt.Errorf("connecting to network %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// writeFiles writes the container's /etc/hosts, /etc/resolv.conf and /etc/hostname.
-func (d *Daemon) writeFiles(c *ctr) error {
-	dir := d.dir(c.rec.ID)
-	hostResolv, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("reading the host's /etc/resolv.conf: %w", err)
-	}
-	hc := c.rec.HostConfig
-	opts := sandbox.ResolvOptions{Nameservers: hc.DNS, Search: hc.DNSSearch, Options: hc.DNSOptions}
-	resolv := sandbox.ResolvConf(hostResolv, opts)
-	if c.dns != nil {
-		resolv = sandbox.EmbeddedResolvConf(hostResolv, opts)
-	}
-	if err := sandbox.WriteFile(filepath.Join(dir, "resolv.conf"), resolv); err != nil {
-		return err
-	}
-	if err := sandbox.WriteFile(filepath.Join(dir, "hostname"), []byte(c.rec.Config.Hostname+"\n")); err != nil {
-		return err
-	}
-	return sandbox.WriteFile(filepath.Join(dir, "hosts"), d.hostsContent(c))
-}
-
-// writeHosts rewrites /etc/hosts in place after connect or disconnect.
-func (d *Daemon) writeHosts(c *ctr) error {
-	return sandbox.UpdateFile(filepath.Join(d.dir(c.rec.ID), "hosts"), d.hostsContent(c))
-}
-
-// hostsContent is Docker's order: localhost lines, --add-host lines, links, then the
-// container's own addresses.
-func (d *Daemon) hostsContent(c *ctr) []byte {
-	entries, _ := parseExtraHosts(c.rec.HostConfig.ExtraHosts)
-	if c.rec.networkMode() == "bridge" {
-		entries = append(entries, d.linkHostEntries(c.rec.Links)...)
-	}
-	names := []string{c.rec.Config.Hostname}
-	if c.rec.Config.Domainname != "" {
-		names = []string{c.rec.Config.Hostname + "." + c.rec.Config.Domainname, c.rec.Config.Hostname}
-	}
-	for _, ep := range d.ctrl.SandboxEndpoints(c.rec.ID) {
-		entries = append(entries, sandbox.HostEntry{IP: ep.Address.Addr(), Names: names})
-	}
-	return sandbox.HostsContent(entries)
-}
-
 // watch waits for the container's shim to end and then tears its networking down.
 func (d *Daemon) watch(c *ctr, proc container.Process) {
 	<-container.Watch(proc)
@@ -448,10 +373,7 @@ func (d *Daemon) handleExit(c *ctr, proc container.Process) {
 	c.rec.State.Status = "exited"
 	c.rec.State.Running = false
 	c.show()
-	d.unpublishPorts(c)
-	d.stopResolver(c)
-	d.forgetRecords(c)
-	if err := d.ctrl.DeleteSandbox(id); err != nil {
+	if err := d.ctrl.StopSandbox(id); err != nil {
 		slog.Error("tearing down the network of an exited container", "container", id[:12], "err", err)
 	}
 	if err := d.saveLocked(c); err != nil {
@@ -504,48 +426,35 @@ func (d *Daemon) restore() error {
 			}
 		}
 	}
-	live := map[string]bool{}
+	live := map[string]controller.SandboxConfig{}
 	var dead []*ctr
 	for id, c := range d.containers {
 		if !c.rec.State.Running {
 			continue
 		}
-		if container.Alive(c.rec.State.Shim) && c.rec.ownsSandbox() {
-			live[id] = true
-		} else if !container.Alive(c.rec.State.Shim) {
+		if !container.Alive(c.rec.State.Shim) {
 			dead = append(dead, c)
+			continue
+		}
+		if c.rec.ownsSandbox() {
+			cfg, err := d.sandboxConfig(c)
+			if err != nil {
+				slog.Error("restoring the networking of a running container", "container", id[:12], "err", err)
+			}
+			live[id] = cfg
 		}
 	}
-	if err := d.ctrl.Recover(live); err != nil {
-		slog.Error("reconciling networking with the kernel", "err", err)
+	if err := d.ctrl.RestoreSandboxes(live); err != nil {
+		slog.Error("restoring networking", "err", err)
 	}
 	for _, c := range dead {
 		d.handleExit(c, c.rec.State.Shim)
 	}
-	d.restorePorts()
-	// Resolvers come back in parallel: each is a namespace switch, two sockets and an nftables
-	// transaction, mostly kernel time that overlaps well.
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
 	for _, c := range d.containers {
-		if !c.rec.State.Running {
-			continue
+		if c.rec.State.Running {
+			close(c.started)
+			go d.watch(c, c.rec.State.Shim)
 		}
-		if d.wantsResolver(c) {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				c.mu.Lock()
-				defer c.mu.Unlock()
-				if err := d.startResolver(c); err != nil {
-					slog.Error("restoring the embedded DNS server", "container", c.rec.ID[:12], "err", err)
-				}
-			}()
-		}
-		close(c.started)
-		go d.watch(c, c.rec.State.Shim)
 	}
-	wg.Wait()
 	return nil
 }

@@ -20,10 +20,6 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
-	"github.com/cnet-dev/cnet/internal/dns"
-	"github.com/cnet-dev/cnet/internal/firewall"
-	"github.com/cnet-dev/cnet/internal/portmap"
-	"github.com/cnet-dev/cnet/internal/portmap/hostlocal"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -59,16 +55,6 @@ type Daemon struct {
 	containers map[string]*ctr // by ID
 	execs      map[string]*execRecord
 
-	// The embedded DNS: one table of names for every network, one forwarder with the
-	// daemon-wide bound on queries in flight upstream.
-	dnsTable *dns.Table
-	dnsFwd   *dns.Forwarder
-
-	fw    *firewall.Firewall // cnet's nftables table in the daemon's namespace
-	ports *portmap.Allocator // host ports held by published container ports
-	// local translates the host's own TCP connections to published ports at connect(), so
-	// they need no NAT; nil where the host has no cgroup v2 or BPF (NAT then serves them).
-	local *hostlocal.Redirector
 	// closeDrivers stops the network drivers that run goroutines.
 	closeDrivers func()
 }
@@ -112,39 +98,17 @@ func New(cfg Config) (*Daemon, error) {
 			slog.Error("stopping network drivers", "err", err)
 		}
 	}
-	ctrl, err := controller.New(controller.Config{Store: st, ExecRoot: cfg.ExecRoot, Drivers: cfg.Drivers})
+	ctrl, err := controller.New(controller.Config{Store: st, ExecRoot: cfg.ExecRoot, Drivers: cfg.Drivers,
+		UserlandProxy: cfg.UserlandProxy, NoConnectTranslation: cfg.NoConnectTranslation})
 	if err != nil {
-		closeDrivers()
-		st.Close()
-		return nil, err
-	}
-	fw, err := firewall.New(-1)
-	if err != nil {
-		closeDrivers()
-		st.Close()
-		return nil, err
-	}
-	if err := fw.EnsureBase(); err != nil {
-		fw.Close()
 		closeDrivers()
 		st.Close()
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, store: st, ctrl: ctrl, containers: map[string]*ctr{}, execs: map[string]*execRecord{},
-		dnsTable: dns.NewTable(), dnsFwd: dns.NewForwarder(dns.ForwarderConfig{}),
-		fw: fw, ports: portmap.NewAllocator(portmap.EphemeralRange()), closeDrivers: closeDrivers}
-	d.ports.Probe = portmap.ProbeHost
-	if !cfg.NoConnectTranslation {
-		if d.local, err = hostlocal.Attach(); err != nil {
-			slog.Warn("published ports reach containers through NAT only, from this host too", "err", err)
-			d.local = nil
-		}
-	}
+		closeDrivers: closeDrivers}
 	if err := d.restore(); err != nil {
-		if d.local != nil {
-			d.local.Close()
-		}
-		fw.Close()
+		ctrl.Close()
 		closeDrivers()
 		st.Close()
 		return nil, err
@@ -192,10 +156,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 // Close releases the state file and the firewall's netlink socket (its rules stay, and serve
 // the host's own connections too once the connect() translation is detached).
 func (d *Daemon) Close() error {
-	if d.local != nil {
-		d.local.Close()
+	if err := d.ctrl.Close(); err != nil {
+		slog.Error("closing the controller", "err", err)
 	}
-	d.fw.Close()
 	d.closeDrivers()
 	return d.store.Close()
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/errdefs"
-	"github.com/cnet-dev/cnet/internal/sandbox"
+	"github.com/cnet-dev/cnet/internal/controller"
 )
 
 // link is a legacy --link as recorded: the target by ID (names can be reused after a removal),
@@ -78,15 +78,15 @@ func linkNames(links []link) map[string]string {
 }
 
 // parseExtraHosts validates --add-host HOST:IP values.
-func parseExtraHosts(values []string) ([]sandbox.HostEntry, error) {
-	var out []sandbox.HostEntry
+func parseExtraHosts(values []string) ([]controller.HostEntry, error) {
+	var out []controller.HostEntry
 	for _, v := range values {
 		host, ip, ok := strings.Cut(v, ":")
 		addr, err := netip.ParseAddr(ip)
 		if !ok || host == "" || err != nil {
 			return nil, errdefs.Invalid("invalid --add-host %q: want HOST:IP, e.g. db:10.0.0.5", v)
 		}
-		out = append(out, sandbox.HostEntry{IP: addr, Names: []string{host}})
+		out = append(out, controller.HostEntry{IP: addr, Names: []string{host}})
 	}
 	return out, nil
 }
@@ -119,8 +119,8 @@ func (d *Daemon) linkAddress(targetID string) (netip.Addr, bool) {
 
 // linkHostEntries are the /etc/hosts lines of a container's links: "IP alias id12 name" as in
 // the seed ("172.17.0.2  nasa1515 7881267cb8e1 web-nasa").
-func (d *Daemon) linkHostEntries(links []link) []sandbox.HostEntry {
-	var out []sandbox.HostEntry
+func (d *Daemon) linkHostEntries(links []link) []controller.HostEntry {
+	var out []controller.HostEntry
 	for _, l := range links {
 		ip, ok := d.linkAddress(l.TargetID)
 		if !ok {
@@ -130,7 +130,7 @@ func (d *Daemon) linkHostEntries(links []link) []sandbox.HostEntry {
 		if l.Alias != l.TargetName {
 			names = append(names, l.TargetName)
 		}
-		out = append(out, sandbox.HostEntry{IP: ip, Names: names})
+		out = append(out, controller.HostEntry{IP: ip, Names: names})
 	}
 	return out
 }
@@ -219,6 +219,16 @@ func (d *Daemon) linkEnvFor(c *ctr) []string {
 	return env
 }
 
+// extraHosts are c's /etc/hosts lines before its own: --add-host, then (on the default
+// bridge) its legacy links, as Docker orders them.
+func (d *Daemon) extraHosts(c *ctr) []controller.HostEntry {
+	entries, _ := parseExtraHosts(c.rec.HostConfig.ExtraHosts)
+	if c.rec.networkMode() == "bridge" {
+		entries = append(entries, d.linkHostEntries(c.rec.Links)...)
+	}
+	return entries
+}
+
 // refreshLinkers rewrites /etc/hosts of running containers that link to targetID, after the
 // target started again with perhaps another address. The caller holds no container lock.
 func (d *Daemon) refreshLinkers(targetID string) {
@@ -232,7 +242,7 @@ func (d *Daemon) refreshLinkers(targetID string) {
 		c.mu.Lock()
 		for _, l := range c.rec.Links {
 			if l.TargetID == targetID && c.rec.State.Running && c.rec.ownsSandbox() {
-				_ = d.writeHosts(c)
+				_ = d.ctrl.SetExtraHosts(c.rec.ID, d.extraHosts(c))
 				break
 			}
 		}

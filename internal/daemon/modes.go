@@ -1,16 +1,15 @@
 package daemon
 
 import (
-	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/container"
 	"github.com/cnet-dev/cnet/internal/errdefs"
-	"github.com/cnet-dev/cnet/internal/sandbox"
+	"github.com/cnet-dev/cnet/internal/controller"
 )
 
 // Network modes other than a network name. A container in container mode records its target
@@ -82,9 +81,10 @@ func checkModeConflicts(rec *containerRecord, req api.ContainerCreateRequest) er
 	return nil
 }
 
-// prepareNetwork gives the container its network view for a start: a sandbox of its own with
-// its endpoints and files, the host's namespace, or another running container's sandbox. It
-// fills spec's namespace and file paths and returns an undo for a start that fails later.
+// prepareNetwork gives the container its network view for a start: a sandbox of its own (the
+// controller builds it whole: namespace, endpoints, resolver, ports, files), the host's
+// namespace, or another running container's sandbox. It fills spec's namespace path and
+// returns an undo for a start that fails later.
 func (d *Daemon) prepareNetwork(c *ctr, spec *container.Spec) (undo func(), err error) {
 	id := c.rec.ID
 	noop := func() {}
@@ -92,44 +92,53 @@ func (d *Daemon) prepareNetwork(c *ctr, spec *container.Spec) (undo func(), err 
 		return noop, d.joinShared(c, targetID, spec)
 	}
 	if c.rec.networkMode() == modeHost {
-		return noop, d.writeHostModeFiles(c)
+		return noop, controller.HostModeFiles(d.dir(id), c.rec.Config.Hostname)
 	}
-	if spec.NetNSPath, err = d.ctrl.CreateSandbox(id); err != nil {
-		return nil, err
-	}
-	undo = func() {
-		if derr := d.ctrl.DeleteSandbox(id); derr != nil {
-			slog.Error("rolling back the sandbox of a container that failed to start", "container", id[:12], "err", derr)
-		}
-	}
-	if err := d.joinNetworks(c); err != nil {
-		undo()
-		return nil, err
-	}
-	if d.wantsResolver(c) {
-		if err := d.startResolver(c); err != nil {
-			undo()
-			return nil, err
-		}
-		undoSandbox := undo
-		undo = func() {
-			d.stopResolver(c)
-			d.forgetRecords(c)
-			undoSandbox()
-		}
-	}
-	undoPorts, err := d.publishPorts(c)
+	cfg, err := d.sandboxConfig(c)
 	if err != nil {
-		undo()
 		return nil, err
 	}
-	if err := d.writeFiles(c); err != nil {
-		undoPorts()
-		undo()
+	if spec.NetNSPath, err = d.ctrl.StartSandbox(cfg); err != nil {
 		return nil, err
 	}
-	undoNet := undo
-	return func() { undoPorts(); undoNet() }, nil
+	return func() {
+		if err := d.ctrl.StopSandbox(id); err != nil {
+			slog.Error("rolling back the network of a container that failed to start", "container", id[:12], "err", err)
+		}
+	}, nil
+}
+
+// sandboxConfig is what the controller needs to know of c to build its sandbox: the networks
+// in order (its --network first, so that it gives the default route), names, files, links,
+// DNS options and published ports.
+func (d *Daemon) sandboxConfig(c *ctr) (controller.SandboxConfig, error) {
+	rec := &c.rec
+	hc := rec.HostConfig
+	cfg := controller.SandboxConfig{
+		ContainerID: rec.ID, ContainerName: rec.Name, Hostname: rec.Config.Hostname, Domainname: rec.Config.Domainname,
+		FilesDir: d.dir(rec.ID), ExtraHosts: d.extraHosts(c), Links: linkNames(rec.Links),
+		DNS: controller.ResolvOptions{Nameservers: hc.DNS, Search: hc.DNSSearch, Options: hc.DNSOptions},
+	}
+	if mode := rec.networkMode(); mode != modeNone {
+		names := make([]string, 0, len(rec.Networks))
+		for name := range rec.Networks {
+			if name != mode {
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+		for _, name := range append([]string{mode}, names...) {
+			if s := rec.Networks[name]; s != nil {
+				cfg.Networks = append(cfg.Networks, controller.Attachment{Network: name, Options: joinOptions(rec.Name, s)})
+			}
+		}
+	}
+	ports, err := requestedPorts(hc, rec.Config.ExposedPorts)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Ports = ports
+	return cfg, nil
 }
 
 // joinShared points spec at the target container's namespace and files, as Docker shares the
@@ -151,24 +160,8 @@ func (d *Daemon) joinShared(c *ctr, targetID string, spec *container.Spec) error
 	spec.HostnamePath = filepath.Join(tdir, "hostname")
 	spec.Hostname, spec.Domainname = hostname, domain
 	c.rec.Config.Hostname, c.rec.Config.Domainname = hostname, domain
-	if !sandbox.Exists(spec.NetNSPath) {
+	if !d.ctrl.SandboxExists(targetID) {
 		return errdefs.Conflict("cannot join network of container %s: its network namespace is gone", name)
 	}
 	return nil
-}
-
-// writeHostModeFiles gives a host-mode container the host's own view, as Docker does: the
-// host's hosts and resolv.conf (loopback resolvers work there) and the host's name.
-func (d *Daemon) writeHostModeFiles(c *ctr) error {
-	dir := d.dir(c.rec.ID)
-	for _, f := range []string{"hosts", "resolv.conf"} {
-		data, err := os.ReadFile(filepath.Join("/etc", f))
-		if err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("reading the host's /etc/%s: %w", f, err)
-		}
-		if err := sandbox.WriteFile(filepath.Join(dir, f), data); err != nil {
-			return err
-		}
-	}
-	return sandbox.WriteFile(filepath.Join(dir, "hostname"), []byte(c.rec.Config.Hostname+"\n"))
 }

@@ -2,14 +2,11 @@ package daemon
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"net/netip"
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
 	"github.com/cnet-dev/cnet/internal/errdefs"
-	"github.com/cnet-dev/cnet/internal/faults"
 )
 
 // NetworkList implements api.Backend. As Docker's list, it leaves Containers empty.
@@ -88,53 +85,17 @@ func (d *Daemon) NetworkCreate(_ context.Context, req api.NetworkCreateRequest) 
 	if err != nil {
 		return api.NetworkCreateResponse{}, err
 	}
-	faults.Point("network-created")
-	if bridgeName(n) != "" {
-		if err := d.fw.AddNetwork(firewallNetwork(n)); err != nil {
-			if rerr := d.ctrl.RemoveNetwork(n.ID); rerr != nil {
-				slog.Error("rolling back a network whose firewall rules failed", "network", n.Name, "err", rerr)
-			}
-			return api.NetworkCreateResponse{}, fmt.Errorf("programming the firewall of network %s: %w", n.Name, err)
-		}
-	}
 	return api.NetworkCreateResponse{ID: n.ID}, nil
 }
 
 // NetworkRemove implements api.Backend.
 func (d *Daemon) NetworkRemove(_ context.Context, ref string) error {
-	n, err := d.ctrl.Network(ref)
-	if err != nil {
-		return err
-	}
-	if err := d.ctrl.RemoveNetwork(n.ID); err != nil {
-		return err
-	}
-	return d.forgetFirewall(n)
-}
-
-// forgetFirewall removes a removed network's firewall elements.
-func (d *Daemon) forgetFirewall(n controller.Network) error {
-	if bridgeName(n) == "" {
-		return nil
-	}
-	if err := d.fw.RemoveNetwork(bridgeName(n)); err != nil {
-		return fmt.Errorf("removing the firewall elements of network %s: %w", n.Name, err)
-	}
-	return nil
+	return d.ctrl.RemoveNetwork(ref)
 }
 
 // NetworksPrune implements api.Backend.
 func (d *Daemon) NetworksPrune(context.Context) (api.NetworksPruneResponse, error) {
-	before := map[string]controller.Network{}
-	for _, n := range d.ctrl.Networks() {
-		before[n.Name] = n
-	}
 	removed, err := d.ctrl.Prune()
-	for _, name := range removed {
-		if ferr := d.forgetFirewall(before[name]); ferr != nil && err == nil {
-			err = ferr
-		}
-	}
 	if removed == nil {
 		removed = []string{}
 	}
@@ -164,7 +125,7 @@ func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkCo
 	}
 	if len(settings.Links) > 0 {
 		// `network connect --link`: a name only this container resolves, on user networks.
-		if !userNetwork(n) {
+		if !d.ctrl.NamesResolve(n.ID) {
 			return errdefs.Invalid("--link on network connect works on user-defined networks only; use `run --link` on the default bridge")
 		}
 		links, err := d.parseConnectLinks(c, n.Name, settings.Links)
@@ -172,8 +133,8 @@ func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkCo
 			return err
 		}
 		c.rec.Links = append(c.rec.Links, links...)
-		if c.dns != nil {
-			c.dns.resolver.SetLinks(linkNames(c.rec.Links))
+		if c.rec.State.Running {
+			d.ctrl.SetLinks(c.rec.ID, linkNames(c.rec.Links))
 		}
 	}
 	if !c.rec.State.Running {
@@ -183,30 +144,11 @@ func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkCo
 		c.rec.Networks[n.Name] = settings
 		return d.saveLocked(c)
 	}
-	if _, err := d.ctrl.Join(c.rec.ID, n.ID, joinOptions(c.rec.Name, settings)); err != nil {
+	if err := d.ctrl.Connect(c.rec.ID, n.ID, joinOptions(c.rec.Name, settings)); err != nil {
 		return err
 	}
 	c.rec.Networks[n.Name] = settings
-	if err := d.saveLocked(c); err != nil {
-		return err
-	}
-	if err := d.writeHosts(c); err != nil {
-		return err
-	}
-	return d.refreshDNS(c)
-}
-
-// refreshDNS brings a running container's names and resolver up to date after a connect or
-// disconnect: the first user network starts the resolver (and resolv.conf then points at it).
-func (d *Daemon) refreshDNS(c *ctr) error {
-	if c.dns == nil && d.wantsResolver(c) {
-		if err := d.startResolver(c); err != nil {
-			return err
-		}
-		return d.writeFiles(c)
-	}
-	d.publishRecords(c)
-	return nil
+	return d.saveLocked(c)
 }
 
 // validateStatic checks a --ip for a stopped container before it is recorded, so the error
@@ -249,25 +191,11 @@ func (d *Daemon) NetworkDisconnect(_ context.Context, ref string, req api.Networ
 		delete(c.rec.Networks, n.Name)
 		return d.saveLocked(c)
 	}
-	// The name goes before the interface, so nobody is answered an address about to vanish.
-	for _, ep := range d.ctrl.SandboxEndpoints(c.rec.ID) {
-		if ep.NetworkID == n.ID {
-			d.dnsTable.Remove(n.Name, ep.ID)
-		}
-	}
-	if err := d.ctrl.Leave(c.rec.ID, n.ID); err != nil && !(req.Force && errdefs.Is(err, errdefs.KindNotFound)) {
-		d.publishRecords(c)
+	if err := d.ctrl.Disconnect(c.rec.ID, n.ID, req.Force); err != nil {
 		return err
 	}
 	delete(c.rec.Networks, n.Name)
-	if err := d.saveLocked(c); err != nil {
-		return err
-	}
-	if err := d.writeHosts(c); err != nil {
-		return err
-	}
-	d.publishRecords(c)
-	return nil
+	return d.saveLocked(c)
 }
 
 func joinOptions(name string, s *api.EndpointSettings) controller.JoinOptions {

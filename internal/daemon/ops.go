@@ -203,7 +203,7 @@ func (d *Daemon) ContainerList(_ context.Context, all bool) ([]api.ContainerSumm
 		}
 		s := api.ContainerSummary{
 			ID: rec.ID, Names: []string{"/" + rec.Name}, Image: rec.Config.Rootfs, Command: strings.Join(rec.Config.Cmd, " "),
-			Created: rec.Created.Unix(), Ports: portsList(rec), Labels: map[string]string{}, State: rec.State.Status,
+			Created: rec.Created.Unix(), Ports: d.portsList(rec), Labels: map[string]string{}, State: rec.State.Status,
 			Status: statusLine(rec), NetworkSettings: &api.SummaryNetworkSettings{Networks: d.endpointSettings(rec)},
 		}
 		s.HostConfig.NetworkMode = rec.networkMode()
@@ -296,7 +296,7 @@ func (d *Daemon) ContainerInspect(_ context.Context, ref string) (api.ContainerJ
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
 		HostsPath: filepath.Join(dir, "hosts"), LogPath: filepath.Join(dir, "log"),
 		HostConfig: &hc, Config: &cfg,
-		NetworkSettings: &api.NetworkSettings{Ports: portsView(rec), Networks: d.endpointSettings(rec)},
+		NetworkSettings: &api.NetworkSettings{Ports: d.portsView(rec), Networks: d.endpointSettings(rec)},
 	}
 	if rec.State.Running && rec.ownsSandbox() {
 		out.NetworkSettings.SandboxID = rec.ID

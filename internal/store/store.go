@@ -20,6 +20,8 @@ const (
 	Networks   = "networks"
 	Endpoints  = "endpoints"
 	Containers = "containers"
+	// Sandboxes holds what running sandboxes publish (the controller's).
+	Sandboxes = "sandboxes"
 )
 
 // Store is a handle on the state file. It is safe for concurrent use.
@@ -42,7 +44,7 @@ func Open(dataRoot string) (*Store, error) {
 		return nil, fmt.Errorf("opening state file %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Networks, Endpoints, Containers} {
+		for _, b := range []string{Networks, Endpoints, Containers, Sandboxes} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}
