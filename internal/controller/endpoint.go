@@ -30,8 +30,11 @@ func (c *Controller) CreateSandbox(containerID string) (string, error) {
 func (c *Controller) DeleteSandbox(containerID string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, ep := range c.sandboxEndpoints(containerID) {
-		if err := c.leave(ep, false); err != nil {
+	// Last joined first: the oldest endpoint gives the default route, and leaving it last
+	// means no route is moved to an endpoint about to go too.
+	eps := c.sandboxEndpoints(containerID)
+	for i := len(eps) - 1; i >= 0; i-- {
+		if err := c.leave(eps[i], false); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -48,7 +50,9 @@ type fakeDriver struct{ j *journal }
 
 func (fakeDriver) Type() string { return "fake" }
 func (fakeDriver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true, DNS: true}
+	// No DNS or port publishing: the resolver and the firewall need a kernel; their parts of
+	// a sandbox's start are covered by the integration tests.
+	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true}
 }
 func (fakeDriver) ValidateOptions(map[string]string) error { return nil }
 func (d fakeDriver) CreateNetwork(driver.Network) error    { return d.j.call("driver.CreateNetwork") }
@@ -293,5 +297,71 @@ func TestLeaveOrder(t *testing.T) {
 	}
 	if want := []string{"driver.DeleteNetwork", "ipam.ReleasePool"}; !slices.Equal(j.calls, want) {
 		t.Errorf("steps of a network's removal: %v, want %v", j.calls, want)
+	}
+}
+
+// TestStartSandboxRollback fails a sandbox's start at each step and checks that everything done
+// before is undone, last first: the endpoints already joined leave (interface, then address),
+// the namespace goes, and no record or running sandbox is left.
+func TestStartSandboxRollback(t *testing.T) {
+	const ctr = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	joined := []string{"ipam.RequestAddress", "ns.Open", "driver.Join"}
+	undoOne := []string{"driver.Leave", "ipam.ReleaseAddress"}
+	cat := func(parts ...[]string) []string { return slices.Concat(parts...) }
+	tests := []struct {
+		name     string
+		failAt   string
+		badFiles bool
+		want     []string
+	}{
+		{"namespace", "ns.Create", false, []string{"ns.Create"}},
+		{"first join", "driver.Join#1", false, cat([]string{"ns.Create"}, joined, []string{"ipam.ReleaseAddress", "ns.Delete"})},
+		{"default route", "ns.SetDefaultRoute", false, cat([]string{"ns.Create"}, joined, []string{"ns.SetDefaultRoute", "driver.Leave", "ipam.ReleaseAddress", "ns.Delete"})},
+		{"second join", "driver.Join#2", false, cat([]string{"ns.Create"}, joined, []string{"ns.SetDefaultRoute"}, joined,
+			[]string{"ipam.ReleaseAddress"}, undoOne, []string{"ns.Delete"})},
+		{"files", "", true, cat([]string{"ns.Create"}, joined, []string{"ns.SetDefaultRoute"}, joined, undoOne, undoOne, []string{"ns.Delete"})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, j, _, st := newFakeController(t)
+			for _, name := range []string{"n1", "n2"} {
+				subnet := map[string]string{"n1": "10.1.0.0/29", "n2": "10.2.0.0/29"}[name]
+				if _, err := c.CreateNetwork(NetworkConfig{Name: name, Driver: "fake", Pools: []PoolRequest{{Subnet: subnet}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := t.TempDir()
+			if tt.badFiles {
+				// A file where the directory should be: writing the sandbox's files fails.
+				dir = filepath.Join(dir, "file")
+				if err := os.WriteFile(dir, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := SandboxConfig{ContainerID: ctr, ContainerName: "c", Hostname: "c", FilesDir: dir,
+				Networks: []Attachment{{Network: "n1", Options: JoinOptions{ContainerName: "c"}}, {Network: "n2", Options: JoinOptions{ContainerName: "c"}}}}
+			j.calls, j.failAt = nil, tt.failAt
+			if _, err := c.StartSandbox(cfg); err == nil {
+				t.Fatal("StartSandbox succeeded; want the failure")
+			}
+			if !slices.Equal(j.calls, tt.want) {
+				t.Errorf("steps:\n  %s\nwant:\n  %s", strings.Join(j.calls, "\n  "), strings.Join(tt.want, "\n  "))
+			}
+			if k := records(t, st, store.Endpoints) + records(t, st, store.Sandboxes); k != 0 {
+				t.Errorf("%d records left", k)
+			}
+			if c.sandbox(ctr) != nil {
+				t.Error("a running sandbox is left")
+			}
+			// Nothing holds the container's name or addresses: it starts once nothing fails.
+			j.failAt = ""
+			cfg.FilesDir = t.TempDir()
+			if _, err := c.StartSandbox(cfg); err != nil {
+				t.Fatalf("starting after the rollback: %v", err)
+			}
+			if eps := c.SandboxEndpoints(ctr); len(eps) != 2 || eps[0].Address.Addr() != netip.MustParseAddr("10.1.0.2") {
+				t.Errorf("endpoints after the rollback: %+v", eps)
+			}
+		})
 	}
 }

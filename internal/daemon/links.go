@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/cnet-dev/cnet/internal/api"
-	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/controller"
+	"github.com/cnet-dev/cnet/internal/errdefs"
 )
 
 // link is a legacy --link as recorded: the target by ID (names can be reused after a removal),

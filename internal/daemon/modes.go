@@ -8,8 +8,8 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/container"
-	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/controller"
+	"github.com/cnet-dev/cnet/internal/errdefs"
 )
 
 // Network modes other than a network name. A container in container mode records its target
