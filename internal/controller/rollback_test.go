@@ -46,6 +46,14 @@ func (j *journal) call(name string) error {
 	return nil
 }
 
+// check fails the test unless the journal holds exactly want.
+func (j *journal) check(t *testing.T, want []string) {
+	t.Helper()
+	if !slices.Equal(j.calls, want) {
+		t.Errorf("steps:\n  %s\nwant:\n  %s", strings.Join(j.calls, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
 type fakeDriver struct{ j *journal }
 
 func (fakeDriver) Type() string { return "fake" }
@@ -187,9 +195,7 @@ func TestCreateNetworkRollback(t *testing.T) {
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("CreateNetwork = %v, want the injected failure", err)
 			}
-			if !slices.Equal(j.calls, tt.want) {
-				t.Errorf("steps:\n  %s\nwant:\n  %s", strings.Join(j.calls, "\n  "), strings.Join(tt.want, "\n  "))
-			}
+			j.check(t, tt.want)
 			if n := records(t, st, store.Networks); n != 0 {
 				t.Errorf("%d network records left", n)
 			}
@@ -237,9 +243,7 @@ func TestJoinRollback(t *testing.T) {
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("Join = %v, want the injected failure", err)
 			}
-			if !slices.Equal(j.calls, tt.want) {
-				t.Errorf("steps:\n  %s\nwant:\n  %s", strings.Join(j.calls, "\n  "), strings.Join(tt.want, "\n  "))
-			}
+			j.check(t, tt.want)
 			if k := records(t, st, store.Endpoints); k != 0 {
 				t.Errorf("%d endpoint records left", k)
 			}
@@ -344,9 +348,7 @@ func TestStartSandboxRollback(t *testing.T) {
 			if _, err := c.StartSandbox(cfg); err == nil {
 				t.Fatal("StartSandbox succeeded; want the failure")
 			}
-			if !slices.Equal(j.calls, tt.want) {
-				t.Errorf("steps:\n  %s\nwant:\n  %s", strings.Join(j.calls, "\n  "), strings.Join(tt.want, "\n  "))
-			}
+			j.check(t, tt.want)
 			if k := records(t, st, store.Endpoints) + records(t, st, store.Sandboxes); k != 0 {
 				t.Errorf("%d records left", k)
 			}
