@@ -77,7 +77,7 @@ func checkState(t *testing.T, h *testenv.Host) map[string]map[string]string {
 		t.Fatal(err)
 	}
 	held := map[string]map[string]string{}
-	endpoints := 0
+	endpoints, pinged := 0, 0
 	for _, n := range nets {
 		held[n.Name] = map[string]string{}
 		for _, ep := range n.Containers {
@@ -88,6 +88,13 @@ func checkState(t *testing.T, h *testenv.Host) map[string]map[string]string {
 			held[n.Name][ip] = ep.Name
 			if n.Driver == "bridge" {
 				endpoints++
+			}
+			// The kernel's neighbour table is shared by every namespace and refuses new
+			// entries past gc_thresh2 (512) while the old ones are fresh: after a long churn
+			// there are more endpoints than that, so the host forgets its neighbours as it
+			// goes (the thresholds can only be raised from the machine's own namespace).
+			if pinged++; pinged%200 == 0 {
+				h.MustRun("ip", "neigh", "flush", "all")
 			}
 			hostPing(t, h, ip)
 		}

@@ -87,15 +87,30 @@ func (s *Store) Delete(bucket, key string) error {
 	return nil
 }
 
-// Load decodes every record of bucket into a fresh T and hands it to fn.
+// Load decodes every record of bucket into a fresh T and hands it to fn. The records are
+// read in one transaction and handed over after it closed, so fn may write to the store: a
+// write while a read transaction is open in the same goroutine can wait forever for bbolt to
+// grow its file (the remap waits for every reader to finish).
 func Load[T any](s *Store, bucket string, fn func(key string, v *T) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	type record struct{ key, data []byte }
+	var records []record
+	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucket)).ForEach(func(k, data []byte) error {
-			v := new(T)
-			if err := json.Unmarshal(data, v); err != nil {
-				return fmt.Errorf("decoding %s/%s from the state file: %w", bucket, k, err)
-			}
-			return fn(string(k), v)
+			records = append(records, record{append([]byte(nil), k...), append([]byte(nil), data...)})
+			return nil
 		})
 	})
+	if err != nil {
+		return fmt.Errorf("reading %s from the state file: %w", bucket, err)
+	}
+	for _, r := range records {
+		v := new(T)
+		if err := json.Unmarshal(r.data, v); err != nil {
+			return fmt.Errorf("decoding %s/%s from the state file: %w", bucket, r.key, err)
+		}
+		if err := fn(string(r.key), v); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -195,7 +195,7 @@ func (h *Host) startDaemon(env []string, wait bool, extra ...string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	h.t.Fatalf("the daemon did not answer within 15s:\n%s", h.DaemonLog())
+	h.t.Fatalf("the daemon did not answer within 15s:\n%s\nits goroutines:\n%s", h.DaemonLog(), h.goroutines())
 }
 
 // WaitDaemonGone waits for a daemon that is meant to die by itself (a crash point) to be gone.
@@ -336,9 +336,14 @@ func (h *Host) API() *api.Client {
 }
 
 // hung fails the test for a call that did not answer in time, showing where every goroutine
-// of the daemon stands (it dumps them into its log on SIGUSR1 and keeps running). Safe from
-// any goroutine.
+// of the daemon stands. Safe from any goroutine.
 func (h *Host) hung(what string) {
+	h.t.Errorf("%s: no answer within %s; the daemon's goroutines:\n%s", what, h.CallTimeout, h.goroutines())
+}
+
+// goroutines has the daemon dump its goroutines into its log (it does on SIGUSR1, and keeps
+// running) and returns the dump.
+func (h *Host) goroutines() string {
 	before := len(h.DaemonLog())
 	if pid := h.DaemonPid(); pid > 0 {
 		_ = syscall.Kill(pid, syscall.SIGUSR1)
@@ -356,7 +361,7 @@ func (h *Host) hung(what string) {
 	if dump == "" {
 		dump = "(the daemon wrote no goroutine dump within 5s)"
 	}
-	h.t.Errorf("%s: no answer within %s; the daemon's goroutines:\n%s", what, h.CallTimeout, dump)
+	return dump
 }
 
 // CLI runs `cnet ARGS...` against the host's daemon and returns its output and exit code.
