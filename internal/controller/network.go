@@ -396,6 +396,15 @@ func (c *Controller) Network(ref string) (Network, error) {
 	return copyNetwork(n.rec), nil
 }
 
+// Scope is where network n exists, as its driver declares: "local" or "global".
+func (c *Controller) Scope(n Network) string {
+	d, err := c.drivers.Driver(n.Driver)
+	if err != nil {
+		return string(driver.ScopeLocal)
+	}
+	return string(d.Capabilities().Scope)
+}
+
 // NetworkEndpoints lists the endpoints on a network, by join order.
 func (c *Controller) NetworkEndpoints(networkID string) []Endpoint {
 	c.mu.Lock()

@@ -13,7 +13,7 @@ import (
 func (d *Daemon) NetworkList(context.Context) ([]api.Network, error) {
 	var out []api.Network
 	for _, n := range d.ctrl.Networks() {
-		out = append(out, toAPINetwork(n, nil))
+		out = append(out, d.toAPINetwork(n, nil))
 	}
 	return out, nil
 }
@@ -24,12 +24,12 @@ func (d *Daemon) NetworkInspect(_ context.Context, ref string) (api.Network, err
 	if err != nil {
 		return api.Network{}, err
 	}
-	return toAPINetwork(n, d.ctrl.NetworkEndpoints(n.ID)), nil
+	return d.toAPINetwork(n, d.ctrl.NetworkEndpoints(n.ID)), nil
 }
 
-func toAPINetwork(n controller.Network, eps []controller.Endpoint) api.Network {
+func (d *Daemon) toAPINetwork(n controller.Network, eps []controller.Endpoint) api.Network {
 	out := api.Network{
-		Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
+		Name: n.Name, ID: n.ID, Created: n.Created, Scope: d.ctrl.Scope(n), Driver: n.Driver,
 		EnableIPv6: n.EnableIPv6, Internal: n.Internal, Attachable: n.Attachable,
 		IPAM:       api.IPAM{Driver: n.IPAMDriver, Options: n.IPAMOptions, Config: []api.IPAMConfig{}},
 		Containers: map[string]api.EndpointResource{},
