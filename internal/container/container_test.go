@@ -337,6 +337,13 @@ func TestEndKillsTheRest(t *testing.T) {
 	path := bbPath(t)
 	c := start(t, Spec{ID: "rest", Args: []string{"sh", "-c", "sleep 1000 & echo $!; read x"}, Env: []string{path}, OpenStdin: true})
 	pid := waitPid(t, c.dir)
+	// The shell has started its background sleep once it printed its pid: killing it any
+	// earlier would leave nothing to check (and the log empty).
+	var out string
+	for deadline := time.Now().Add(10 * time.Second); strings.TrimSpace(out) == "" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		out, _ = c.logStreams(t)
+	}
 	e := NewExec(pid, ExecSpec{Args: []string{"sleep", "1000"}, Env: []string{path}})
 	served := make(chan error, 1)
 	srv, _ := connPair(t)
@@ -358,7 +365,6 @@ func TestEndKillsTheRest(t *testing.T) {
 	if e.ExitCode() != 137 {
 		t.Errorf("exec exit code %d, want 137", e.ExitCode())
 	}
-	out, _ := c.logStreams(t)
 	var bg int
 	if _, err := fmt.Sscan(out, &bg); err != nil {
 		t.Fatalf("background pid in %q: %v", out, err)
