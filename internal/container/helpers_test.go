@@ -215,9 +215,10 @@ func (c *testContainer) kill(t *testing.T) {
 	t.Helper()
 	// The shim is let to reap the process and end by itself; killed too early, it would leave
 	// the process to be reaped by someone else.
-	if pid := Pid(c.dir); pid != 0 {
-		_ = unix.Kill(pid, unix.SIGKILL)
-	}
+	// Signal, not a kill of the recorded pid: a container that already ended leaves its pid
+	// file behind, and with pid_max at 32768 that pid may belong to anything by now (a
+	// cleanup once killed a container of the integration tests running alongside).
+	_ = Signal(c.dir, unix.SIGKILL)
 	select {
 	case <-Watch(c.proc):
 		return
