@@ -174,6 +174,19 @@ func records(t *testing.T, st *store.Store, bucket string) int {
 	return n
 }
 
+// networkAndSandbox makes a network "n" (10.1.0.0/29) and the sandbox of container ctr.
+func networkAndSandbox(t *testing.T, c *Controller, ctr string) Network {
+	t.Helper()
+	n, err := c.CreateNetwork(NetworkConfig{Name: "n", Driver: "fake", Pools: []PoolRequest{{Subnet: "10.1.0.0/29"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateSandbox(ctr); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func twoPools() NetworkConfig {
 	return NetworkConfig{Name: "n", Driver: "fake", Pools: []PoolRequest{{Subnet: "10.1.0.0/24"}, {Subnet: "10.2.0.0/24"}}}
 }
@@ -231,15 +244,9 @@ func TestJoinRollback(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.failAt, func(t *testing.T) {
 			c, j, _, st := newFakeController(t)
-			n, err := c.CreateNetwork(NetworkConfig{Name: "n", Driver: "fake", Pools: []PoolRequest{{Subnet: "10.1.0.0/29"}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.CreateSandbox(ctr); err != nil {
-				t.Fatal(err)
-			}
+			n := networkAndSandbox(t, c, ctr)
 			j.calls, j.failAt = nil, tt.failAt
-			_, err = c.Join(ctr, n.ID, JoinOptions{ContainerName: "c"})
+			_, err := c.Join(ctr, n.ID, JoinOptions{ContainerName: "c"})
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("Join = %v, want the injected failure", err)
 			}
@@ -265,13 +272,7 @@ func TestJoinRollback(t *testing.T) {
 func TestLeaveOrder(t *testing.T) {
 	const ctr = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 	c, j, _, st := newFakeController(t)
-	n, err := c.CreateNetwork(NetworkConfig{Name: "n", Driver: "fake", Pools: []PoolRequest{{Subnet: "10.1.0.0/29"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateSandbox(ctr); err != nil {
-		t.Fatal(err)
-	}
+	n := networkAndSandbox(t, c, ctr)
 	if _, err := c.Join(ctr, n.ID, JoinOptions{ContainerName: "c"}); err != nil {
 		t.Fatal(err)
 	}
