@@ -11,9 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cnet-dev/cnet/internal/cluster"
 	"github.com/cnet-dev/cnet/internal/daemon"
 	"github.com/cnet-dev/cnet/internal/driver/bridge"
 	"github.com/cnet-dev/cnet/internal/driver/builtin"
+	"github.com/cnet-dev/cnet/internal/driver/overlay"
 )
 
 // dumpStacksOn writes every goroutine's stack to stderr (the daemon's log) each time sig
@@ -51,6 +53,7 @@ func daemonCommand() *cobra.Command {
 	cfg := daemon.Config{}
 	var debug bool
 	var bridgeName string
+	var cl clusterFlags
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the cnet daemon",
@@ -67,7 +70,16 @@ func daemonCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			defer dumpStacksOn(syscall.SIGUSR1)()
-			drivers, err := builtin.Registry(builtin.Config{Bridge: bridge.Config{DefaultBridge: bridgeName}})
+			store, err := cl.open(cfg.DataRoot)
+			if err != nil {
+				return err
+			}
+			var vtep overlay.Config
+			if store != nil {
+				vtep.VTEP = store.VTEP()
+				cfg.Cluster = store
+			}
+			drivers, err := builtin.Registry(builtin.Config{Bridge: bridge.Config{DefaultBridge: bridgeName}, Overlay: vtep})
 			if err != nil {
 				return err
 			}
@@ -88,5 +100,46 @@ func daemonCommand() *cobra.Command {
 	f.StringVar(&cfg.Group, "group", "", "group that may use the API socket (default: root only)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", false, "also carry published ports in the daemon (for hosts where kernel NAT cannot serve every path)")
 	f.BoolVar(&cfg.NoConnectTranslation, "no-connect-translation", false, "leave this host's own TCP connections to published ports to NAT instead of translating them at connect()")
+	f.StringVar(&cl.store, "cluster-store", "", "cluster store for overlay networks: etcd://HOST:PORT[,HOST:PORT...]")
+	f.StringVar(&cl.advertise, "cluster-advertise", "", "address (IP or interface) the other hosts of the cluster reach this one at: its VXLAN tunnel endpoint")
+	f.StringArrayVar(&cl.opts, "cluster-store-opt", nil, "cluster store option KEY=VALUE: kv.cacertfile, kv.certfile, kv.keyfile, discovery.ttl, address.cooldown")
 	return cmd
+}
+
+// clusterFlags are --cluster-store, --cluster-advertise and --cluster-store-opt, Docker's
+// historical names for the same settings.
+type clusterFlags struct {
+	store, advertise string
+	opts             []string
+}
+
+// open makes the cluster store, or returns nil when no --cluster-store was given (one host,
+// no etcd; overlay networks are refused with a message naming these flags).
+func (f clusterFlags) open(dataRoot string) (*cluster.Store, error) {
+	if f.store == "" {
+		if f.advertise != "" || len(f.opts) > 0 {
+			return nil, fmt.Errorf("--cluster-advertise and --cluster-store-opt need --cluster-store")
+		}
+		return nil, nil
+	}
+	eps, err := cluster.ParseStoreURL(f.store)
+	if err != nil {
+		return nil, err
+	}
+	if f.advertise == "" {
+		return nil, fmt.Errorf("--cluster-store needs --cluster-advertise: the address the other hosts reach this one at")
+	}
+	vtep, err := cluster.ResolveAdvertise(f.advertise)
+	if err != nil {
+		return nil, err
+	}
+	cfg := cluster.Config{Endpoints: eps, VTEP: vtep}
+	if err := cluster.ApplyOptions(&cfg, f.opts); err != nil {
+		return nil, err
+	}
+	if cfg.HostID, err = cluster.HostID(dataRoot); err != nil {
+		return nil, err
+	}
+	cfg.HostName, _ = os.Hostname()
+	return cluster.Open(cfg)
 }

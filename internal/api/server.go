@@ -83,6 +83,8 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusConflict
 	case errdefs.KindForbidden:
 		status = http.StatusForbidden
+	case errdefs.KindUnavailable:
+		status = http.StatusServiceUnavailable
 	}
 	if status == http.StatusInternalServerError {
 		slog.Error("request failed", "err", err)

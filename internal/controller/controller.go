@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cnet-dev/cnet/internal/cluster"
 	"github.com/cnet-dev/cnet/internal/dns"
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
@@ -42,6 +43,9 @@ type Config struct {
 	// Firewall programs NAT, isolation and published ports: cnet's nftables table in the
 	// daemon's namespace unless given (unit tests give a fake).
 	Firewall Firewall
+	// Cluster is the cluster store, for global (overlay) networks; nil on a daemon started
+	// without --cluster-store, which then refuses them.
+	Cluster *cluster.Store
 	// UserlandProxy also carries published ports in the daemon (goroutines), for hosts where
 	// kernel NAT cannot serve every path.
 	UserlandProxy bool
@@ -49,6 +53,10 @@ type Config struct {
 	// as Docker does, instead of translating them at connect() (see package hostlocal).
 	NoConnectTranslation bool
 }
+
+// ClusterStore is the cluster store (an alias, so that the daemon can hand it over without
+// depending on package cluster).
+type ClusterStore = cluster.Store
 
 // Drivers is the registry of network drivers (an alias, so that the daemon can hand it over
 // without depending on the driver package).
@@ -79,6 +87,11 @@ type Controller struct {
 	networks  map[string]*network  // by ID
 	endpoints map[string]*Endpoint // by ID
 	seq       uint64               // join order, for choosing the gateway endpoint
+
+	cluster *cluster.Store
+	// remoteNames are the endpoints of other hosts whose names this host's resolver holds,
+	// by global network ID (see syncRemoteNames).
+	remoteNames map[string]map[string]bool
 }
 
 type network struct {
@@ -104,6 +117,8 @@ func New(cfg Config) (*Controller, error) {
 		fw:            cfg.Firewall,
 		ports:         portmap.NewAllocator(portmap.EphemeralRange()),
 		userlandProxy: cfg.UserlandProxy,
+		cluster:       cfg.Cluster,
+		remoteNames:   map[string]map[string]bool{},
 	}
 	c.ports.Probe = portmap.ProbeHost
 	if c.ns == nil {
@@ -151,7 +166,11 @@ func New(cfg Config) (*Controller, error) {
 			if pool == nil {
 				return fmt.Errorf("restoring endpoint %s: address %s is in no pool of network %s", ep.ID[:12], ep.Address, n.rec.Name)
 			}
-			if _, err := c.allocator(n).RequestAddress(pool.ID, ep.Address.Addr()); err != nil {
+			if r, ok := c.allocator(n).(addressRestorer); ok {
+				if err := r.RestoreAddress(pool.ID, ep.Address.Addr()); err != nil {
+					return fmt.Errorf("restoring address %s of endpoint %s: %w", ep.Address, ep.ID[:12], err)
+				}
+			} else if _, err := c.allocator(n).RequestAddress(pool.ID, ep.Address.Addr()); err != nil {
 				return fmt.Errorf("restoring address %s of endpoint %s: %w", ep.Address, ep.ID[:12], err)
 			}
 		}
@@ -212,11 +231,20 @@ func (c *Controller) driver(n *network) driver.Driver {
 }
 
 // allocator is the IPAM of n; every recorded network's is known (openNetwork checks).
-func (c *Controller) allocator(n *network) ipam.Allocator { return c.ipams[n.rec.IPAMDriver] }
+func (c *Controller) allocator(n *network) ipam.Allocator {
+	a, _ := c.allocatorFor(n.rec)
+	return a
+}
+
+// addressRestorer is an allocator that takes a recorded address back at start without
+// checking it now (the cluster's, whose store may be down): it confirms it later.
+type addressRestorer interface {
+	RestoreAddress(id ipam.PoolID, a netip.Addr) error
+}
 
 // openNetwork requests a recorded network's pools again, as recorded.
 func (c *Controller) openNetwork(rec Network) (*network, error) {
-	a, ok := c.ipams[rec.IPAMDriver]
+	a, ok := c.allocatorFor(rec)
 	if !ok {
 		return nil, fmt.Errorf("restoring network %s: its IPAM driver %q is not known to this daemon", rec.Name, rec.IPAMDriver)
 	}

@@ -68,7 +68,7 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 	}
 	ep := &Endpoint{
 		ID: NewID(), NetworkID: n.rec.ID, ContainerID: containerID, ContainerName: opts.ContainerName,
-		IfName: nextIfName(mine), Aliases: opts.Aliases,
+		IfName: nextIfName(mine), Aliases: opts.Aliases, Hostname: opts.Hostname,
 	}
 	ep.HostIfName = "veth" + ep.ID[:7]
 	pool, addr, err := c.allocate(n, opts.IP, isDefault)
@@ -94,14 +94,23 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 		return Endpoint{}, err
 	}
 	faults.Point("endpoint-recorded")
-	if err := c.plug(n, ep, mine); err != nil {
+	unrecord := func(err error) error {
 		if derr := c.store.Delete(store.Endpoints, ep.ID); derr != nil {
 			// The record stays: recovery at the next start removes the endpoint and frees
 			// its address then; freeing it now could hand it out twice.
-			return Endpoint{}, errors.Join(err, fmt.Errorf("rolling back the record of endpoint %s: %w", ep.ID[:12], derr))
+			return errors.Join(err, fmt.Errorf("rolling back the record of endpoint %s: %w", ep.ID[:12], derr))
 		}
 		release()
-		return Endpoint{}, err
+		return err
+	}
+	if err := c.plug(n, ep, mine); err != nil {
+		return Endpoint{}, unrecord(err)
+	}
+	if err := c.publishEndpoint(n, ep, opts.Hostname); err != nil {
+		if lerr := c.driver(n).Leave(n.driverView(), c.endpointView(ep)); lerr != nil {
+			return Endpoint{}, errors.Join(err, lerr)
+		}
+		return Endpoint{}, unrecord(err)
 	}
 	c.endpoints[ep.ID] = ep
 	return *ep, nil
@@ -199,6 +208,7 @@ func (c *Controller) leave(ep *Endpoint, retire bool) error {
 	if r, ok := d.(driver.Retirer); ok && retire {
 		unplug = r.Retire
 	}
+	c.withdrawEndpoint(n, ep)
 	if err := unplug(n.driverView(), c.endpointView(ep)); err != nil {
 		return err
 	}

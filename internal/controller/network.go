@@ -114,7 +114,15 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	if err := d.ValidateOptions(cfg.Options); err != nil {
 		return Network{}, err
 	}
+	if c.cluster != nil {
+		if _, taken := c.cluster.NetworkNamed(cfg.Name); taken {
+			return Network{}, errdefs.Conflict("network with name %s already exists in the cluster", cfg.Name)
+		}
+	}
 	dn := driver.Network{ID: NewID(), Name: cfg.Name, Options: cfg.Options, Internal: cfg.Internal}
+	if d.Capabilities().Scope == driver.ScopeGlobal {
+		return c.createGlobalNetwork(cfg, d, dn)
+	}
 	if err := c.prepareNetwork(d, cfg.Driver, &dn); err != nil {
 		return Network{}, err
 	}
@@ -315,6 +323,9 @@ func (c *Controller) RemoveNetwork(ref string) error {
 }
 
 func (c *Controller) removeNetwork(n *network) error {
+	if c.isGlobal(n.rec) && !n.rec.Predefined {
+		return c.removeGlobalNetwork(n)
+	}
 	if err := c.deleteNetwork(n); err != nil {
 		return err
 	}
@@ -367,6 +378,9 @@ func (c *Controller) Prune() ([]string, error) {
 			continue
 		}
 		if err := c.removeNetwork(n); err != nil {
+			if c.isGlobal(n.rec) && errdefs.Is(err, errdefs.KindForbidden) {
+				continue // in use on another host
+			}
 			return removed, err
 		}
 		removed = append(removed, n.rec.Name)
@@ -420,7 +434,7 @@ func (n *network) driverView() driver.Network { return driverView(n.rec) }
 
 // driverView is what a driver is told about a network.
 func driverView(rec Network) driver.Network {
-	dn := driver.Network{ID: rec.ID, Name: rec.Name, Options: rec.Options, Internal: rec.Internal, State: rec.DriverState}
+	dn := driver.Network{ID: rec.ID, Name: rec.Name, Options: rec.Options, Internal: rec.Internal, SegmentID: rec.SegmentID, State: rec.DriverState}
 	for _, p := range rec.IPAM {
 		dn.Subnets = append(dn.Subnets, driver.Subnet{Prefix: p.Subnet, Gateway: p.Gateway})
 	}

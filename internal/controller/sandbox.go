@@ -107,7 +107,9 @@ func (c *Controller) StartSandbox(cfg SandboxConfig) (path string, err error) {
 		}
 	})
 	for _, a := range cfg.Networks {
-		if _, err = c.Join(sb.id, a.Network, a.Options); err != nil {
+		opts := a.Options
+		opts.Hostname = cfg.Hostname
+		if _, err = c.Join(sb.id, a.Network, opts); err != nil {
 			return "", fmt.Errorf("connecting to network %s: %w", a.Network, err)
 		}
 	}
@@ -164,6 +166,7 @@ func (c *Controller) Connect(containerID, network string, opts JoinOptions) erro
 	}
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
+	opts.Hostname = sb.cfg.Hostname
 	if _, err := c.Join(containerID, network, opts); err != nil {
 		return err
 	}

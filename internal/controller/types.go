@@ -25,6 +25,9 @@ type Network struct {
 	Predefined bool
 	// UserSubnet records that the user chose the subnet, which Docker requires for --ip.
 	UserSubnet bool
+	// SegmentID is a global network's cluster-wide segment (its VXLAN VNI), claimed in the
+	// cluster store with the network.
+	SegmentID uint32 `json:",omitempty"`
 	// DriverState is what the driver noted before the network was built (driver.Preparer),
 	// e.g. that macvlan creates the parent's VLAN sub-interface and so must delete it.
 	DriverState map[string]string `json:",omitempty"`
@@ -54,6 +57,9 @@ type Endpoint struct {
 	Gateway       netip.Addr `json:",omitempty"`
 	MAC           string
 	Aliases       []string
+	// Hostname is the container's, recorded on global networks' endpoints so that a
+	// restarted daemon publishes the same names again.
+	Hostname string `json:",omitempty"`
 	// Seq orders a sandbox's endpoints by join time; the oldest non-internal one gives the
 	// default route, as the first network a Docker container joins does.
 	Seq uint64
@@ -86,4 +92,7 @@ type JoinOptions struct {
 	ContainerName string
 	IP            string // static --ip, "" to allocate
 	Aliases       []string
+	// Hostname is the sandbox's, filled in by the controller: on global networks it is
+	// published with the endpoint so that other hosts resolve it.
+	Hostname string `json:"-"`
 }

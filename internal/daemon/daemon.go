@@ -37,6 +37,9 @@ type Config struct {
 	// NoConnectTranslation leaves the host's own TCP connections to published ports to NAT,
 	// as Docker does, instead of translating them at connect() (see package hostlocal).
 	NoConnectTranslation bool
+	// Cluster is the cluster store (--cluster-store), for overlay networks; nil without one.
+	// The daemon starts its loops once this host's endpoints are restored, and closes it.
+	Cluster *controller.ClusterStore
 	// Group, if set, owns the socket (mode 0660), so its members may use cnet without root;
 	// otherwise the socket is root's alone.
 	Group string
@@ -57,6 +60,7 @@ type Daemon struct {
 
 	// closeDrivers stops the network drivers that run goroutines.
 	closeDrivers func()
+	stopCluster  func() // nil without a cluster store
 }
 
 // SocketPath returns the filesystem path of a unix:// host.
@@ -99,7 +103,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	ctrl, err := controller.New(controller.Config{Store: st, ExecRoot: cfg.ExecRoot, Drivers: cfg.Drivers,
-		UserlandProxy: cfg.UserlandProxy, NoConnectTranslation: cfg.NoConnectTranslation})
+		UserlandProxy: cfg.UserlandProxy, NoConnectTranslation: cfg.NoConnectTranslation, Cluster: cfg.Cluster})
 	if err != nil {
 		closeDrivers()
 		st.Close()
@@ -112,6 +116,22 @@ func New(cfg Config) (*Daemon, error) {
 		closeDrivers()
 		st.Close()
 		return nil, err
+	}
+	if cfg.Cluster != nil {
+		// Only now, with this host's endpoints and addresses restored, may the store's
+		// reconcile delete what it holds of this host that the host does not have.
+		ctrl.AdoptClusterEndpoints()
+		cfg.Cluster.Start()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); ctrl.RunCluster(ctx) }()
+		d.stopCluster = func() {
+			cancel()
+			<-done
+			if err := cfg.Cluster.Close(); err != nil {
+				slog.Error("closing the cluster store", "err", err)
+			}
+		}
 	}
 	return d, nil
 }
@@ -156,6 +176,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 // Close releases the state file and the firewall's netlink socket (its rules stay, and serve
 // the host's own connections too once the connect() translation is detached).
 func (d *Daemon) Close() error {
+	if d.stopCluster != nil {
+		d.stopCluster()
+	}
 	if err := d.ctrl.Close(); err != nil {
 		slog.Error("closing the controller", "err", err)
 	}

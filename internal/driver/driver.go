@@ -24,6 +24,10 @@ type Network struct {
 	Options  map[string]string // driver options (-o KEY=VAL), validated by the driver
 	Internal bool
 	Subnets  []Subnet
+	// SegmentID is a global network's cluster-wide identifier (the VXLAN VNI of an overlay
+	// network), claimed in the cluster store by the controller when the network is created;
+	// zero for local networks.
+	SegmentID uint32
 	// State is what the driver noted about the network before it was built (see Preparer),
 	// persisted with the network and handed back on every later call. It is the driver's
 	// own: users never see it.
@@ -169,4 +173,27 @@ type Lifecycle interface {
 // deleted must be ones Restore removes.
 type Retirer interface {
 	Retire(n Network, ep Endpoint) error
+}
+
+// Peer is an endpoint of a global network that lives on another host, as the cluster store
+// describes it.
+type Peer struct {
+	EndpointID string
+	Address    netip.Addr       // the endpoint's address on the network
+	MAC        net.HardwareAddr // its interface's MAC
+	VTEP       netip.Addr       // the underlay address of its host (the tunnel endpoint)
+	Host       string           // its host's name, for diagnosis
+}
+
+// PeerSyncer is implemented by drivers of global networks. The controller hands it the whole
+// set of a network's remote endpoints each time the cluster store's view of them changes and
+// periodically besides; the driver makes the kernel match that set exactly: missing entries
+// are added, wrong ones replaced, stale ones removed, and the network's own devices recreated
+// if they went missing. Level-triggered, so a lost event or a hand-made change heals on the
+// next call.
+type PeerSyncer interface {
+	SyncPeers(n Network, peers []Peer) error
+	// KernelPeers reads back what the kernel has for n, one Peer per remote MAC (fields the
+	// kernel has no entry for are left zero), for `network inspect --verbose`.
+	KernelPeers(n Network) ([]Peer, error)
 }

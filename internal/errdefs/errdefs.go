@@ -17,6 +17,7 @@ const (
 	KindNotFound              // 404
 	KindConflict              // 409: the state forbids it (in use, duplicate, already allocated)
 	KindForbidden             // 403: never allowed (e.g. removing a predefined network)
+	KindUnavailable           // 503: a service the operation needs cannot be reached (the cluster store)
 )
 
 type classified struct {
@@ -42,6 +43,10 @@ func Conflict(format string, args ...any) error { return newf(KindConflict, form
 
 // Forbidden reports an operation that is never allowed.
 func Forbidden(format string, args ...any) error { return newf(KindForbidden, format, args...) }
+
+// Unavailable reports that something the operation depends on cannot be reached now; trying
+// again later may succeed.
+func Unavailable(format string, args ...any) error { return newf(KindUnavailable, format, args...) }
 
 // KindOf returns the kind of the first classified error in err's chain.
 func KindOf(err error) Kind {

@@ -1,0 +1,74 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cnet-dev/cnet/internal/errdefs"
+)
+
+// PublishEndpoint writes a new endpoint of this host under the host's lease, so that the other
+// hosts program their tunnels and names for it. It is refused if the network is gone from the
+// cluster (removed from another host meanwhile).
+func (s *Store) PublishEndpoint(ctx context.Context, rec EndpointRecord) error {
+	rec.Host, rec.HostName, rec.VTEP = s.cfg.HostID, s.cfg.HostName, s.cfg.VTEP
+	err := s.op(ctx, "publishing the endpoint of "+rec.ContainerID[:12], func(ctx context.Context) error {
+		lease, err := s.currentLease(ctx)
+		if err != nil {
+			return err
+		}
+		return s.putEndpoint(ctx, lease, rec)
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.own[rec.ID] = rec
+	s.mu.Unlock()
+	return nil
+}
+
+// AdoptEndpoint makes an endpoint this host already has (restored after a restart) one of its
+// own: the reconcile loop writes it under the current lease.
+func (s *Store) AdoptEndpoint(rec EndpointRecord) {
+	rec.Host, rec.HostName, rec.VTEP = s.cfg.HostID, s.cfg.HostName, s.cfg.VTEP
+	s.mu.Lock()
+	s.own[rec.ID] = rec
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// WithdrawEndpoint deletes an endpoint of this host. The host forgets it first: if the store
+// cannot be reached now, the reconcile loop deletes the record once it can.
+func (s *Store) WithdrawEndpoint(ctx context.Context, networkID, endpointID string) error {
+	s.mu.Lock()
+	delete(s.own, endpointID)
+	s.mu.Unlock()
+	return s.op(ctx, "withdrawing endpoint "+endpointID[:12], func(ctx context.Context) error {
+		_, err := s.cli.Delete(ctx, endpointKey(networkID, endpointID))
+		return err
+	})
+}
+
+func (s *Store) putEndpoint(ctx context.Context, lease clientv3.LeaseID, rec EndpointRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(networkKey(rec.NetworkID)), ">", 0)).
+		Then(clientv3.OpPut(endpointKey(rec.NetworkID, rec.ID), string(data), clientv3.WithLease(lease))).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return errdefs.NotFound("network %s no longer exists in the cluster", rec.NetworkID[:12])
+	}
+	return nil
+}

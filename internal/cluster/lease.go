@@ -1,0 +1,108 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// leaseLoop keeps this host registered: the lease is renewed every third of its TTL; a lease
+// that expired (the host was cut off from etcd longer than the TTL, or the daemon was down)
+// is replaced by a new one, and the host's endpoints are written again under it. Each round
+// also reconciles what the store holds of this host with what the host has (reconcileOwn), so
+// that drift heals without an event: state, not only events.
+func (s *Store) leaseLoop(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.TTL / 3)
+	defer tick.Stop()
+	for {
+		s.renew(ctx)
+		s.reconcileOwn(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-s.kick:
+			// The store changed: reconcile now, so that an own record deleted by hand
+			// comes back at once.
+		}
+	}
+}
+
+// renew renews the lease once, or gets a new one.
+func (s *Store) renew(ctx context.Context) {
+	s.mu.Lock()
+	id := s.lease
+	s.mu.Unlock()
+	if id != 0 {
+		kctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+		_, err := s.cli.KeepAliveOnce(kctx, id)
+		cancel()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			slog.Warn("cannot renew this host's lease in the cluster store", "store", s.url, "err", err)
+			return
+		}
+		slog.Warn("this host's lease in the cluster store expired; registering again", "store", s.url)
+		s.dropLease(id)
+	}
+	gctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	if _, err := s.currentLease(gctx); err != nil && ctx.Err() == nil {
+		slog.Warn("cannot register this host in the cluster store", "store", s.url, "err", err)
+	}
+}
+
+// reconcileOwn makes the store's records of this host match the host: every endpoint of the
+// host is written under the current lease, every endpoint record of the host that the host no
+// longer has is deleted, and the allocator's claims are checked (see allocator.reconcile).
+func (s *Store) reconcileOwn(ctx context.Context) {
+	s.mu.Lock()
+	lease := s.lease
+	synced := s.cache.synced
+	var put []EndpointRecord
+	var del []string
+	for _, rec := range s.own {
+		e, ok := s.cache.kv[endpointKey(rec.NetworkID, rec.ID)]
+		if !ok || clientv3.LeaseID(e.lease) != lease {
+			put = append(put, rec)
+		}
+	}
+	for k, e := range s.cache.kv {
+		if !strings.HasPrefix(k, prefix+"endpoints/") {
+			continue
+		}
+		var rec EndpointRecord
+		if json.Unmarshal(e.value, &rec) == nil && rec.Host == s.cfg.HostID {
+			if _, mine := s.own[rec.ID]; !mine {
+				del = append(del, k)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if lease == 0 || !synced {
+		return
+	}
+	for _, rec := range put {
+		if err := s.putEndpoint(ctx, lease, rec); err != nil {
+			slog.Warn("cannot write an endpoint of this host to the cluster store", "endpoint", rec.ID[:12], "err", err)
+		}
+	}
+	for _, k := range del {
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+		if _, err := s.cli.Delete(dctx, k); err != nil {
+			slog.Warn("cannot delete a stale endpoint of this host from the cluster store", "key", k, "err", err)
+		} else {
+			slog.Info("deleted a stale endpoint of this host from the cluster store", "key", k)
+		}
+		cancel()
+	}
+	s.ipam.reconcile(ctx)
+}
