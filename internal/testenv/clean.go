@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -11,21 +12,29 @@ import (
 
 // checkClean removes every container and user network through the CLI, as a user would, and
 // then fails the test if cnet left anything of its own in the host: a veth or bridge, a
-// namespace file, a mount under the host's private root.
+// namespace file, a mount under the host's private root. A stopped daemon is started again
+// (with the host's daemon args) to do it; a host whose daemon never ran is only checked, and
+// a killed host (Kill) has nothing left to check.
 func (h *Host) checkClean() {
 	t := h.t
-	if h.daemon == nil {
-		h.StartDaemon()
+	defer h.showLogs()
+	if h.Dead() {
+		return
 	}
-	if ids, _, code := h.cli("ps", "-aq"); code == 0 {
-		for _, id := range strings.Fields(ids) {
-			if _, e, code := h.cli("rm", "-f", id); code != 0 {
-				t.Errorf("cleanup: rm -f %s: %s", id, e)
+	if h.started {
+		if h.daemon == nil {
+			h.StartDaemon()
+		}
+		if ids, _, code := h.cli("ps", "-aq"); code == 0 {
+			for _, id := range strings.Fields(ids) {
+				if _, e, code := h.cli("rm", "-f", id); code != 0 {
+					t.Errorf("cleanup: rm -f %s: %s", id, e)
+				}
 			}
 		}
-	}
-	if _, e, code := h.cli("network", "prune", "-f"); code != 0 {
-		t.Errorf("cleanup: network prune: %s", e)
+		if _, e, code := h.cli("network", "prune", "-f"); code != 0 {
+			t.Errorf("cleanup: network prune: %s", e)
+		}
 	}
 	var leaks []string
 	// Removal is synchronous, but give the kernel a moment to finish deleting namespaces' links.
@@ -40,13 +49,20 @@ func (h *Host) checkClean() {
 	if len(leaks) > 0 {
 		t.Errorf("cnet left these behind after every container and network was removed:\n  %s", strings.Join(leaks, "\n  "))
 	}
+}
+
+// showLogs shows the host's CLI calls and daemon log in a failed test.
+func (h *Host) showLogs() {
+	t := h.t
 	if t.Failed() {
 		h.logMu.Lock()
 		for _, l := range h.logs {
 			t.Log(l)
 		}
 		h.logMu.Unlock()
-		t.Logf("daemon log:\n%s", h.DaemonLog())
+		if h.started {
+			t.Logf("daemon log:\n%s", h.DaemonLog())
+		}
 	}
 }
 
@@ -62,7 +78,7 @@ func (h *Host) leaks() []string {
 			continue
 		}
 		name := strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":")
-		if name != "lo" && name != "cnet0" {
+		if name != "lo" && name != "cnet0" && !slices.Contains(h.ownLinks, name) {
 			leaks = append(leaks, "link "+name)
 		}
 	}
@@ -81,22 +97,10 @@ func (h *Host) leaks() []string {
 	return leaks
 }
 
-// teardown kills the host's PID namespace (and with it every process the host started), then
-// removes its private root. It runs even when the test failed half-way.
+// teardown stops the daemon (SIGTERM, as an administrator would) before the host's namespaces
+// are killed by BareHost's own cleanup. It runs even when the test failed half-way.
 func (h *Host) teardown() {
-	if h.daemon != nil {
+	if h.daemon != nil && !h.Dead() {
 		h.signalDaemon(syscall.SIGTERM)
-	}
-	if h.unshare != nil && h.unshare.Process != nil {
-		if h.pid > 0 {
-			_ = syscall.Kill(h.pid, syscall.SIGKILL)
-		}
-		_ = h.unshare.Process.Kill()
-		_ = h.unshare.Wait()
-	}
-	if h.Dir != "" {
-		if err := os.RemoveAll(h.Dir); err != nil {
-			h.t.Errorf("removing the host's root %s: %v", h.Dir, err)
-		}
 	}
 }

@@ -3,6 +3,10 @@
 // private data and exec roots and socket. The machine's own namespaces are never touched;
 // everything the host held, processes included, dies with its PID namespace at cleanup, after
 // the test has been failed for any link, namespace or mount cnet left behind.
+//
+// Multi-host tests get a Cluster (NewCluster): several hosts on a routed underlay and a real
+// etcd cluster, each member in a bare host (BareHost) of its own, all on one machine and all
+// reachable only from namespaces the test made.
 package testenv
 
 import (
@@ -69,18 +73,25 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
-// Host is one throwaway host running a cnet daemon.
+// Host is one throwaway host running a cnet daemon: a BareHost (whose Cmd, Run, Path, NetNS
+// it has) with private data and exec roots, socket and log.
 type Host struct {
-	t       testing.TB
-	Bin     string
-	Dir     string // private root: data/, exec/, cnet.sock, daemon.log
-	Socket  string
-	unshare *exec.Cmd
-	pid     int // PID (in the test's PID namespace) of the host's init: the target of nsenter
-	daemon  *exec.Cmd
-	exited  chan struct{} // closed when the daemon process has been reaped
-	logMu   sync.Mutex
-	logs    []string // every CLI call and its output, shown when the test fails
+	*BareHost
+	t      testing.TB
+	Bin    string // the cnet binary; built at the first daemon start of a NoDaemon host
+	Socket string
+	daemon *exec.Cmd
+	exited chan struct{} // closed when the daemon process has been reaped
+	// daemonArgs are passed to every start of the daemon, before a call's own extra args:
+	// a cluster host keeps its cluster flags across StartDaemon(), KillDaemon()+StartDaemon()
+	// and the restart before the cleanup check.
+	daemonArgs []string
+	started    bool     // a daemon was started at least once: the cleanup check drives it
+	ownLinks   []string // links the test made in the host (an underlay): not leaks
+	logMu      sync.Mutex
+	logs       []string // every CLI call and its output, shown when the test fails
+	// Underlay is the host's address on a multi-host underlay (NewCluster), "" otherwise.
+	Underlay string
 	// CallTimeout bounds every CLI and API call the harness makes: a call still running then
 	// is killed, the daemon's goroutines are dumped into the test's failure, and the call
 	// fails, so a hang shows where it hangs within a minute instead of stalling CI.
@@ -91,63 +102,53 @@ type Host struct {
 // a stop waiting out its grace period, takes seconds).
 const DefaultCallTimeout = 60 * time.Second
 
+// HostOptions say how NewHostWith makes a host.
+type HostOptions struct {
+	// NoDaemon leaves the daemon to the test (StartDaemon), e.g. to start it with flags
+	// that need something else to exist first (a cluster store).
+	NoDaemon bool
+	// DaemonArgs are passed to every start of the daemon (see SetDaemonArgs).
+	DaemonArgs []string
+	// Links are links the test itself puts in the host (see AllowLinks).
+	Links []string
+}
+
 // NewHost starts a host and its daemon; both are removed when the test ends.
 func NewHost(t testing.TB) *Host {
 	t.Helper()
+	return NewHostWith(t, HostOptions{})
+}
+
+// NewHostWith starts a host as opts say; it is removed when the test ends.
+func NewHostWith(t testing.TB, opts HostOptions) *Host {
+	t.Helper()
 	RequireRoot(t)
-	h := &Host{t: t, Bin: Binary(t), CallTimeout: DefaultCallTimeout}
-	dir, err := os.MkdirTemp("", "cnet-host-")
-	if err != nil {
-		t.Fatal(err)
+	h := &Host{t: t, CallTimeout: DefaultCallTimeout,
+		daemonArgs: append([]string(nil), opts.DaemonArgs...), ownLinks: append([]string(nil), opts.Links...)}
+	if !opts.NoDaemon {
+		h.Bin = Binary(t)
 	}
-	h.Dir = dir
-	h.Socket = filepath.Join(dir, "cnet.sock")
-	// The host's own resolv.conf points at 127.0.0.1, where a test may run a stub upstream:
-	// nothing a test resolves may reach the machine's real resolvers.
-	resolv := filepath.Join(dir, "resolv.conf")
-	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// A fresh sysfs for the new network namespace hides the machine's cgroup mounts; the
-	// host gets the cgroup v2 hierarchy back, as real hosts have it (the daemon attaches its
-	// connect() translation there).
-	// --fork makes the shell PID 1 of a new PID namespace: killing it kills every process the
-	// host ever started (daemon, shims, containers), however a test ended. --kill-child and
-	// Pdeathsig chain that kill to the test binary's own death (a timeout, a ^C).
-	h.unshare = exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
-		"sh", "-c", "mount -t sysfs sysfs /sys && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount --bind "+resolv+" /etc/resolv.conf && ip link set lo up && exec sleep infinity")
-	h.unshare.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := h.unshare.Start(); err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("starting the host namespace: %v", err)
-	}
+	h.BareHost = NewBareHost(t, "cnet-host-")
+	h.Socket = filepath.Join(h.Dir, "cnet.sock")
 	t.Cleanup(h.teardown)
-	if err := h.findInit(); err != nil {
-		t.Fatal(err)
+	if !opts.NoDaemon {
+		h.StartDaemon()
 	}
-	h.StartDaemon()
 	t.Cleanup(h.checkClean)
 	return h
 }
 
-// findInit waits for the forked PID 1 and for its /sys remount.
-func (h *Host) findInit() error {
-	deadline := time.Now().Add(10 * time.Second)
-	children := fmt.Sprintf("/proc/%d/task/%d/children", h.unshare.Process.Pid, h.unshare.Process.Pid)
-	for time.Now().Before(deadline) {
-		data, _ := os.ReadFile(children)
-		if f := strings.Fields(string(data)); len(f) > 0 {
-			pid, _ := strconv.Atoi(f[0])
-			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-			if strings.TrimSpace(string(comm)) == "sleep" {
-				h.pid = pid
-				return nil
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return errors.New("the host namespace did not come up within 10s")
-}
+// SetDaemonArgs replaces the args passed to every later start of the daemon. Args given to
+// one StartDaemon call are for that start only (a test that starts it once with
+// --no-connect-translation gets the default back with StartDaemon()).
+func (h *Host) SetDaemonArgs(args ...string) { h.daemonArgs = append([]string(nil), args...) }
+
+// DaemonArgs returns the args passed to every start of the daemon.
+func (h *Host) DaemonArgs() []string { return append([]string(nil), h.daemonArgs...) }
+
+// AllowLinks declares links the test put in the host itself (an underlay's "ul0"): the
+// cleanup check does not count them as links cnet left behind.
+func (h *Host) AllowLinks(names ...string) { h.ownLinks = append(h.ownLinks, names...) }
 
 // StartDaemon starts the host's daemon and waits until it answers.
 func (h *Host) StartDaemon(extra ...string) {
@@ -163,6 +164,12 @@ func (h *Host) StartDaemonEnv(env []string, extra ...string) {
 
 func (h *Host) startDaemon(env []string, wait bool, extra ...string) {
 	h.t.Helper()
+	if h.Dead() {
+		h.t.Fatal("starting the daemon of a host that was killed")
+	}
+	if h.Bin == "" {
+		h.Bin = Binary(h.t)
+	}
 	logf, err := os.OpenFile(filepath.Join(h.Dir, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		h.t.Fatal(err)
@@ -170,13 +177,15 @@ func (h *Host) startDaemon(env []string, wait bool, extra ...string) {
 	defer logf.Close()
 	args := append([]string{"-t", strconv.Itoa(h.pid), "-n", "-m", "-p", h.Bin, "daemon",
 		"--data-root", filepath.Join(h.Dir, "data"), "--exec-root", filepath.Join(h.Dir, "exec"),
-		"-H", "unix://" + h.Socket, "--debug"}, extra...)
+		"-H", "unix://" + h.Socket, "--debug"}, h.daemonArgs...)
+	args = append(args, extra...)
 	h.daemon = exec.Command("nsenter", args...)
 	h.daemon.Stdout, h.daemon.Stderr = logf, logf
 	h.daemon.Env = append(os.Environ(), env...)
 	if err := h.daemon.Start(); err != nil {
 		h.t.Fatalf("starting the daemon: %v", err)
 	}
+	h.started = true
 	exited := make(chan struct{})
 	h.exited = exited
 	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(exited) }(h.daemon)
@@ -221,6 +230,21 @@ func (h *Host) StopDaemon() {
 	h.signalDaemon(syscall.SIGTERM)
 }
 
+// Kill kills the host as if the machine died: its daemon, every process it started and its
+// network namespace, with no chance to clean up. The cleanup check then has nothing to check.
+func (h *Host) Kill() {
+	h.BareHost.Kill()
+	if h.daemon != nil {
+		select {
+		case <-h.exited:
+		case <-time.After(10 * time.Second):
+			h.t.Errorf("the daemon outlived its host's PID namespace by 10s")
+			_ = h.daemon.Process.Kill()
+		}
+		h.daemon = nil
+	}
+}
+
 // DaemonPid returns the daemon's PID as the test process sees it (0 if it is not running).
 func (h *Host) DaemonPid() int {
 	if h.daemon == nil || h.daemon.Process == nil {
@@ -255,27 +279,10 @@ func (h *Host) signalDaemon(sig syscall.Signal) {
 	h.daemon = nil
 }
 
-// Path returns how the test process reaches path as the host sees it (through the host's
-// mount namespace, where cnet's namespace files are mounted).
-func (h *Host) Path(path string) string { return fmt.Sprintf("/proc/%d/root%s", h.pid, path) }
-
-// NetNS returns the path of the host's network namespace, for tests that open sockets in it.
-func (h *Host) NetNS() string { return fmt.Sprintf("/proc/%d/ns/net", h.pid) }
-
 // DaemonLog returns what the daemon logged so far.
 func (h *Host) DaemonLog() string {
 	data, _ := os.ReadFile(filepath.Join(h.Dir, "daemon.log"))
 	return string(data)
-}
-
-// Cmd returns a command that runs inside the host's namespaces.
-func (h *Host) Cmd(name string, args ...string) *exec.Cmd {
-	return h.CmdContext(context.Background(), name, args...)
-}
-
-// CmdContext is Cmd ended by ctx.
-func (h *Host) CmdContext(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(h.pid), "-n", "-m", "-p", name}, args...)...)
 }
 
 func (h *Host) cli(args ...string) (stdout, stderr string, code int) {
@@ -380,22 +387,6 @@ func (h *Host) MustCLI(args ...string) string {
 	out, errOut, code := h.CLI(args...)
 	if code != 0 {
 		h.t.Fatalf("cnet %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
-	}
-	return out
-}
-
-// Run runs a command in the host's namespaces (ip, ping, ...) and returns combined output.
-func (h *Host) Run(name string, args ...string) (string, error) {
-	out, err := h.Cmd(name, args...).CombinedOutput()
-	return string(out), err
-}
-
-// MustRun is Run that fails the test on error.
-func (h *Host) MustRun(name string, args ...string) string {
-	h.t.Helper()
-	out, err := h.Run(name, args...)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return out
 }
