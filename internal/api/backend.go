@@ -19,7 +19,7 @@ type Attachment interface {
 // internal/errdefs so the server can answer with Docker's status codes.
 type Backend interface {
 	NetworkList(ctx context.Context) ([]Network, error)
-	NetworkInspect(ctx context.Context, idOrName string) (Network, error)
+	NetworkInspect(ctx context.Context, idOrName string, verbose bool) (Network, error)
 	NetworkCreate(ctx context.Context, req NetworkCreateRequest) (NetworkCreateResponse, error)
 	NetworkRemove(ctx context.Context, idOrName string) error
 	NetworkConnect(ctx context.Context, idOrName string, req NetworkConnectRequest) error

@@ -239,6 +239,13 @@ func (c *Client) NetworkInspectWithRaw(ctx context.Context, idOrName string) (Ne
 	return n, raw, err
 }
 
+// NetworkInspectVerbose is inspect --verbose: a global network's peers and diagnosis too.
+func (c *Client) NetworkInspectVerbose(ctx context.Context, idOrName string) (Network, []byte, error) {
+	var n Network
+	raw, err := c.callRaw(ctx, clientPathID("/networks/", idOrName, "")+"?verbose=true", &n)
+	return n, raw, err
+}
+
 // NetworkCreate creates a network.
 func (c *Client) NetworkCreate(ctx context.Context, req NetworkCreateRequest) (NetworkCreateResponse, error) {
 	var out NetworkCreateResponse

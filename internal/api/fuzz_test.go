@@ -19,7 +19,7 @@ type refusingBackend struct{}
 var errRefused = errdefs.Invalid("refused by the fuzzing backend")
 
 func (refusingBackend) NetworkList(context.Context) ([]Network, error) { return nil, errRefused }
-func (refusingBackend) NetworkInspect(context.Context, string) (Network, error) {
+func (refusingBackend) NetworkInspect(context.Context, string, bool) (Network, error) {
 	return Network{}, errRefused
 }
 func (refusingBackend) NetworkCreate(context.Context, NetworkCreateRequest) (NetworkCreateResponse, error) {

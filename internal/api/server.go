@@ -120,7 +120,8 @@ func (s *server) networkList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) networkInspect(w http.ResponseWriter, r *http.Request) {
-	n, err := s.b.NetworkInspect(r.Context(), r.PathValue("id"))
+	verbose, _ := strconv.ParseBool(r.URL.Query().Get("verbose"))
+	n, err := s.b.NetworkInspect(r.Context(), r.PathValue("id"), verbose)
 	if err != nil {
 		writeError(w, err)
 		return

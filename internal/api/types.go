@@ -60,6 +60,32 @@ type Network struct {
 	Containers map[string]EndpointResource `json:"Containers"`
 	Options    map[string]string           `json:"Options"`
 	Labels     map[string]string           `json:"Labels"`
+	// Peers (verbose inspect of a global network) are the other hosts with endpoints on
+	// it, as Docker shows them: host name and tunnel endpoint.
+	Peers []PeerInfo `json:"Peers,omitempty"`
+	// Diagnosis (verbose inspect of a global network, cnet's own) compares each remote
+	// endpoint in the cluster store with this host's kernel entries.
+	Diagnosis []PeerDiagnosis `json:"Diagnosis,omitempty"`
+}
+
+// PeerInfo is one peer host of a global network.
+type PeerInfo struct {
+	Name string `json:"Name"`
+	IP   string `json:"IP"`
+}
+
+// PeerDiagnosis is one remote endpoint: the cluster store's view, the kernel's, and Status,
+// "ok" or what differs.
+type PeerDiagnosis struct {
+	Endpoint   string   `json:"Endpoint"`
+	Names      []string `json:"Names"`
+	Host       string   `json:"Host"`
+	IP         string   `json:"IP"`
+	MAC        string   `json:"MacAddress"`
+	VTEP       string   `json:"VTEP"`
+	KernelVTEP string   `json:"KernelVTEP"`
+	KernelIP   string   `json:"KernelIP"`
+	Status     string   `json:"Status"`
 }
 
 // NetworkCreateRequest is the body of POST /networks/create.

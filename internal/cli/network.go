@@ -194,6 +194,7 @@ func ipamPools(subnets, ranges, gateways []string, aux map[string]string) ([]api
 
 func newNetworkInspectCommand() *cobra.Command {
 	var format string
+	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
 		Short: "Display detailed information on one or more networks",
@@ -206,7 +207,11 @@ func newNetworkInspectCommand() *cobra.Command {
 			var objs []inspected
 			var errs []string
 			for _, ref := range args {
-				n, raw, err := c.NetworkInspectWithRaw(cmd.Context(), ref)
+				inspect := c.NetworkInspectWithRaw
+				if verbose {
+					inspect = c.NetworkInspectVerbose
+				}
+				n, raw, err := inspect(cmd.Context(), ref)
 				if err != nil {
 					if isConnectError(err) {
 						return err
@@ -223,6 +228,7 @@ func newNetworkInspectCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format the output using the given Go template")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "Verbose output for diagnostics: a global network's peers, the cluster store against this host's kernel")
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"sort"
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
@@ -19,12 +20,40 @@ func (d *Daemon) NetworkList(context.Context) ([]api.Network, error) {
 }
 
 // NetworkInspect implements api.Backend.
-func (d *Daemon) NetworkInspect(_ context.Context, ref string) (api.Network, error) {
+func (d *Daemon) NetworkInspect(_ context.Context, ref string, verbose bool) (api.Network, error) {
 	n, err := d.ctrl.Network(ref)
 	if err != nil {
 		return api.Network{}, err
 	}
-	return d.toAPINetwork(n, d.ctrl.NetworkEndpoints(n.ID)), nil
+	out := d.toAPINetwork(n, d.ctrl.NetworkEndpoints(n.ID))
+	if verbose && d.ctrl.Scope(n) == "global" {
+		diag, err := d.ctrl.DiagnoseNetwork(n.ID)
+		if err != nil {
+			return api.Network{}, err
+		}
+		hosts := map[string]string{}
+		for _, p := range diag.Peers {
+			if p.VTEP.IsValid() {
+				hosts[p.VTEP.String()] = p.Host
+			}
+			out.Diagnosis = append(out.Diagnosis, api.PeerDiagnosis{Endpoint: p.Endpoint, Names: p.Names, Host: p.Host,
+				IP: addrString(p.IP), MAC: p.MAC, VTEP: addrString(p.VTEP), KernelVTEP: addrString(p.KernelVTEP),
+				KernelIP: addrString(p.KernelIP), Status: p.Status})
+		}
+		for ip, name := range hosts {
+			out.Peers = append(out.Peers, api.PeerInfo{Name: name, IP: ip})
+		}
+		sort.Slice(out.Peers, func(i, j int) bool { return out.Peers[i].IP < out.Peers[j].IP })
+	}
+	return out, nil
+}
+
+// addrString is an address as inspect shows it: "" for none.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 func (d *Daemon) toAPINetwork(n controller.Network, eps []controller.Endpoint) api.Network {
