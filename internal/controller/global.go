@@ -197,7 +197,7 @@ func clusterRecord(rec Network) cluster.NetworkRecord {
 // endpointRecord is what the cluster store publishes of a local endpoint.
 func endpointRecord(ep *Endpoint, hostname string) cluster.EndpointRecord {
 	names := append([]string{ep.ContainerName}, ep.Aliases...)
-	if hostname != "" {
+	if hostname != "" && hostname != ep.ContainerID[:12] {
 		names = append(names, hostname)
 	}
 	names = append(names, ep.ContainerID[:12])

@@ -1,0 +1,205 @@
+package integration
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/cnet-dev/cnet/internal/testenv"
+)
+
+// waitUntil polls fn until it holds or d passes.
+func waitUntil(t *testing.T, d time.Duration, what string, fn func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !fn() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// overlayCluster is three hosts on two underlay subnets (192.168.1.0/24 and 172.31.1.0/24,
+// the seed's topology) joined by a router, a three-member etcd, daemons with a 5 s TTL.
+// Before the hosts' own cleanup checks run, every container goes and the overlay networks are
+// removed once, cluster-wide, and each host is given time to see it.
+func overlayCluster(t *testing.T) *testenv.Cluster {
+	c := testenv.NewCluster(t, testenv.ClusterOptions{Hosts: 3, TTL: "5"})
+	t.Cleanup(func() {
+		var live []*testenv.Host
+		for _, h := range c.Hosts {
+			if !h.Dead() {
+				live = append(live, h)
+			}
+		}
+		for _, h := range live {
+			if ids, _, code := h.CLI("ps", "-aq"); code == 0 {
+				for _, id := range strings.Fields(ids) {
+					h.CLI("rm", "-f", id)
+				}
+			}
+		}
+		for _, h := range live {
+			h.CLI("network", "prune", "-f")
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for _, h := range live {
+			for time.Now().Before(deadline) && strings.Contains(h.MustCLI("network", "ls"), "overlay") {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	})
+	return c
+}
+
+// fdb returns host h's own FDB entries of the overlay's vxlan device (the tunnel entries,
+// not the bridge's).
+func fdb(t *testing.T, h *testenv.Host, netID string) string {
+	out, _ := h.Run("bridge", "fdb", "show", "dev", "vx-"+netID[:12])
+	var self []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, " self") {
+			self = append(self, l)
+		}
+	}
+	return strings.Join(self, "\n")
+}
+
+func neigh(t *testing.T, h *testenv.Host, netID string) string {
+	out, _ := h.Run("ip", "neigh", "show", "dev", "vx-"+netID[:12])
+	return out
+}
+
+func macOn(t *testing.T, h *testenv.Host, name, network string) string {
+	t.Helper()
+	return strings.TrimSpace(h.MustCLI("inspect", "-f", "{{(index .NetworkSettings.Networks \""+network+"\").MacAddress}}", name))
+}
+
+func resolves(t *testing.T, h *testenv.Host, from, name string) []string {
+	t.Helper()
+	got := addrs(query(t, h, from, name, mdns.TypeA, "udp"))
+	sort.Strings(got)
+	return got
+}
+
+func TestOverlayAcrossHosts(t *testing.T) {
+	c := overlayCluster(t)
+	h1, h2, h3 := c.Hosts[0], c.Hosts[1], c.Hosts[2]
+
+	// A network created on host 1 appears on hosts 2 and 3, global.
+	id := strings.TrimSpace(h1.MustCLI("network", "create", "-d", "overlay", "ov1"))
+	for _, h := range []*testenv.Host{h2, h3} {
+		waitUntil(t, 10*time.Second, "ov1 on "+h.Underlay, func() bool {
+			out, _, code := h.CLI("network", "ls")
+			for _, line := range strings.Split(out, "\n") {
+				if code == 0 && strings.Join(strings.Fields(line), " ") == id[:12]+" ov1 overlay global" {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	n := inspectNetwork(t, h2, "ov1")
+	if n.Scope != "global" || n.Driver != "overlay" || len(n.IPAM.Config) != 1 || n.IPAM.Config[0].Subnet != "10.0.0.0/24" ||
+		n.IPAM.Config[0].Gateway != "10.0.0.1" || n.Options["com.docker.network.driver.mtu"] != "1450" {
+		t.Fatalf("inspect ov1 on host 2: %+v", n)
+	}
+	// Another create of the same name anywhere is refused.
+	expectRefused(t, h3, []string{"network", "create", "-d", "overlay", "ov1"}, "already exists")
+
+	runSleeper(t, h1, "c1", "--network", "ov1")
+	runSleeper(t, h2, "c2", "--network", "ov1", "--network-alias", "web")
+	runSleeper(t, h3, "c3", "--network", "ov1", "--network-alias", "web")
+	ip1, ip2, ip3 := ipOn(t, h1, "c1", "ov1"), ipOn(t, h2, "c2", "ov1"), ipOn(t, h3, "c3", "ov1")
+	if len(map[string]bool{ip1: true, ip2: true, ip3: true}) != 3 {
+		t.Fatalf("addresses across hosts are not distinct: %s %s %s", ip1, ip2, ip3)
+	}
+	// By address and by name, both ways, across the router.
+	waitUntil(t, 5*time.Second, "c2 resolving on host 1", func() bool { return len(resolves(t, h1, "c1", "c2")) == 1 })
+	execPing(t, h1, "c1", ip2)
+	execPing(t, h1, "c1", "c2")
+	execPing(t, h1, "c1", "c3")
+	execPing(t, h3, "c3", "c1")
+	execPing(t, h2, "c2", "c3.")
+	// The alias holds both hosts' containers.
+	waitUntil(t, 5*time.Second, "web → c2 and c3", func() bool {
+		got := resolves(t, h1, "c1", "web")
+		want := []string{ip2, ip3}
+		sort.Strings(want)
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	})
+	// The vxlan device learns nothing and floods nothing: only static entries.
+	if f := fdb(t, h1, id); strings.Contains(f, "00:00:00:00:00:00") || !strings.Contains(f, macOn(t, h2, "c2", "ov1")+" dst "+h2.Underlay) {
+		t.Errorf("host 1's FDB on the overlay: %s", f)
+	}
+	if nb := neigh(t, h1, id); !strings.Contains(nb, ip3+" lladdr "+macOn(t, h3, "c3", "ov1")+" PERMANENT") {
+		t.Errorf("host 1's neighbours on the overlay: %s", nb)
+	}
+
+	// An FDB entry deleted by hand comes back.
+	mac3 := macOn(t, h3, "c3", "ov1")
+	h1.MustRun("bridge", "fdb", "del", mac3, "dev", "vx-"+id[:12], "dst", h3.Underlay, "self")
+	waitUntil(t, 5*time.Second, "host 1 restoring c3's FDB entry", func() bool {
+		return strings.Contains(fdb(t, h1, id), mac3+" dst "+h3.Underlay)
+	})
+	execPing(t, h1, "c1", ip3)
+
+	// Network removal is refused while a host has endpoints on it.
+	expectRefused(t, h3, []string{"network", "rm", "ov1"}, "active endpoints")
+
+	// A container removed on host 2 stops resolving and its entries go from hosts 1 and 3.
+	mac2 := macOn(t, h2, "c2", "ov1")
+	h2.MustCLI("rm", "-f", "c2")
+	for _, h := range []*testenv.Host{h1, h3} {
+		h := h
+		waitUntil(t, 5*time.Second, "c2's entries gone from "+h.Underlay, func() bool {
+			return !strings.Contains(fdb(t, h, id), mac2) && !strings.Contains(neigh(t, h, id), mac2)
+		})
+	}
+	waitUntil(t, 5*time.Second, "c2 no longer resolving", func() bool { return len(resolves(t, h1, "c1", "c2")) == 0 })
+	if got := resolves(t, h1, "c1", "web"); fmt.Sprint(got) != fmt.Sprint([]string{ip3}) {
+		t.Errorf("web after c2 went: %v, want [%s]", got, ip3)
+	}
+}
+
+// TestOverlayConcurrentRuns: runs on every host at once never share an address.
+func TestOverlayConcurrentRuns(t *testing.T) {
+	c := overlayCluster(t)
+	c.Hosts[0].MustCLI("network", "create", "-d", "overlay", "--subnet", "10.10.0.0/24", "ov2")
+	for _, h := range c.Hosts[1:] {
+		waitUntil(t, 10*time.Second, "ov2 on "+h.Underlay, func() bool { return strings.Contains(h.MustCLI("network", "ls"), "ov2") })
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			h := c.Hosts[i%3]
+			if _, e, code := h.CLI("run", "-d", "--name", fmt.Sprintf("r%d", i), "--network", "ov2", "busybox", "sleep", "3600"); code != 0 {
+				t.Errorf("run r%d on %s: %s", i, h.Underlay, e)
+			}
+		}(i)
+	}
+	wg.Wait()
+	seen := map[string]string{}
+	for i := 0; i < 30; i++ {
+		name := fmt.Sprintf("r%d", i)
+		ip := ipOn(t, c.Hosts[i%3], name, "ov2")
+		if other, dup := seen[ip]; dup {
+			t.Errorf("%s and %s both got %s", name, other, ip)
+		}
+		seen[ip] = name
+	}
+	// A static --ip is honoured cluster-wide: taken on one host, refused on another.
+	runSleeper(t, c.Hosts[0], "fixed", "--network", "ov2", "--ip", "10.10.0.200")
+	expectRefused(t, c.Hosts[1], []string{"run", "-d", "--name", "fixed2", "--network", "ov2", "--ip", "10.10.0.200", "busybox", "sleep", "1"}, "in use")
+	// A released address is not handed out again at once.
+	c.Hosts[0].MustCLI("rm", "-f", "fixed")
+	expectRefused(t, c.Hosts[2], []string{"run", "-d", "--name", "fixed3", "--network", "ov2", "--ip", "10.10.0.200", "busybox", "sleep", "1"}, "cooling down")
+}
