@@ -2,7 +2,9 @@ package integration
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,11 +28,11 @@ func waitUntil(t *testing.T, d time.Duration, what string, fn func() bool) {
 }
 
 // overlayCluster is three hosts on two underlay subnets (192.168.1.0/24 and 172.31.1.0/24,
-// the seed's topology) joined by a router, a three-member etcd, daemons with a 5 s TTL.
+// the seed's topology) joined by a router, a three-member etcd, daemons with the given TTL.
 // Before the hosts' own cleanup checks run, every container goes and the overlay networks are
 // removed once, cluster-wide, and each host is given time to see it.
-func overlayCluster(t *testing.T) *testenv.Cluster {
-	c := testenv.NewCluster(t, testenv.ClusterOptions{Hosts: 3, TTL: "5"})
+func overlayCluster(t *testing.T, ttl string) *testenv.Cluster {
+	c := testenv.NewCluster(t, testenv.ClusterOptions{Hosts: 3, TTL: ttl})
 	t.Cleanup(func() {
 		var live []*testenv.Host
 		for _, h := range c.Hosts {
@@ -89,7 +91,7 @@ func resolves(t *testing.T, h *testenv.Host, from, name string) []string {
 }
 
 func TestOverlayAcrossHosts(t *testing.T) {
-	c := overlayCluster(t)
+	c := overlayCluster(t, "5")
 	h1, h2, h3 := c.Hosts[0], c.Hosts[1], c.Hosts[2]
 
 	// A network created on host 1 appears on hosts 2 and 3, global.
@@ -150,6 +152,42 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	})
 	execPing(t, h1, "c1", ip3)
 
+	// VXLAN from an address that is no member's VTEP is dropped before the tunnel sees it:
+	// the router (192.168.1.1) sends real VXLAN frames for ov1's VNI at host 1.
+	vx := "vx-" + id[:12]
+	vni := regexp.MustCompile(`vxlan id (\d+)`).FindStringSubmatch(h1.MustRun("ip", "-d", "link", "show", vx))
+	if vni == nil {
+		t.Fatalf("no VNI on %s", vx)
+	}
+	r := c.Router
+	r.MustRun("ip", "link", "add", "vxr", "type", "vxlan", "id", vni[1], "dstport", "4789", "local", "192.168.1.1", "remote", h1.Underlay, "nolearning")
+	r.MustRun("ip", "addr", "add", "10.0.0.250/24", "dev", "vxr")
+	r.MustRun("ip", "link", "set", "vxr", "up")
+	r.MustRun("ip", "neigh", "add", ip1, "lladdr", macOn(t, h1, "c1", "ov1"), "dev", "vxr", "nud", "permanent")
+	dropped := func() int {
+		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(h1.MustRun("nft", "list", "table", "ip", "cnet_overlay"))
+		if m == nil {
+			t.Fatalf("no counter in host 1's VXLAN allowlist")
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	rx := func() string {
+		return strings.TrimSpace(h1.MustRun("cat", "/sys/class/net/"+vx+"/statistics/rx_packets"))
+	}
+	dropsBefore, rxBefore := dropped(), rx()
+	if out, err := r.Run("busybox", "ping", "-c", "3", "-W", "1", ip1); err == nil {
+		t.Errorf("a non-member reached c1 over VXLAN:\n%s", out)
+	}
+	if d := dropped() - dropsBefore; d < 3 {
+		t.Errorf("host 1's allowlist dropped %d packets of the non-member's 3", d)
+	}
+	if got := rx(); got != rxBefore {
+		t.Errorf("host 1's %s received %s packets, before %s: the non-member's frames got through", vx, got, rxBefore)
+	}
+	r.MustRun("ip", "link", "del", "vxr")
+	execPing(t, h1, "c1", ip3) // members still pass
+
 	// Network removal is refused while a host has endpoints on it.
 	expectRefused(t, h3, []string{"network", "rm", "ov1"}, "active endpoints")
 
@@ -170,7 +208,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 
 // TestOverlayConcurrentRuns: runs on every host at once never share an address.
 func TestOverlayConcurrentRuns(t *testing.T) {
-	c := overlayCluster(t)
+	c := overlayCluster(t, "5")
 	c.Hosts[0].MustCLI("network", "create", "-d", "overlay", "--subnet", "10.10.0.0/24", "ov2")
 	for _, h := range c.Hosts[1:] {
 		waitUntil(t, 10*time.Second, "ov2 on "+h.Underlay, func() bool { return strings.Contains(h.MustCLI("network", "ls"), "ov2") })
@@ -202,4 +240,107 @@ func TestOverlayConcurrentRuns(t *testing.T) {
 	// A released address is not handed out again at once.
 	c.Hosts[0].MustCLI("rm", "-f", "fixed")
 	expectRefused(t, c.Hosts[2], []string{"run", "-d", "--name", "fixed3", "--network", "ov2", "--ip", "10.10.0.200", "busybox", "sleep", "1"}, "cooling down")
+}
+
+// TestOverlayNeedsClusterStore: without --cluster-store, an overlay network is refused with a
+// message naming the flags, and nothing changes.
+func TestOverlayNeedsClusterStore(t *testing.T) {
+	h := testenv.NewHost(t)
+	before := state(t, h)
+	expectRefused(t, h, []string{"network", "create", "-d", "overlay", "ov"}, "--cluster-store")
+	if after := state(t, h); after != before {
+		t.Errorf("a refused overlay create changed the host:\nbefore %s\nafter %s", before, after)
+	}
+}
+
+// TestOverlayHostFaults: a host that dies is gone from the others within TTL + 5 s; a daemon
+// SIGKILLed and restarted keeps its containers' addresses and registers them again; losing
+// one etcd member of three changes nothing.
+func TestOverlayHostFaults(t *testing.T) {
+	c := overlayCluster(t, "5")
+	h1, h2, h3 := c.Hosts[0], c.Hosts[1], c.Hosts[2]
+	id := strings.TrimSpace(h1.MustCLI("network", "create", "-d", "overlay", "ov3"))
+	for _, h := range c.Hosts[1:] {
+		waitUntil(t, 10*time.Second, "ov3 on "+h.Underlay, func() bool { return strings.Contains(h.MustCLI("network", "ls"), "ov3") })
+	}
+	runSleeper(t, h1, "a1", "--network", "ov3")
+	runSleeper(t, h2, "a2", "--network", "ov3")
+	runSleeper(t, h3, "a3", "--network", "ov3")
+	ip2, ip3 := ipOn(t, h2, "a2", "ov3"), ipOn(t, h3, "a3", "ov3")
+	mac3 := macOn(t, h3, "a3", "ov3")
+	waitUntil(t, 5*time.Second, "a3 resolving on host 1", func() bool { return len(resolves(t, h1, "a1", "a3")) == 1 })
+	execPing(t, h1, "a1", "a3")
+
+	// The daemon of host 2 is SIGKILLed and restarted: same address, pingable by name again.
+	h2.KillDaemon()
+	h2.StartDaemon()
+	if got := ipOn(t, h2, "a2", "ov3"); got != ip2 {
+		t.Errorf("a2's address after the daemon's restart: %s, want %s", got, ip2)
+	}
+	waitUntil(t, 10*time.Second, "a2 resolving on host 1 after host 2's restart", func() bool {
+		return fmt.Sprint(resolves(t, h1, "a1", "a2")) == fmt.Sprint([]string{ip2})
+	})
+	execPing(t, h1, "a1", "a2")
+
+	// One etcd member of three dies: overlay work goes on as before.
+	c.KillMember(0)
+	runSleeper(t, h2, "a4", "--network", "ov3")
+	waitUntil(t, 10*time.Second, "a4 resolving on host 1 with one member down", func() bool { return len(resolves(t, h1, "a1", "a4")) == 1 })
+	execPing(t, h1, "a1", "a4")
+	c.StartMember(0)
+
+	// Host 3 dies (daemon and namespace): within TTL (5 s) + 5 s its container's entries
+	// and name are gone from host 1.
+	c.KillHost(2)
+	start := time.Now()
+	waitUntil(t, 10*time.Second, "host 3's endpoint gone from host 1", func() bool {
+		return !strings.Contains(fdb(t, h1, id), mac3) && !strings.Contains(neigh(t, h1, id), mac3)
+	})
+	t.Logf("host 3's endpoint left host 1's kernel %s after host 3 died", time.Since(start).Round(10*time.Millisecond))
+	waitUntil(t, 5*time.Second, "a3 no longer resolving", func() bool { return len(resolves(t, h1, "a1", "a3")) == 0 })
+	_ = ip3
+}
+
+// TestOverlayCutOff: a host cut off from etcd keeps its existing traffic, refuses new overlay
+// work with a clear message and changes nothing, then converges when reconnected.
+func TestOverlayCutOff(t *testing.T) {
+	// The TTL is longer than the cut: the other hosts keep this host's endpoints as long as its
+	// lease lives (a longer cut is the second part).
+	c := overlayCluster(t, "15")
+	h1, h2 := c.Hosts[0], c.Hosts[1]
+	h1.MustCLI("network", "create", "-d", "overlay", "ov4")
+	waitUntil(t, 10*time.Second, "ov4 on host 2", func() bool { return strings.Contains(h2.MustCLI("network", "ls"), "ov4") })
+	runSleeper(t, h1, "b1", "--network", "ov4")
+	runSleeper(t, h2, "b2", "--network", "ov4")
+	waitUntil(t, 5*time.Second, "b2 resolving on host 1", func() bool { return len(resolves(t, h1, "b1", "b2")) == 1 })
+
+	c.CutOff(h1)
+	execPing(t, h1, "b1", "b2")
+	before := state(t, h1)
+	expectRefused(t, h1, []string{"run", "-d", "--name", "b3", "--network", "ov4", "busybox", "sleep", "3600"}, "cluster store")
+	h1.CLI("rm", "-f", "b3") // as in Docker, a container that failed to start stays, created
+	expectRefused(t, h1, []string{"network", "create", "-d", "overlay", "ov5"}, "cluster store")
+	if after := state(t, h1); after != before {
+		t.Errorf("refused overlay work changed host 1:\nbefore %s\nafter %s", before, after)
+	}
+	execPing(t, h1, "b1", "b2")
+	execPing(t, h2, "b2", "b1")
+
+	c.Reconnect(h1)
+	waitUntil(t, 15*time.Second, "host 1 taking overlay work again", func() bool {
+		_, _, code := h1.CLI("run", "-d", "--name", "b3", "--network", "ov4", "busybox", "sleep", "3600")
+		return code == 0
+	})
+	waitUntil(t, 5*time.Second, "b3 resolving on host 2", func() bool { return len(resolves(t, h2, "b2", "b3")) == 1 })
+	execPing(t, h2, "b2", "b3")
+	execPing(t, h2, "b2", "b1")
+
+	// A cut longer than the TTL: the other hosts drop host 1's endpoints (they cannot tell it
+	// from a dead host), and host 1 registers them again under a new lease once back.
+	c.CutOff(h1)
+	waitUntil(t, 25*time.Second, "host 2 dropping b1 after host 1's lease expired", func() bool { return len(resolves(t, h2, "b2", "b1")) == 0 })
+	c.Reconnect(h1)
+	waitUntil(t, 15*time.Second, "b1 registered again and resolving on host 2", func() bool { return len(resolves(t, h2, "b2", "b1")) == 1 })
+	execPing(t, h2, "b2", "b1")
+	execPing(t, h1, "b3", "b2")
 }

@@ -17,7 +17,7 @@ import (
 // The VXLAN allowlist, as `nft list table ip cnet_overlay` shows it:
 //
 //	table ip cnet_overlay {
-//		set members { type ipv4_addr . integer; }   # VTEP . VNI<<8
+//		set members { type ipv4_addr . mark; }   # VTEP . VNI<<8
 //		chain input {
 //			type filter hook input priority filter;
 //			udp dport 4789 ip saddr . @th,96,32 != @members counter drop
@@ -29,9 +29,9 @@ import (
 // followed by a reserved byte that must be zero (the kernel drops VXLAN packets whose reserved
 // bits are set, so requiring zero here refuses nothing it would accept). One concatenated set
 // serves every network, and the lookup is one hash probe whatever the number of networks.
-// (The nft command prints the second field of an element as 0: an "integer" in a
-// concatenation carries no length it could decode. The kernel compares the raw 8 bytes; read
-// the elements with the library, as the tests do, to see the VNI.)
+// The second field is typed "mark" (32 bits) only so that the nft command can print the set:
+// an untyped integer in a concatenation has no length it could decode, and nft aborts on
+// `list ruleset`. An element reads VTEP . 0x00VVVVVV00 (the VNI shifted by 8).
 //
 // The table is family ip, not inet: cnet's VXLAN devices are IPv4 only and their socket never
 // sees IPv6, so dropping IPv6 datagrams to 4789 would protect nothing and could break someone
@@ -46,7 +46,7 @@ const (
 	ruleTag    = "cnet-overlay/1: vxlan from non-members"
 )
 
-var allowKeyType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInteger)
+var allowKeyType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeMark)
 
 // allowlistOn: the allowlist exists only on a host with a VTEP (a cluster member).
 func (d *Driver) allowlistOn() bool { return d.needVTEP() == nil }
