@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -343,4 +346,81 @@ func TestOverlayCutOff(t *testing.T) {
 	waitUntil(t, 15*time.Second, "b1 registered again and resolving on host 2", func() bool { return len(resolves(t, h2, "b2", "b1")) == 1 })
 	execPing(t, h2, "b2", "b1")
 	execPing(t, h1, "b3", "b2")
+}
+
+// TestOverlayEdges: containers on an overlay reach beyond the cluster through NAT on their own
+// host, publish ports on their host, an --internal overlay reaches other hosts' containers and
+// nothing else, and `network inspect --verbose` shows the peers with the store and the kernel
+// in agreement, and flags a stale kernel entry.
+func TestOverlayEdges(t *testing.T) {
+	c := overlayCluster(t, "5")
+	h1, h2 := c.Hosts[0], c.Hosts[1]
+	id := strings.TrimSpace(h1.MustCLI("network", "create", "-d", "overlay", "--subnet", "10.20.0.0/24", "-o", "com.docker.network.driver.mtu=1400", "ove"))
+	h1.MustCLI("network", "create", "-d", "overlay", "--internal", "ovi")
+	for _, name := range []string{"ove", "ovi"} {
+		waitUntil(t, 10*time.Second, name+" on host 2", func() bool { return strings.Contains(h2.MustCLI("network", "ls"), name) })
+	}
+	www := filepath.Join(h2.Dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("served on host 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runSleeper(t, h1, "e1", "--network", "ove")
+	h2.MustCLI("run", "-d", "--name", "web", "--network", "ove", "-p", "8080:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
+	if mtu := strings.TrimSpace(h1.MustCLI("exec", "e1", "cat", "/sys/class/net/eth0/mtu")); mtu != "1400" {
+		t.Errorf("e1's MTU on ove: %s, want the 1400 given", mtu)
+	}
+
+	// Out of the cluster: the router's far address, through host 1's NAT.
+	execPing(t, h1, "e1", "172.31.1.1")
+	// A published port of a container on host 2 answers at host 2's underlay address, from host 1.
+	waitUntil(t, 5*time.Second, "web's published port from host 1", func() bool {
+		out, err := httpGet(h1, "", h2.Underlay, "8080")
+		return err == nil && strings.Contains(out, "served on host 2")
+	})
+	// Across hosts on the overlay, by name.
+	waitUntil(t, 5*time.Second, "web resolving on host 1", func() bool { return len(resolves(t, h1, "e1", "web")) == 1 })
+	pid := strings.TrimSpace(h1.MustCLI("inspect", "-f", "{{.State.Pid}}", "e1"))
+	if out, err := httpGet(h1, pid, ipOn(t, h2, "web", "ove"), "80"); err != nil || !strings.Contains(out, "served on host 2") {
+		t.Errorf("e1 → web:80 across hosts: %v %s", err, out)
+	}
+
+	// --internal: other hosts' containers yes, the world no.
+	runSleeper(t, h1, "i1", "--network", "ovi")
+	runSleeper(t, h2, "i2", "--network", "ovi")
+	waitUntil(t, 5*time.Second, "i2 resolving on host 1", func() bool { return len(resolves(t, h1, "i1", "i2")) == 1 })
+	execPing(t, h1, "i1", "i2")
+	if out, _, code := h1.CLI("exec", "i1", "busybox", "ping", "-c", "1", "-W", "1", "172.31.1.1"); code == 0 {
+		t.Errorf("a container on an --internal overlay reached the router:\n%s", out)
+	}
+
+	// inspect --verbose: host 2 is a peer of ove, and every remote endpoint is "ok".
+	var v []struct {
+		Peers     []struct{ Name, IP string }
+		Diagnosis []struct {
+			Names                        []string
+			IP, VTEP, KernelVTEP, Status string
+		}
+	}
+	if err := json.Unmarshal([]byte(h1.MustCLI("network", "inspect", "--verbose", "ove")), &v); err != nil || len(v) != 1 {
+		t.Fatalf("inspect --verbose ove: %v", err)
+	}
+	if len(v[0].Peers) != 1 || v[0].Peers[0].IP != h2.Underlay || len(v[0].Diagnosis) != 1 ||
+		v[0].Diagnosis[0].Status != "ok" || v[0].Diagnosis[0].Names[0] != "web" || v[0].Diagnosis[0].KernelVTEP != h2.Underlay {
+		t.Errorf("inspect --verbose ove on host 1: %+v", v[0])
+	}
+	// A stale entry made by hand is flagged (until the reconcile loop removes it).
+	flagged := false
+	for try := 0; try < 5 && !flagged; try++ {
+		h1.MustRun("bridge", "fdb", "replace", "02:42:0a:14:00:63", "dev", "vx-"+id[:12], "dst", "172.31.1.99", "self", "permanent")
+		flagged = strings.Contains(h1.MustCLI("network", "inspect", "--verbose", "ove"), "stale: in this host's kernel, not in the cluster store")
+	}
+	if !flagged {
+		t.Error("inspect --verbose never flagged a stale FDB entry")
+	}
+	waitUntil(t, 5*time.Second, "the stale FDB entry removed by the reconcile loop", func() bool {
+		return !strings.Contains(fdb(t, h1, id), "02:42:0a:14:00:63")
+	})
 }
