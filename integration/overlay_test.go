@@ -15,6 +15,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/testenv"
 )
 
@@ -423,4 +424,105 @@ func TestOverlayEdges(t *testing.T) {
 	waitUntil(t, 5*time.Second, "the stale FDB entry removed by the reconcile loop", func() bool {
 		return !strings.Contains(fdb(t, h1, id), "02:42:0a:14:00:63")
 	})
+}
+
+// TestOverlayCrash kills host 2's daemon (SIGKILL) at every step where the cluster store and
+// the host can disagree, restarts it, and checks across the cluster: every address claimed in
+// etcd for a host belongs to a running container and every running container's address is
+// claimed (a claim nothing holds is released by the reconcile loop), the endpoints in etcd
+// are exactly the running containers', no address twice, and new work still works.
+func TestOverlayCrash(t *testing.T) {
+	c := testenv.NewCluster(t, testenv.ClusterOptions{Hosts: 2, TTL: "5"})
+	h1, h2 := c.Hosts[0], c.Hosts[1]
+	t.Cleanup(func() {
+		for _, h := range c.Hosts {
+			if ids, _, code := h.CLI("ps", "-aq"); code == 0 {
+				for _, id := range strings.Fields(ids) {
+					h.CLI("rm", "-f", id)
+				}
+			}
+		}
+		h1.CLI("network", "prune", "-f")
+		waitUntil(t, 10*time.Second, "overlays gone from host 2", func() bool { return !strings.Contains(h2.MustCLI("network", "ls"), "overlay") })
+	})
+	id := strings.TrimSpace(h1.MustCLI("network", "create", "-d", "overlay", "ovc"))
+	waitUntil(t, 10*time.Second, "ovc on host 2", func() bool { return strings.Contains(h2.MustCLI("network", "ls"), "ovc") })
+	runSleeper(t, h1, "keeper", "--network", "ovc")
+	for i, point := range faults.ClusterPoints {
+		h2.StopDaemon()
+		h2.StartDaemonEnv([]string{faults.Env + "=" + point})
+		var op []string
+		switch point {
+		case "global-network-claimed":
+			op = []string{"network", "create", "-d", "overlay", "ovnew"}
+		case "endpoint-unplugged":
+			runSleeper(t, h2, "leaver", "--network", "ovc")
+			op = []string{"network", "disconnect", "ovc", "leaver"}
+		default:
+			op = []string{"run", "-d", "--name", fmt.Sprintf("victim%d", i), "--network", "ovc", "busybox", "sleep", "3600"}
+		}
+		if _, _, code := h2.CLI(op...); code == 0 {
+			t.Fatalf("cnet %s succeeded: the daemon did not crash at %s", strings.Join(op, " "), point)
+		}
+		h2.WaitDaemonGone()
+		h2.StartDaemon()
+		if point == "global-network-claimed" {
+			// Claimed before the crash: it exists everywhere after it, once.
+			for _, h := range c.Hosts {
+				waitUntil(t, 10*time.Second, "ovnew built on "+h.Underlay, func() bool { return strings.Contains(h.MustCLI("network", "ls"), "ovnew") })
+			}
+			expectRefused(t, h1, []string{"network", "create", "-d", "overlay", "ovnew"}, "already exists")
+			h2.MustCLI("network", "rm", "ovnew")
+		}
+		checkClusterClaims(t, c, id, point)
+		runSleeper(t, h2, fmt.Sprintf("after%d", i), "--network", "ovc")
+		waitUntil(t, 10*time.Second, "a new container after the crash at "+point+" resolving on host 1", func() bool {
+			return len(resolves(t, h1, "keeper", fmt.Sprintf("after%d", i))) == 1
+		})
+		execPing(t, h1, "keeper", fmt.Sprintf("after%d", i))
+	}
+}
+
+// checkClusterClaims waits until etcd's address claims and endpoints of network id are exactly
+// those of the running containers on the cluster's hosts, with no address twice.
+func checkClusterClaims(t *testing.T, c *testenv.Cluster, id, point string) {
+	t.Helper()
+	var last string
+	ok := func() bool {
+		want := map[string]bool{} // addresses of running containers on id
+		for _, h := range c.Hosts {
+			for _, cid := range strings.Fields(h.MustCLI("ps", "-q", "--no-trunc")) {
+				ip := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{with index .NetworkSettings.Networks \"ovc\"}}{{.IPAddress}}{{end}}", cid))
+				if ip == "" {
+					continue
+				}
+				if want[ip] {
+					last = "address " + ip + " held twice"
+					return false
+				}
+				want[ip] = true
+			}
+		}
+		claimed := map[string]bool{}
+		for k, v := range c.EtcdGet("/cnet/v1/addrs/" + id + "/") {
+			if strings.HasPrefix(v, "host:") {
+				claimed[k[strings.LastIndex(k, "/")+1:]] = true
+			}
+		}
+		eps := map[string]bool{}
+		for _, v := range c.EtcdGet("/cnet/v1/endpoints/" + id + "/") {
+			var rec struct{ Address string }
+			_ = json.Unmarshal([]byte(v), &rec)
+			eps[strings.SplitN(rec.Address, "/", 2)[0]] = true
+		}
+		last = fmt.Sprintf("running %v, claimed %v, endpoints %v", want, claimed, eps)
+		return fmt.Sprint(want) == fmt.Sprint(claimed) && fmt.Sprint(want) == fmt.Sprint(eps)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a crash at %s, etcd and the hosts disagree: %s", point, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -212,7 +212,11 @@ func (c *Controller) publishEndpoint(n *network, ep *Endpoint, hostname string) 
 	}
 	ctx, cancel := opContext()
 	defer cancel()
-	return c.cluster.PublishEndpoint(ctx, endpointRecord(ep, hostname))
+	if err := c.cluster.PublishEndpoint(ctx, endpointRecord(ep, hostname)); err != nil {
+		return err
+	}
+	faults.Point("endpoint-published")
+	return nil
 }
 
 // withdrawEndpoint deletes an endpoint's record from the cluster; a store that cannot be

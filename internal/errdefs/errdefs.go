@@ -12,12 +12,12 @@ type Kind int
 
 // The kinds, each with the HTTP status the API answers it with.
 const (
-	KindUnknown   Kind = iota // 500
-	KindInvalid               // 400: bad input
-	KindNotFound              // 404
-	KindConflict              // 409: the state forbids it (in use, duplicate, already allocated)
-	KindForbidden             // 403: never allowed (e.g. removing a predefined network)
-	KindUnavailable           // 503: a service the operation needs cannot be reached (the cluster store)
+	KindUnknown     Kind = iota // 500
+	KindInvalid                 // 400: bad input
+	KindNotFound                // 404
+	KindConflict                // 409: the state forbids it (in use, duplicate, already allocated)
+	KindForbidden               // 403: never allowed (e.g. removing a predefined network)
+	KindUnavailable             // 503: a service the operation needs cannot be reached (the cluster store)
 )
 
 type classified struct {

@@ -26,6 +26,16 @@ var Points = []string{
 	"endpoint-unplugged", // interface gone, record and address not yet released
 }
 
+// ClusterPoints are the steps of global (overlay) networks' operations, where the cluster store
+// and this host can disagree after a crash; TestOverlayCrash iterates them.
+var ClusterPoints = []string{
+	"global-network-claimed", // network claimed in etcd, not yet built on this host
+	"endpoint-recorded",      // address claimed in etcd and recorded here, no interface yet
+	"endpoint-plugged",       // interface up, endpoint not yet published in etcd
+	"endpoint-published",     // endpoint published in etcd, container not yet running
+	"endpoint-unplugged",     // interface gone (disconnect), record and address claim not yet released
+}
+
 // Point kills the process with SIGKILL, as a crash would (no deferred cleanup runs), when
 // name is the armed step.
 func Point(name string) {
