@@ -244,6 +244,21 @@ func TestOverlayConcurrentRuns(t *testing.T) {
 	// A released address is not handed out again at once.
 	c.Hosts[0].MustCLI("rm", "-f", "fixed")
 	expectRefused(t, c.Hosts[2], []string{"run", "-d", "--name", "fixed3", "--network", "ov2", "--ip", "10.10.0.200", "busybox", "sleep", "1"}, "cooling down")
+
+	// Once no host has an endpoint on it, removing the network on any host removes it from all.
+	for i := 0; i < 30; i++ {
+		c.Hosts[i%3].MustCLI("rm", "-f", fmt.Sprintf("r%d", i))
+	}
+	for _, h := range c.Hosts {
+		h.CLI("rm", "-f", "fixed2", "fixed3")
+	}
+	c.Hosts[2].MustCLI("network", "rm", "ov2")
+	for _, h := range c.Hosts {
+		waitUntil(t, 5*time.Second, "ov2 gone from "+h.Underlay, func() bool { return !strings.Contains(h.MustCLI("network", "ls"), "ov2") })
+	}
+	if left := c.EtcdGet("/cnet/v1/"); len(left) != 3 {
+		t.Errorf("etcd after the last network went: %v, want the three hosts' records only", left)
+	}
 }
 
 // TestOverlayNeedsClusterStore: without --cluster-store, an overlay network is refused with a
