@@ -14,6 +14,13 @@ import (
 // cluster (removed from another host meanwhile).
 func (s *Store) PublishEndpoint(ctx context.Context, rec EndpointRecord) error {
 	rec.Host, rec.HostName, rec.VTEP = s.cfg.HostID, s.cfg.HostName, s.cfg.VTEP
+	// The host owns the endpoint before the record exists: the watch may hand the new record
+	// to the reconcile pass before this call returns, and that pass deletes records of this
+	// host that it does not own.
+	s.mu.Lock()
+	prev, had := s.own[rec.ID]
+	s.own[rec.ID] = rec
+	s.mu.Unlock()
 	err := s.op(ctx, "publishing the endpoint of "+rec.ContainerID[:12], func(ctx context.Context) error {
 		lease, err := s.currentLease(ctx)
 		if err != nil {
@@ -22,11 +29,17 @@ func (s *Store) PublishEndpoint(ctx context.Context, rec EndpointRecord) error {
 		return s.putEndpoint(ctx, lease, rec)
 	})
 	if err != nil {
+		// Not published: the host does not own it (a record that did get written after
+		// all is deleted by the reconcile pass).
+		s.mu.Lock()
+		if had {
+			s.own[rec.ID] = prev
+		} else {
+			delete(s.own, rec.ID)
+		}
+		s.mu.Unlock()
 		return err
 	}
-	s.mu.Lock()
-	s.own[rec.ID] = rec
-	s.mu.Unlock()
 	return nil
 }
 
@@ -46,6 +59,10 @@ func (s *Store) AdoptEndpoint(rec EndpointRecord) {
 // WithdrawEndpoint deletes an endpoint of this host. The host forgets it first: if the store
 // cannot be reached now, the reconcile loop deletes the record once it can.
 func (s *Store) WithdrawEndpoint(ctx context.Context, networkID, endpointID string) error {
+	// After a reconcile pass in progress, which may be rewriting this very record: the
+	// delete must come last.
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
 	s.mu.Lock()
 	delete(s.own, endpointID)
 	s.mu.Unlock()

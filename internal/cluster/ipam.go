@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/ipam"
 )
 
@@ -85,13 +86,30 @@ func (a *allocator) RequestAddress(id ipam.PoolID, want netip.Addr) (netip.Addr,
 		} else {
 			got, err = a.claimNext(ctx, netID, cfg)
 		}
-		return err
+		return refusal(err)
 	})
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	a.hold(netID, got)
 	return got, nil
+}
+
+// refusal gives the allocator's own answers (the address is taken, reserved, outside the
+// subnet, the pool is exhausted or its network gone) their kind, so that op passes them on as
+// they are instead of reporting them as a failure of the cluster store.
+func refusal(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ipam.ErrInUse), errors.Is(err, ipam.ErrPoolExhausted):
+		return errdefs.Conflict("%w", err)
+	case errors.Is(err, ipam.ErrUnknownPool):
+		return errdefs.NotFound("%w", err)
+	case errors.Is(err, ipam.ErrReserved), errors.Is(err, ipam.ErrOutsideSubnet), errors.Is(err, ipam.ErrInvalidConfig):
+		return errdefs.Invalid("%w", err)
+	}
+	return err
 }
 
 func (a *allocator) hold(netID string, addr netip.Addr) {

@@ -90,19 +90,40 @@ func (s *Store) reconcileOwn(ctx context.Context) {
 	if lease == 0 || !synced {
 		return
 	}
+	// One bounded call at a time, and the pass ends at the first failure: while etcd is
+	// away, a pass costs one deadline, and a withdraw waiting on passMu (see WithdrawEndpoint)
+	// waits no longer than that.
+	s.writeOwn(ctx, lease, put, del)
+	s.ipam.reconcile(ctx)
+}
+
+// writeOwn rewrites this host's endpoints that need it and deletes its stale ones.
+func (s *Store) writeOwn(ctx context.Context, lease clientv3.LeaseID, put []EndpointRecord, del []string) {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
 	for _, rec := range put {
-		if err := s.putEndpoint(ctx, lease, rec); err != nil {
+		s.mu.Lock()
+		_, still := s.own[rec.ID]
+		s.mu.Unlock()
+		if !still {
+			continue // withdrawn since the pass began
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+		err := s.putEndpoint(pctx, lease, rec)
+		cancel()
+		if err != nil {
 			slog.Warn("cannot write an endpoint of this host to the cluster store", "endpoint", rec.ID[:12], "err", err)
+			return
 		}
 	}
 	for _, k := range del {
 		dctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-		if _, err := s.cli.Delete(dctx, k); err != nil {
-			slog.Warn("cannot delete a stale endpoint of this host from the cluster store", "key", k, "err", err)
-		} else {
-			slog.Info("deleted a stale endpoint of this host from the cluster store", "key", k)
-		}
+		_, err := s.cli.Delete(dctx, k)
 		cancel()
+		if err != nil {
+			slog.Warn("cannot delete a stale endpoint of this host from the cluster store", "key", k, "err", err)
+			return
+		}
+		slog.Info("deleted a stale endpoint of this host from the cluster store", "key", k)
 	}
-	s.ipam.reconcile(ctx)
 }

@@ -78,6 +78,11 @@ type Store struct {
 	cli *clientv3.Client
 	url string // for messages
 
+	// passMu orders a reconcile pass's writes of this host's endpoints against a withdraw
+	// (held across their etcd calls, each bounded by OpTimeout); taken before mu and before
+	// the allocator's lock, never while holding either.
+	passMu sync.Mutex
+
 	mu       sync.Mutex
 	lease    clientv3.LeaseID // 0 until granted, and again after it expired
 	own      map[string]EndpointRecord
