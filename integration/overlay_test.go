@@ -36,32 +36,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, fn func() bool) {
 // Before the hosts' own cleanup checks run, every container goes and the overlay networks are
 // removed once, cluster-wide, and each host is given time to see it.
 func overlayCluster(t *testing.T, ttl string) *testenv.Cluster {
-	c := testenv.NewCluster(t, testenv.ClusterOptions{Hosts: 3, TTL: ttl})
-	t.Cleanup(func() {
-		var live []*testenv.Host
-		for _, h := range c.Hosts {
-			if !h.Dead() {
-				live = append(live, h)
-			}
-		}
-		for _, h := range live {
-			if ids, _, code := h.CLI("ps", "-aq"); code == 0 {
-				for _, id := range strings.Fields(ids) {
-					h.CLI("rm", "-f", id)
-				}
-			}
-		}
-		for _, h := range live {
-			h.CLI("network", "prune", "-f")
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for _, h := range live {
-			for time.Now().Before(deadline) && strings.Contains(h.MustCLI("network", "ls"), "overlay") {
-				time.Sleep(50 * time.Millisecond)
-			}
-		}
-	})
-	return c
+	return overlayClusterOpts(t, testenv.ClusterOptions{Hosts: 3, TTL: ttl})
 }
 
 // fdb returns host h's own FDB entries of the overlay's vxlan device (the tunnel entries,

@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -26,7 +29,17 @@ func (s *Store) PublishEndpoint(ctx context.Context, rec EndpointRecord) error {
 		if err != nil {
 			return err
 		}
-		return s.putEndpoint(ctx, lease, rec)
+		err = s.putEndpoint(ctx, lease, rec)
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			// The lease expired since the last renewal (this host was cut off longer
+			// than the TTL): register again now rather than at the next tick.
+			s.dropLease(lease)
+			if lease, err = s.currentLease(ctx); err != nil {
+				return err
+			}
+			err = s.putEndpoint(ctx, lease, rec)
+		}
+		return err
 	})
 	if err != nil {
 		// Not published: the host does not own it (a record that did get written after

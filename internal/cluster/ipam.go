@@ -144,17 +144,28 @@ func (a *allocator) claimStatic(ctx context.Context, netID string, cfg ipam.Conf
 
 // claimNext takes the lowest address of the pool no host holds, retrying when another host
 // takes the same one first.
+//
+// The candidates skip every claim of the watch's copy of the store, so that the one write is
+// usually the only round trip (the claim's compare-and-swap, not the copy, is what makes an
+// address unique: a copy a little behind costs a retry). Before the first listing, the claims
+// are read from etcd.
 func (a *allocator) claimNext(ctx context.Context, netID string, cfg ipam.Config) (netip.Addr, error) {
-	resp, err := a.s.cli.Get(ctx, addrPrefix(netID), clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err != nil {
-		return netip.Addr{}, err
+	keys, synced := a.s.cachedKeys(addrPrefix(netID))
+	if !synced {
+		resp, err := a.s.cli.Get(ctx, addrPrefix(netID), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		for _, kv := range resp.Kvs {
+			keys = append(keys, string(kv.Key))
+		}
 	}
 	p, err := ipam.NewPool(cfg)
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	for _, kv := range resp.Kvs {
-		if x, err := netip.ParseAddr(strings.TrimPrefix(string(kv.Key), addrPrefix(netID))); err == nil {
+	for _, k := range keys {
+		if x, err := netip.ParseAddr(strings.TrimPrefix(k, addrPrefix(netID))); err == nil {
 			_ = p.AllocateStatic(x) // out of the pool or reserved: not a candidate anyway
 		}
 	}

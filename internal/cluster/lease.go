@@ -20,16 +20,23 @@ import (
 func (s *Store) leaseLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.TTL / 3)
 	defer tick.Stop()
+	full := true
 	for {
-		s.renew(ctx)
-		s.reconcileOwn(ctx)
+		if full {
+			s.renew(ctx)
+		}
+		s.reconcileOwn(ctx, full)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			full = true
 		case <-s.kick:
-			// The store changed: reconcile now, so that an own record deleted by hand
-			// comes back at once.
+			// The store changed: check this host's endpoint records now (from the watch's
+			// copy, no round trip unless one must be written), so that one deleted by hand
+			// comes back at once. The lease and the address claims wait for the tick: an
+			// event is no reason to renew, and the claims' check reads etcd.
+			full = false
 		}
 	}
 }
@@ -62,8 +69,9 @@ func (s *Store) renew(ctx context.Context) {
 
 // reconcileOwn makes the store's records of this host match the host: every endpoint of the
 // host is written under the current lease, every endpoint record of the host that the host no
-// longer has is deleted, and the allocator's claims are checked (see allocator.reconcile).
-func (s *Store) reconcileOwn(ctx context.Context) {
+// longer has is deleted, and, with claims, the allocator's claims are checked (see
+// allocator.reconcile).
+func (s *Store) reconcileOwn(ctx context.Context, claims bool) {
 	s.mu.Lock()
 	lease := s.lease
 	synced := s.cache.synced
@@ -94,7 +102,9 @@ func (s *Store) reconcileOwn(ctx context.Context) {
 	// away, a pass costs one deadline, and a withdraw waiting on passMu (see WithdrawEndpoint)
 	// waits no longer than that.
 	s.writeOwn(ctx, lease, put, del)
-	s.ipam.reconcile(ctx)
+	if claims {
+		s.ipam.reconcile(ctx)
+	}
 }
 
 // writeOwn rewrites this host's endpoints that need it and deletes its stale ones.

@@ -121,6 +121,17 @@ func (s *Store) tryCreate(ctx context.Context, id, name string, want, avoid []ne
 		return true, nil
 	}
 	if r := resp.Responses[0].GetResponseRange(); r != nil && len(r.Kvs) > 0 {
+		if string(r.Kvs[0].Value) == id {
+			// An earlier attempt of this very creation committed (its answer was lost):
+			// the record in the store is ours.
+			got, err := s.cli.Get(ctx, networkKey(id))
+			if err != nil {
+				return false, err
+			}
+			if len(got.Kvs) == 1 && json.Unmarshal(got.Kvs[0].Value, out) == nil {
+				return true, nil
+			}
+		}
 		return false, errdefs.Conflict("network with name %s already exists in the cluster", name)
 	}
 	return false, nil

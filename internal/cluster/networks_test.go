@@ -116,7 +116,7 @@ func TestCreateNetworkClaims(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.keys(keyPrefix)
-			_, err := tc.s.CreateNetwork(ctx, netID(tc.netName), tc.netName, tc.subnets, nil, build)
+			_, err := tc.s.CreateNetwork(ctx, netID(tc.netName+" again"), tc.netName, tc.subnets, nil, build) // another creation: a new ID
 			if err == nil {
 				t.Fatal("created; want refused")
 			}
@@ -270,5 +270,22 @@ func TestDeleteNetwork(t *testing.T) {
 	}
 	if v, _, _ := e.get(keyPrefix + "segments/4097"); v != other.ID {
 		t.Errorf("ov-keep's VNI claim is %q, want %q", v, other.ID)
+	}
+}
+
+// TestCreateNetworkRepeated: a creation repeated with the same ID (what op does when an
+// attempt's answer was lost after it committed) gets the stored record back, not a refusal
+// of its own name, and claims nothing more.
+func TestCreateNetworkRepeated(t *testing.T) {
+	e := newEnv(t)
+	s1 := e.store(0)
+	first := create(t, s1, "ov-r", nil, nil)
+	before := e.keys(keyPrefix)
+	again := create(t, s1, "ov-r", nil, nil)
+	if again.SegmentID != first.SegmentID || !equalPrefixes(again.Subnets, first.Subnets) || string(again.Spec) != string(first.Spec) {
+		t.Errorf("repeated creation returned %+v, want the stored %+v", again, first)
+	}
+	if after := e.keys(keyPrefix); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("a repeated creation changed the store:\nbefore %v\nafter  %v", before, after)
 	}
 }

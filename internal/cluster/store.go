@@ -178,10 +178,27 @@ func (s *Store) Close() error {
 
 // op runs one call the user waits for under the store's deadline, and turns a store that does
 // not answer into an error saying so.
+//
+// Within the deadline, an attempt that fails for a reason of the store's (not a refusal with
+// a kind) is made again, each attempt bounded by a third of the deadline: a member that died
+// with a request in flight, or a connection the client has not yet seen die, costs one
+// attempt instead of the whole deadline. Every fn must be safe to repeat: cnet's writes are
+// compare-and-swap transactions that recognise their own earlier success.
 func (s *Store) op(parent context.Context, what string, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(parent, s.cfg.OpTimeout)
 	defer cancel()
-	err := fn(ctx)
+	start := time.Now()
+	var err error
+	for attempt := 1; ; attempt++ {
+		actx, acancel := context.WithTimeout(ctx, s.cfg.OpTimeout/3)
+		err = fn(actx)
+		acancel()
+		slog.Debug("cluster store call", "what", what, "attempt", attempt, "took", time.Since(start), "err", err)
+		if err == nil || errdefs.KindOf(err) != errdefs.KindUnknown || ctx.Err() != nil {
+			break
+		}
+		sleep(ctx, 20*time.Millisecond)
+	}
 	if err == nil {
 		return nil
 	}

@@ -170,3 +170,19 @@ func (s *Store) NetworkNamed(name string) (string, bool) {
 	e, ok := s.cache.kv[nameKey(name)]
 	return string(e.value), ok
 }
+
+// cachedKeys lists the keys under p in the watch's copy, and whether the copy was listed.
+func (s *Store) cachedKeys(p string) ([]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.cache.synced {
+		return nil, false
+	}
+	var out []string
+	for k := range s.cache.kv {
+		if strings.HasPrefix(k, p) {
+			out = append(out, k)
+		}
+	}
+	return out, true
+}

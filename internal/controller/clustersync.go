@@ -3,9 +3,11 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/cnet-dev/cnet/internal/cluster"
@@ -42,13 +44,16 @@ func (c *Controller) RunCluster(ctx context.Context) {
 	}
 	tick := time.NewTicker(ReconcileInterval)
 	defer tick.Stop()
+	full := true
 	for {
-		c.syncCluster()
+		c.syncCluster(full)
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.cluster.Changed():
+			full = false
 		case <-tick.C:
+			full = true
 		}
 	}
 }
@@ -58,7 +63,12 @@ func (c *Controller) RunCluster(ctx context.Context) {
 // uses them), and each global network's remote endpoints become the driver's peers and the
 // resolver's names. Before the store was listed once, or while it cannot be reached, the view
 // is the last one seen: nothing is flushed because etcd is away.
-func (c *Controller) syncCluster() {
+//
+// With full unset (an event), a network whose remote endpoints are the ones last applied is
+// skipped: most events are another network's, or this host's own endpoints coming back
+// through the watch. Every ReconcileInterval the pass is full, kernel reads included, which is
+// what repairs drift no event reports (an entry deleted by hand).
+func (c *Controller) syncCluster(full bool) {
 	snap := c.cluster.Snapshot()
 	if !snap.Synced {
 		return
@@ -111,13 +121,29 @@ func (c *Controller) syncCluster() {
 		}
 		eps := remote[n.rec.ID]
 		sort.Slice(eps, func(i, j int) bool { return eps[i].ID < eps[j].ID })
+		fp := fingerprint(eps)
+		if prev, ok := c.appliedPeers[n.rec.ID]; ok && !full && prev == fp {
+			continue
+		}
+		c.appliedPeers[n.rec.ID] = fp
 		if ps, ok := c.driver(n).(driver.PeerSyncer); ok {
 			if err := ps.SyncPeers(n.driverView(), peersOf(eps)); err != nil {
 				slog.Error("programming the peers of a global network", "network", n.rec.Name, "err", err)
+				delete(c.appliedPeers, n.rec.ID) // try again at the next event
 			}
 		}
 		c.syncRemoteNames(n, eps)
 	}
+}
+
+// fingerprint identifies a set of remote endpoints as applied: what the kernel and the resolver
+// are told of them.
+func fingerprint(eps []cluster.EndpointRecord) string {
+	var b strings.Builder
+	for _, ep := range eps {
+		fmt.Fprintf(&b, "%s %s %s %s %v;", ep.ID, ep.Address, ep.MAC, ep.VTEP, ep.Names)
+	}
+	return b.String()
 }
 
 func peersOf(eps []cluster.EndpointRecord) []driver.Peer {

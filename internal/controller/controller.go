@@ -92,6 +92,9 @@ type Controller struct {
 	// remoteNames are the endpoints of other hosts whose names this host's resolver holds,
 	// by global network ID (see syncRemoteNames).
 	remoteNames map[string]map[string]bool
+	// appliedPeers fingerprints the remote endpoints last applied per global network, so that
+	// an event that changes none of a network's skips it (see syncCluster).
+	appliedPeers map[string]string
 }
 
 type network struct {
@@ -119,6 +122,7 @@ func New(cfg Config) (*Controller, error) {
 		userlandProxy: cfg.UserlandProxy,
 		cluster:       cfg.Cluster,
 		remoteNames:   map[string]map[string]bool{},
+		appliedPeers:  map[string]string{},
 	}
 	c.ports.Probe = portmap.ProbeHost
 	if c.ns == nil {

@@ -103,7 +103,6 @@ func (c *Controller) createGlobalNetwork(cfg NetworkConfig, d driver.Driver, dn 
 			p.Gateway = ip.Gateway()
 			r.IPAM = append(r.IPAM, p)
 		}
-		rec = r
 		return json.Marshal(r)
 	}
 	ctx, cancel := opContext()
@@ -111,6 +110,10 @@ func (c *Controller) createGlobalNetwork(cfg NetworkConfig, d driver.Driver, dn 
 	nr, err := c.cluster.CreateNetwork(ctx, rec.ID, rec.Name, want, append(c.usedSubnets(), host...), build)
 	if err != nil {
 		return Network{}, err
+	}
+	// What the store holds is the network (build may have run again after the write).
+	if err := json.Unmarshal(nr.Spec, &rec); err != nil {
+		return Network{}, fmt.Errorf("reading back network %s from the cluster store: %w", rec.Name, err)
 	}
 	faults.Point("global-network-claimed")
 	n, err := c.materialize(rec)
@@ -160,6 +163,7 @@ func (c *Controller) removeLocalCopy(n *network) error {
 	}
 	c.dnsTable.RemoveNetwork(n.rec.Name)
 	delete(c.remoteNames, n.rec.ID)
+	delete(c.appliedPeers, n.rec.ID)
 	if fn, ok := c.firewallNetwork(n.rec); ok {
 		if err := c.fw.RemoveNetwork(fn.Bridge); err != nil {
 			return fmt.Errorf("removing the firewall elements of network %s: %w", n.rec.Name, err)
