@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"github.com/vishvananda/netns"
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/testenv"
@@ -355,41 +353,6 @@ func resolveIn(tb testing.TB, path, name string, timeout time.Duration) []string
 		return nil
 	}
 	return addrs(resp)
-}
-
-// onThreadIn runs fn on a locked thread inside the network namespace at path (never the
-// machine's own) and brings the thread back.
-func onThreadIn(path string, fn func() error) error {
-	target, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if target.Equal(machineNetNS) {
-		return fmt.Errorf("refusing %s: it is the machine's own network namespace", path)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		origin, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer origin.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(origin); err != nil {
-			errc <- err // the thread stays locked and dies with the goroutine
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // startBackground starts a long-running command in h's namespaces (its own process group,

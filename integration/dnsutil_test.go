@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -24,43 +25,44 @@ var machineNetNS, _ = netns.Get()
 // namespace in a /proc path would otherwise land a test there).
 func inNetNS(t *testing.T, path string, fn func()) {
 	t.Helper()
-	if target, err := netns.GetFromPath(path); err != nil {
-		t.Fatalf("opening network namespace %s: %v", path, err)
-	} else {
-		same := target.Equal(machineNetNS)
-		target.Close()
-		if same {
-			t.Fatalf("refusing to use %s: it is the machine's own network namespace", path)
-		}
+	if err := onThreadIn(path, func() error { fn(); return nil }); err != nil {
+		t.Fatalf("in network namespace %s: %v", path, err)
 	}
-	done := make(chan struct{})
+}
+
+// onThreadIn runs fn on a locked thread inside the network namespace at path (never the
+// machine's own) and brings the thread back.
+func onThreadIn(path string, fn func() error) error {
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if target.Equal(machineNetNS) {
+		return fmt.Errorf("refusing %s: it is the machine's own network namespace", path)
+	}
+	errc := make(chan error, 1)
 	go func() {
-		defer close(done)
 		runtime.LockOSThread()
 		origin, err := netns.Get()
 		if err != nil {
-			t.Error(err)
+			errc <- err
 			return
 		}
 		defer origin.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer target.Close()
 		if err := netns.Set(target); err != nil {
-			t.Error(err)
+			errc <- err
 			return
 		}
-		fn()
+		ferr := fn()
 		if err := netns.Set(origin); err != nil {
-			t.Error(err)
-			return // the thread stays locked and dies with the goroutine
+			errc <- err // the thread stays locked and dies with the goroutine
+			return
 		}
 		runtime.UnlockOSThread()
+		errc <- ferr
 	}()
-	<-done
+	return <-errc
 }
 
 // query asks a container's embedded resolver (127.0.0.11:53, from inside its namespace)

@@ -138,6 +138,9 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	if vni == nil {
 		t.Fatalf("no VNI on %s", vx)
 	}
+	if got := inspectNetwork(t, h3, "ov1").Options["com.docker.network.driver.overlay.vxlanid_list"]; got != vni[1] {
+		t.Errorf("inspect ov1 shows VNI %q, the device has %s", got, vni[1])
+	}
 	r := c.Router
 	r.MustRun("ip", "link", "add", "vxr", "type", "vxlan", "id", vni[1], "dstport", "4789", "local", "192.168.1.1", "remote", h1.Underlay, "nolearning")
 	r.MustRun("ip", "addr", "add", "10.0.0.250/24", "dev", "vxr")

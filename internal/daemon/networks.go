@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"sort"
+	"strconv"
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
@@ -66,6 +67,10 @@ func (d *Daemon) toAPINetwork(n controller.Network, eps []controller.Endpoint) a
 	}
 	if out.Options == nil {
 		out.Options = map[string]string{}
+	}
+	if n.SegmentID != 0 {
+		// As Docker shows an overlay's VNI (the record's map is a copy: n came from Network()).
+		out.Options["com.docker.network.driver.overlay.vxlanid_list"] = strconv.FormatUint(uint64(n.SegmentID), 10)
 	}
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
