@@ -48,14 +48,21 @@ func TestTwoHosts(t *testing.T) {
 		b.must("SyncPeers", func(d *Driver) error { return d.SyncPeers(n, []driver.Peer{peerOf(a, epA)}) })
 	}
 	syncAll()
-	reach := func(what string) {
+	// reach fails t (the caller's: a subtest's own) unless A and B ping each other within a
+	// few tries: a sandbox whose ARP for B just failed re-resolves on its own schedule, which
+	// on a loaded machine can take longer than one ping's wait.
+	reach := func(t *testing.T, what string) {
 		t.Helper()
-		if !ping(epA.SandboxPath, epB.Address.Addr()) || !ping(epB.SandboxPath, epA.Address.Addr()) {
+		ok := false
+		for try := 0; try < 3 && !ok; try++ {
+			ok = ping(epA.SandboxPath, epB.Address.Addr()) && ping(epB.SandboxPath, epA.Address.Addr())
+		}
+		if !ok {
 			t.Fatalf("%s: A and B do not reach each other\nA: %s\nB: %s", what,
 				a.sh("bridge", "fdb", "show", "dev", VXLANName(n)), b.sh("bridge", "fdb", "show", "dev", VXLANName(n)))
 		}
 	}
-	reach("after SyncPeers")
+	reach(t, "after SyncPeers")
 
 	t.Run("devices", func(t *testing.T) {
 		out := a.sh("ip", "-d", "link", "show", VXLANName(n))
@@ -141,7 +148,7 @@ func TestTwoHosts(t *testing.T) {
 					t.Errorf("A still reaches B after the change")
 				}
 				syncAll()
-				reach("after the next SyncPeers")
+				reach(t, "after the next SyncPeers")
 				fdb := a.sh("bridge", "fdb", "show", "dev", VXLANName(n))
 				if strings.Contains(fdb, "00:00:00:00:00:00") || strings.Contains(fdb, "02:00:00:00:00:99") || strings.Contains(fdb, "10.77.0.2") {
 					t.Errorf("stale FDB entries left:\n%s", fdb)
@@ -194,7 +201,7 @@ func TestTwoHosts(t *testing.T) {
 		if keys, _ := a.allowlist(); !slices.Equal(keys, want) {
 			t.Errorf("after a restart: %v, want %v", keys, want)
 		}
-		reach("after a restart")
+		reach(t, "after a restart")
 	})
 
 	t.Run("restore", func(t *testing.T) {
@@ -211,7 +218,7 @@ func TestTwoHosts(t *testing.T) {
 			return nil
 		})
 		syncAll()
-		reach("after Restore")
+		reach(t, "after Restore")
 	})
 
 	t.Run("a failed create leaves nothing", func(t *testing.T) {
