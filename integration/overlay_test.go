@@ -326,6 +326,9 @@ func TestOverlayCutOff(t *testing.T) {
 	c.Reconnect(h1)
 	waitUntil(t, 15*time.Second, "host 1 taking overlay work again", func() bool {
 		_, _, code := h1.CLI("run", "-d", "--name", "b3", "--network", "ov4", "busybox", "sleep", "3600")
+		if code != 0 {
+			h1.CLI("rm", "-f", "b3") // created, not started: out of the way of the next try
+		}
 		return code == 0
 	})
 	waitUntil(t, 5*time.Second, "b3 resolving on host 2", func() bool { return len(resolves(t, h2, "b2", "b3")) == 1 })

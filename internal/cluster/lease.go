@@ -51,19 +51,26 @@ func (s *Store) renew(ctx context.Context) {
 		_, err := s.cli.KeepAliveOnce(kctx, id)
 		cancel()
 		if err == nil {
+			s.setReachable(nil)
 			return
 		}
 		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			slog.Warn("cannot renew this host's lease in the cluster store", "store", s.url, "err", err)
+			s.setReachable(err)
 			return
 		}
+		s.setReachable(nil) // it answered: the lease is gone
 		slog.Warn("this host's lease in the cluster store expired; registering again", "store", s.url)
 		s.dropLease(id)
 	}
 	gctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	if _, err := s.currentLease(gctx); err != nil && ctx.Err() == nil {
+	_, err := s.currentLease(gctx)
+	if err != nil && ctx.Err() == nil {
 		slog.Warn("cannot register this host in the cluster store", "store", s.url, "err", err)
+	}
+	if ctx.Err() == nil {
+		s.setReachable(err)
 	}
 }
 

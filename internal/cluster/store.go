@@ -83,13 +83,16 @@ type Store struct {
 	// the allocator's lock, never while holding either.
 	passMu sync.Mutex
 
-	mu       sync.Mutex
-	lease    clientv3.LeaseID // 0 until granted, and again after it expired
-	own      map[string]EndpointRecord
-	cache    cache
-	changed  chan struct{} // signalled (non-blocking) after the cache changed, for the controller
-	kick     chan struct{} // the same, for the lease loop
-	ipam     *allocator
+	mu      sync.Mutex
+	lease   clientv3.LeaseID // 0 until granted, and again after it expired
+	own     map[string]EndpointRecord
+	cache   cache
+	changed chan struct{} // signalled (non-blocking) after the cache changed, for the controller
+	kick    chan struct{} // the same, for the lease loop
+	ipam    *allocator
+	// down is why the store last failed to answer, nil while it answers. Set by calls that
+	// ran out of time and by the lease loop, cleared by any answer (see op).
+	down     error
 	stopOnce sync.Once
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -184,7 +187,19 @@ func (s *Store) Close() error {
 // with a request in flight, or a connection the client has not yet seen die, costs one
 // attempt instead of the whole deadline. Every fn must be safe to repeat: cnet's writes are
 // compare-and-swap transactions that recognise their own earlier success.
+//
+// A store known to be down (the last call or lease renewal got no answer) is not waited for
+// again: the operation fails at once until the lease loop, which keeps trying every third of
+// the TTL, hears from it. So while etcd is away only the first overlay operation waits out the
+// deadline, and nothing waits behind the controller's lock for it.
 func (s *Store) op(parent context.Context, what string, fn func(ctx context.Context) error) error {
+	s.mu.Lock()
+	down := s.down
+	s.mu.Unlock()
+	if down != nil {
+		return errdefs.Unavailable("%s: the cluster store %s is unreachable (%v); overlay operations fail until it answers again, which this host checks every %s",
+			what, s.url, down, s.cfg.TTL/3)
+	}
 	ctx, cancel := context.WithTimeout(parent, s.cfg.OpTimeout)
 	defer cancel()
 	start := time.Now()
@@ -199,16 +214,31 @@ func (s *Store) op(parent context.Context, what string, fn func(ctx context.Cont
 		}
 		sleep(ctx, 20*time.Millisecond)
 	}
-	if err == nil {
-		return nil
-	}
-	if errdefs.KindOf(err) != errdefs.KindUnknown {
+	if err == nil || errdefs.KindOf(err) != errdefs.KindUnknown {
+		s.setReachable(nil) // it answered
 		return err
+	}
+	if parent.Err() == nil {
+		s.setReachable(err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 		return errdefs.Unavailable("%s: the cluster store %s did not answer within %s (is etcd reachable from this host?): %w", what, s.url, s.cfg.OpTimeout, err)
 	}
 	return errdefs.Unavailable("%s: the cluster store %s failed: %w", what, s.url, err)
+}
+
+// setReachable records whether the store answered (err nil) or not.
+func (s *Store) setReachable(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if (s.down == nil) != (err == nil) {
+		if err == nil {
+			slog.Info("the cluster store answers again", "store", s.url)
+		} else {
+			slog.Warn("the cluster store does not answer; overlay operations fail until it does", "store", s.url, "err", err)
+		}
+	}
+	s.down = err
 }
 
 // currentLease returns the host's lease, granting one (and registering the host) if it has

@@ -125,6 +125,7 @@ func (s *Store) relist(ctx context.Context) error {
 	s.mu.Lock()
 	s.cache = cache{synced: true, rev: resp.Header.Revision, kv: kv}
 	s.mu.Unlock()
+	s.setReachable(nil)
 	s.notify()
 	return nil
 }
