@@ -37,21 +37,36 @@ type etcdServer struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *os.File
+	tls  *tlsFiles // nil: plain
 }
 
 // endpoint is the client URL of the server's socket, as cluster.Config.Endpoints takes it.
-func (e *etcdServer) endpoint() string { return "unix://" + filepath.Join(e.dir, "etcd.sock:0") }
+func (e *etcdServer) endpoint() string {
+	if e.tls != nil {
+		return "unixs://" + filepath.Join(e.dir, "etcd.sock:0")
+	}
+	return "unix://" + filepath.Join(e.dir, "etcd.sock:0")
+}
 
 // startEtcd starts an etcd whose data and socket live in dir and waits until it answers.
-func startEtcd(dir string) (*etcdServer, error) {
+func startEtcd(dir string) (*etcdServer, error) { return startEtcdTLS(dir, nil) }
+
+// startEtcdTLS is startEtcd serving clients over TLS (with client certificates) when tf is
+// set.
+func startEtcdTLS(dir string, tf *tlsFiles) (*etcdServer, error) {
 	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
 		return nil, err
 	}
 	// The socket path is relative to the working directory: etcd 3.4 takes the URL's host
 	// part as the file name, port included.
-	script := `ip link set lo up && exec ` + etcdBin + ` --name t --data-dir data` +
-		` --listen-client-urls unix://etcd.sock:0 --advertise-client-urls unix://etcd.sock:0` +
+	scheme, secure := "unix", ""
+	if tf != nil {
+		scheme = "unixs"
+		secure = ` --cert-file ` + tf.serverCert + ` --key-file ` + tf.serverKey + ` --client-cert-auth --trusted-ca-file ` + tf.ca
+	}
+	script := `ip link set lo up && exec ` + etcdBin + ` --name t --data-dir data` + secure +
+		` --listen-client-urls ` + scheme + `://etcd.sock:0 --advertise-client-urls ` + scheme + `://etcd.sock:0` +
 		` --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380` +
 		` --initial-cluster t=http://127.0.0.1:2380 --heartbeat-interval 50 --election-timeout 500` +
 		` --snapshot-count 100000`
@@ -64,7 +79,7 @@ func startEtcd(dir string) (*etcdServer, error) {
 		logf.Close()
 		return nil, fmt.Errorf("starting etcd: %w", err)
 	}
-	e := &etcdServer{dir: dir, cmd: cmd, done: make(chan struct{}), log: logf}
+	e := &etcdServer{dir: dir, cmd: cmd, done: make(chan struct{}), log: logf, tls: tf}
 	go func() { _ = cmd.Wait(); close(e.done) }()
 	if err := e.waitHealthy(15 * time.Second); err != nil {
 		e.kill()
@@ -75,7 +90,15 @@ func startEtcd(dir string) (*etcdServer, error) {
 }
 
 func (e *etcdServer) waitHealthy(limit time.Duration) error {
-	cli, err := newRawClient(e.endpoint())
+	cfg := clientv3.Config{Endpoints: []string{e.endpoint()}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()}
+	if e.tls != nil {
+		c := cluster.Config{}
+		if err := cluster.ApplyOptions(&c, e.tls.opts()); err != nil {
+			return err
+		}
+		cfg.TLS = c.TLS
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return err
 	}
