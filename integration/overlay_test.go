@@ -377,8 +377,12 @@ func TestOverlayEdges(t *testing.T) {
 		out, err := httpGet(h1, "", h2.Underlay, "8080")
 		return err == nil && strings.Contains(out, "served on host 2")
 	})
-	// Across hosts on the overlay, by name.
+	// Across hosts on the overlay, by name, and by a container's --hostname.
 	waitUntil(t, 5*time.Second, "web resolving on host 1", func() bool { return len(resolves(t, h1, "e1", "web")) == 1 })
+	runSleeper(t, h2, "named", "--network", "ove", "--hostname", "box2")
+	waitUntil(t, 5*time.Second, "box2 resolving on host 1", func() bool {
+		return fmt.Sprint(resolves(t, h1, "e1", "box2")) == fmt.Sprint([]string{ipOn(t, h2, "named", "ove")})
+	})
 	pid := strings.TrimSpace(h1.MustCLI("inspect", "-f", "{{.State.Pid}}", "e1"))
 	if out, err := httpGet(h1, pid, ipOn(t, h2, "web", "ove"), "80"); err != nil || !strings.Contains(out, "served on host 2") {
 		t.Errorf("e1 → web:80 across hosts: %v %s", err, out)
@@ -404,9 +408,13 @@ func TestOverlayEdges(t *testing.T) {
 	if err := json.Unmarshal([]byte(h1.MustCLI("network", "inspect", "--verbose", "ove")), &v); err != nil || len(v) != 1 {
 		t.Fatalf("inspect --verbose ove: %v", err)
 	}
-	if len(v[0].Peers) != 1 || v[0].Peers[0].IP != h2.Underlay || len(v[0].Diagnosis) != 1 ||
-		v[0].Diagnosis[0].Status != "ok" || v[0].Diagnosis[0].Names[0] != "web" || v[0].Diagnosis[0].KernelVTEP != h2.Underlay {
+	if len(v[0].Peers) != 1 || v[0].Peers[0].IP != h2.Underlay || len(v[0].Diagnosis) != 2 {
 		t.Errorf("inspect --verbose ove on host 1: %+v", v[0])
+	}
+	for _, d := range v[0].Diagnosis { // web and named, both on host 2
+		if d.Status != "ok" || d.KernelVTEP != h2.Underlay || (d.Names[0] != "web" && d.Names[0] != "named") {
+			t.Errorf("inspect --verbose ove on host 1: %+v", d)
+		}
 	}
 	// A stale entry made by hand is flagged (until the reconcile loop removes it).
 	flagged := false

@@ -77,9 +77,12 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	c.Router = NewBareHost(t, "cnet-router-")
 	r := c.Router
 	r.MustRun("sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
-	for _, subnet := range []string{subnetA, subnetB, subnetStore} {
+	for i, subnet := range []string{subnetA, subnetB, subnetStore} {
 		br := bridgeName(subnet)
-		r.MustRun("ip", "link", "add", br, "type", "bridge")
+		// A fixed MAC: a bridge without one takes its lowest port's, so deleting a host's
+		// port (KillHost) would change the router's MAC under the other hosts' ARP caches
+		// and cut them off for as long as their entries stay REACHABLE.
+		r.MustRun("ip", "link", "add", br, "address", fmt.Sprintf("02:00:00:00:01:%02x", i+1), "type", "bridge")
 		r.MustRun("ip", "addr", "add", subnet+".1/24", "dev", br)
 		r.MustRun("ip", "link", "set", br, "up")
 	}

@@ -44,10 +44,19 @@ func TestCluster(t *testing.T) {
 		_, err := from.RunTimeout(5*time.Second, "busybox", "ping", "-c1", "-W"+wait, to.Underlay)
 		return err
 	}
-	if err := ping(h1, h2, "2"); err != nil {
+	// reaches allows a few echoes: on a loaded CI machine one can take longer than its wait.
+	reaches := func(from, to *Host) (err error) {
+		for try := 0; try < 3; try++ {
+			if err = ping(from, to, "2"); err == nil {
+				return nil
+			}
+		}
+		return err
+	}
+	if err := reaches(h1, h2); err != nil {
 		t.Errorf("host1 does not reach host2 across the router: %v", err)
 	}
-	if err := ping(h1, h3, "2"); err != nil {
+	if err := reaches(h1, h3); err != nil {
 		t.Errorf("host1 does not reach host3 on their segment: %v", err)
 	}
 	// host1 and host3 share the router's bridge: host3's MAC is learnt directly, no hop.
@@ -76,7 +85,7 @@ func TestCluster(t *testing.T) {
 	if err := c.ReachesEtcd(h1, time.Second); err == nil {
 		t.Error("host1 still reaches etcd after CutOff")
 	}
-	if err := ping(h1, h2, "2"); err != nil {
+	if err := reaches(h1, h2); err != nil {
 		t.Errorf("host1 cut off from etcd no longer reaches host2: %v", err)
 	}
 	if err := c.ReachesEtcd(h2, 5*time.Second); err != nil {
@@ -98,7 +107,7 @@ func TestCluster(t *testing.T) {
 	if err := ping(h1, h3, "1"); err == nil {
 		t.Error("host3 still answers after KillHost")
 	}
-	if err := ping(h1, h2, "2"); err != nil {
+	if err := reaches(h1, h2); err != nil {
 		t.Errorf("host1 lost host2 when host3 died: %v", err)
 	}
 }
