@@ -530,3 +530,35 @@ func checkClusterClaims(t *testing.T, c *testenv.Cluster, id, point string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestOverlayWithoutStoreAfterRestart: a daemon restarted without --cluster-store keeps
+// serving, and its overlay containers keep their addresses and their traffic to each other on
+// this host; overlay work waits for the flags to come back.
+func TestOverlayWithoutStoreAfterRestart(t *testing.T) {
+	c := testenv.NewCluster(t, testenv.ClusterOptions{Hosts: 1, TTL: "5"})
+	h := c.Hosts[0]
+	args := h.DaemonArgs()
+	h.MustCLI("network", "create", "-d", "overlay", "ovr")
+	runSleeper(t, h, "o1", "--network", "ovr")
+	runSleeper(t, h, "o2", "--network", "ovr")
+	ip1 := ipOn(t, h, "o1", "ovr")
+
+	h.StopDaemon()
+	h.WaitDaemonGone()
+	h.SetDaemonArgs()
+	h.StartDaemon()
+	if got := ipOn(t, h, "o1", "ovr"); got != ip1 {
+		t.Errorf("o1's address after a restart without the store: %s, want %s", got, ip1)
+	}
+	execPing(t, h, "o2", "o1")
+	expectRefused(t, h, []string{"network", "create", "-d", "overlay", "ovr2"}, "--cluster-store")
+
+	h.StopDaemon()
+	h.WaitDaemonGone()
+	h.SetDaemonArgs(args...)
+	h.StartDaemon()
+	runSleeper(t, h, "o3", "--network", "ovr")
+	execPing(t, h, "o3", "o1")
+	h.MustCLI("rm", "-f", "o1", "o2", "o3")
+	h.MustCLI("network", "rm", "ovr")
+}
