@@ -16,10 +16,15 @@ import (
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
-// CreateSandbox makes the network namespace of a container.
-func (c *Controller) CreateSandbox(containerID string) (string, error) {
+// CreateSandbox makes the network namespace of a container, or, with adopt set, names another
+// runtime's namespace as the container's sandbox (a CNI attachment).
+func (c *Controller) CreateSandbox(containerID, adopt string) (string, error) {
 	path := c.SandboxPath(containerID)
-	if err := c.ns.Create(path); err != nil {
+	if adopt != "" {
+		if err := c.ns.Adopt(adopt, path); err != nil {
+			return "", fmt.Errorf("adopting network namespace %s: %w", adopt, err)
+		}
+	} else if err := c.ns.Create(path); err != nil {
 		return "", fmt.Errorf("creating the network namespace of container %s: %w", containerID[:12], err)
 	}
 	faults.Point("sandbox-created")
@@ -66,9 +71,18 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 			return Endpoint{}, errdefs.Forbidden("endpoint with name %s already exists in network %s", opts.ContainerName, n.rec.Name)
 		}
 	}
+	ifName := nextIfName(mine)
+	if opts.IfName != "" {
+		for _, ep := range mine {
+			if ep.IfName == opts.IfName {
+				return Endpoint{}, errdefs.Conflict("the sandbox already has an interface %s", opts.IfName)
+			}
+		}
+		ifName = opts.IfName
+	}
 	ep := &Endpoint{
 		ID: NewID(), NetworkID: n.rec.ID, ContainerID: containerID, ContainerName: opts.ContainerName,
-		IfName: nextIfName(mine), Aliases: opts.Aliases, Hostname: opts.Hostname,
+		IfName: ifName, Aliases: opts.Aliases, Hostname: opts.Hostname,
 	}
 	ep.HostIfName = "veth" + ep.ID[:7]
 	pool, addr, err := c.allocate(n, opts.IP, isDefault)

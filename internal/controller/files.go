@@ -11,6 +11,9 @@ import (
 // writeFiles writes sb's /etc/hosts, /etc/resolv.conf and /etc/hostname. The caller holds
 // sb.mu.
 func (c *Controller) writeFiles(sb *sbox) error {
+	if sb.cfg.FilesDir == "" {
+		return nil // an adopted namespace: its runtime writes its files
+	}
 	hostResolv, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("reading the host's /etc/resolv.conf: %w", err)
@@ -31,6 +34,9 @@ func (c *Controller) writeFiles(sb *sbox) error {
 
 // writeHosts rewrites /etc/hosts in place after a connect or disconnect.
 func (c *Controller) writeHosts(sb *sbox) error {
+	if sb.cfg.FilesDir == "" {
+		return nil
+	}
 	return sandbox.UpdateFile(filepath.Join(sb.cfg.FilesDir, "hosts"), c.hostsContent(sb))
 }
 

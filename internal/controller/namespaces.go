@@ -13,6 +13,8 @@ import (
 // ordering and rollback with a fake, without root.
 type Namespaces interface {
 	Create(path string) error
+	// Adopt names another runtime's namespace src at path (see sandbox.Adopt).
+	Adopt(src, path string) error
 	Delete(path string) error
 	Exists(path string) bool
 	Open(path string) (netns.NsHandle, error)
@@ -24,6 +26,7 @@ type Namespaces interface {
 type kernelNamespaces struct{}
 
 func (kernelNamespaces) Create(path string) error                 { return sandbox.Create(path) }
+func (kernelNamespaces) Adopt(src, path string) error             { return sandbox.Adopt(src, path) }
 func (kernelNamespaces) Delete(path string) error                 { return sandbox.Delete(path) }
 func (kernelNamespaces) Exists(path string) bool                  { return sandbox.Exists(path) }
 func (kernelNamespaces) Open(path string) (netns.NsHandle, error) { return sandbox.Open(path) }

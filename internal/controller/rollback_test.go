@@ -117,6 +117,13 @@ func (f fakeNamespaces) Create(path string) error {
 	f.exists[path] = true
 	return nil
 }
+func (f fakeNamespaces) Adopt(_, path string) error {
+	if err := f.j.call("ns.Adopt"); err != nil {
+		return err
+	}
+	f.exists[path] = true
+	return nil
+}
 func (f fakeNamespaces) Delete(path string) error {
 	delete(f.exists, path)
 	return f.j.call("ns.Delete")
@@ -181,7 +188,7 @@ func networkAndSandbox(t *testing.T, c *Controller, ctr string) Network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateSandbox(ctr); err != nil {
+	if _, err := c.CreateSandbox(ctr, ""); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -26,8 +26,12 @@ type SandboxConfig struct {
 	Hostname, Domainname       string
 	// Networks to join at the start, in order: the first gives the default route.
 	Networks []Attachment
-	// FilesDir is where the sandbox's hosts, resolv.conf and hostname are written.
+	// FilesDir is where the sandbox's hosts, resolv.conf and hostname are written; empty for
+	// an adopted namespace, whose runtime writes its own.
 	FilesDir string
+	// NetNS, when set, is another runtime's network namespace that the sandbox adopts
+	// instead of making one (a CNI attachment; see sandbox.Adopt).
+	NetNS string
 	// ExtraHosts are /etc/hosts lines before the container's own: --add-host, then legacy
 	// links' lines.
 	ExtraHosts []HostEntry
@@ -98,7 +102,7 @@ func (c *Controller) StartSandbox(cfg SandboxConfig) (path string, err error) {
 			c.mu.Unlock()
 		}
 	}()
-	if path, err = c.CreateSandbox(sb.id); err != nil {
+	if path, err = c.CreateSandbox(sb.id, cfg.NetNS); err != nil {
 		return "", err
 	}
 	undo = append(undo, func() {

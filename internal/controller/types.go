@@ -95,4 +95,7 @@ type JoinOptions struct {
 	// Hostname is the sandbox's, filled in by the controller: on global networks it is
 	// published with the endpoint so that other hosts resolve it.
 	Hostname string `json:"-"`
+	// IfName, when set, is the interface's name in the sandbox (a CNI runtime's CNI_IFNAME)
+	// instead of the next free ethN.
+	IfName string `json:",omitempty"`
 }

@@ -75,6 +75,11 @@ func Create(path string) (err error) {
 		return err
 	}
 
+	return loUp(path)
+}
+
+// loUp brings the loopback of the namespace at path up (the embedded resolver listens on it).
+func loUp(path string) error {
 	h, err := Handle(path)
 	if err != nil {
 		return err
@@ -82,10 +87,10 @@ func Create(path string) (err error) {
 	defer h.Close()
 	lo, err := nldump.LinkByName(h, "lo")
 	if err != nil {
-		return fmt.Errorf("finding lo in the new namespace: %w", err)
+		return fmt.Errorf("finding lo in namespace %s: %w", path, err)
 	}
 	if err := h.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("bringing lo up in the new namespace: %w", err)
+		return fmt.Errorf("bringing lo up in namespace %s: %w", path, err)
 	}
 	return nil
 }
@@ -162,6 +167,36 @@ func SetDefaultRoute(path, ifName string, gw netip.Addr) error {
 		Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
 	if err := h.RouteReplace(route); err != nil {
 		return fmt.Errorf("setting the default route via %s: %w", gw, err)
+	}
+	return nil
+}
+
+// Adopt makes path a second name of an existing network namespace, src (another runtime's:
+// a /run/netns file or /proc/PID/ns/net), by a bind mount: cnet then reaches it as its own
+// sandboxes, and Delete removes only cnet's name for it, never the namespace, which belongs
+// to the runtime. The bind keeps the namespace reachable even after the runtime's name for it
+// is gone (containerd deletes with an empty CNI_NETNS once the task exited).
+func Adopt(src, path string) (err error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(src, &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("%s is not a network namespace (%v)", src, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating namespace directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("creating namespace file %s: %w", path, err)
+	}
+	f.Close()
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("binding network namespace %s at %s: %w", src, path, err)
+	}
+	// Some runtimes leave lo down (containerd's ctr); names resolve at 127.0.0.11 on it.
+	if err := loUp(path); err != nil {
+		_ = Delete(path)
+		return err
 	}
 	return nil
 }
