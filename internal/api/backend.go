@@ -25,6 +25,10 @@ type Backend interface {
 	NetworkConnect(ctx context.Context, idOrName string, req NetworkConnectRequest) error
 	NetworkDisconnect(ctx context.Context, idOrName string, req NetworkDisconnectRequest) error
 	NetworksPrune(ctx context.Context) (NetworksPruneResponse, error)
+	// The CNI plugin's calls (see cni.go).
+	CNIAdd(ctx context.Context, req CNIAttachRequest) (CNIAttachment, error)
+	CNIDel(ctx context.Context, req CNIDetachRequest) error
+	CNICheck(ctx context.Context, req CNIDetachRequest) (CNIAttachment, error)
 
 	ContainerCreate(ctx context.Context, name string, req ContainerCreateRequest) (ContainerCreateResponse, error)
 	ContainerStart(ctx context.Context, idOrName string) error

@@ -19,6 +19,13 @@ type refusingBackend struct{}
 var errRefused = errdefs.Invalid("refused by the fuzzing backend")
 
 func (refusingBackend) NetworkList(context.Context) ([]Network, error) { return nil, errRefused }
+func (refusingBackend) CNIAdd(context.Context, CNIAttachRequest) (CNIAttachment, error) {
+	return CNIAttachment{}, errRefused
+}
+func (refusingBackend) CNIDel(context.Context, CNIDetachRequest) error { return errRefused }
+func (refusingBackend) CNICheck(context.Context, CNIDetachRequest) (CNIAttachment, error) {
+	return CNIAttachment{}, errRefused
+}
 func (refusingBackend) NetworkInspect(context.Context, string, bool) (Network, error) {
 	return Network{}, errRefused
 }

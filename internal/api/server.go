@@ -37,6 +37,9 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /networks/{id}/connect", s.networkConnect)
 	mux.HandleFunc("POST /networks/{id}/disconnect", s.networkDisconnect)
 	mux.HandleFunc("POST /networks/prune", s.networksPrune)
+	mux.HandleFunc("POST /cni/add", s.cniAdd)
+	mux.HandleFunc("POST /cni/del", s.cniDel)
+	mux.HandleFunc("POST /cni/check", s.cniCheck)
 
 	mux.HandleFunc("POST /containers/create", s.containerCreate)
 	mux.HandleFunc("GET /containers/json", s.containerList)
@@ -374,4 +377,45 @@ func (c *hijackedConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return c.Conn.Close()
+}
+
+func (s *server) cniAdd(w http.ResponseWriter, r *http.Request) {
+	var req CNIAttachRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := s.b.CNIAdd(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) cniDel(w http.ResponseWriter, r *http.Request) {
+	var req CNIDetachRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.b.CNIDel(r.Context(), req); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) cniCheck(w http.ResponseWriter, r *http.Request) {
+	var req CNIDetachRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := s.b.CNICheck(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }

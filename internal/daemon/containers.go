@@ -444,6 +444,7 @@ func (d *Daemon) restore() error {
 			live[id] = cfg
 		}
 	}
+	d.liveCNISandboxes(live)
 	if err := d.ctrl.RestoreSandboxes(live); err != nil {
 		slog.Error("restoring networking", "err", err)
 	}

@@ -22,6 +22,9 @@ const (
 	Containers = "containers"
 	// Sandboxes holds what running sandboxes publish (the controller's).
 	Sandboxes = "sandboxes"
+	// CNI holds the attachments CNI runtimes asked for (the daemon's), by sandbox and
+	// interface.
+	CNI = "cni"
 )
 
 // Store is a handle on the state file. It is safe for concurrent use.
@@ -44,7 +47,7 @@ func Open(dataRoot string) (*Store, error) {
 		return nil, fmt.Errorf("opening state file %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Networks, Endpoints, Containers, Sandboxes} {
+		for _, b := range []string{Networks, Endpoints, Containers, Sandboxes, CNI} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}

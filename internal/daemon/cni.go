@@ -1,0 +1,216 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/controller"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/store"
+)
+
+// CNI attachments: namespaces that another runtime made (Podman, containerd, cnitool) put on
+// cnet networks by cnet's CNI plugin. Each runtime container is one cnet sandbox that adopts
+// the runtime's namespace (controller.SandboxConfig.NetNS) and whose ID is derived from the
+// runtime's container ID: runtimes' IDs need not be 64 hex characters (ctr's are short, and
+// cnitool's share their first 12). Each CNI_IFNAME is one endpoint of that sandbox. The
+// attachments are recorded (store.CNI) so that a restarted daemon keeps the ones whose
+// namespace still exists, as it keeps running containers.
+
+// cniRecord is one attachment as recorded.
+type cniRecord struct {
+	SandboxID   string
+	ContainerID string // the runtime's
+	IfName      string
+	Netns       string // the runtime's name for the namespace when it was added
+	Network     string
+	Name        string
+	Aliases     []string `json:",omitempty"`
+	IP          string   `json:",omitempty"`
+}
+
+// cniMu serialises CNI operations: one runtime container's ADDs and DELs arrive one at a time
+// from its runtime anyway, and different containers' are cheap enough not to need more.
+var cniMu sync.Mutex
+
+func cniSandboxID(containerID string) string {
+	sum := sha256.Sum256([]byte("cni\x00" + containerID))
+	return hex.EncodeToString(sum[:])
+}
+
+func cniKey(sandboxID, ifName string) string { return sandboxID + "/" + ifName }
+
+// cniRecords lists the recorded attachments of one sandbox, or of all when sandboxID is "".
+func (d *Daemon) cniRecords(sandboxID string) ([]cniRecord, error) {
+	var out []cniRecord
+	err := store.Load(d.store, store.CNI, func(key string, r *cniRecord) error {
+		if sandboxID == "" || strings.HasPrefix(key, sandboxID+"/") {
+			out = append(out, *r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// cniSandboxConfig is the sandbox of a runtime container: its namespace adopted, no files
+// (the runtime writes them), its attachments' networks.
+func cniSandboxConfig(recs []cniRecord) controller.SandboxConfig {
+	first := recs[0]
+	name := first.Name
+	if name == "" {
+		name = first.ContainerID
+	}
+	cfg := controller.SandboxConfig{ContainerID: first.SandboxID, ContainerName: name, Hostname: first.Name, NetNS: first.Netns}
+	for _, r := range recs {
+		cfg.Networks = append(cfg.Networks, controller.Attachment{Network: r.Network, Options: r.joinOptions()})
+	}
+	return cfg
+}
+
+func (r cniRecord) joinOptions() controller.JoinOptions {
+	name := r.Name
+	if name == "" {
+		name = r.ContainerID
+	}
+	return controller.JoinOptions{ContainerName: name, Aliases: r.Aliases, IP: r.IP, IfName: r.IfName}
+}
+
+// CNIAdd implements api.Backend: the plugin's ADD.
+func (d *Daemon) CNIAdd(_ context.Context, req api.CNIAttachRequest) (api.CNIAttachment, error) {
+	for what, v := range map[string]string{"CNI_CONTAINERID": req.ContainerID, "CNI_NETNS": req.Netns, "CNI_IFNAME": req.IfName, "the network": req.Network} {
+		if v == "" {
+			return api.CNIAttachment{}, errdefs.Invalid("a CNI ADD needs %s", what)
+		}
+	}
+	if len(req.PortMappings) > 0 {
+		return api.CNIAttachment{}, errdefs.Invalid("the portMappings capability is not supported by cnet's CNI plugin yet: publish the port with a cnet container instead")
+	}
+	if _, err := d.ctrl.Network(req.Network); err != nil {
+		return api.CNIAttachment{}, err
+	}
+	cniMu.Lock()
+	defer cniMu.Unlock()
+	id := cniSandboxID(req.ContainerID)
+	recs, err := d.cniRecords(id)
+	if err != nil {
+		return api.CNIAttachment{}, err
+	}
+	for _, r := range recs {
+		if r.IfName == req.IfName {
+			return api.CNIAttachment{}, errdefs.Conflict("container %s already has an interface %s from cnet (network %s)", req.ContainerID, req.IfName, r.Network)
+		}
+	}
+	rec := cniRecord{SandboxID: id, ContainerID: req.ContainerID, IfName: req.IfName, Netns: req.Netns, Network: req.Network,
+		Name: req.Name, Aliases: req.Aliases, IP: req.IP}
+	// Recorded first: a daemon that dies now finds the record at its next start and keeps
+	// or drops the attachment with its namespace.
+	if err := d.store.Put(store.CNI, cniKey(id, req.IfName), rec); err != nil {
+		return api.CNIAttachment{}, err
+	}
+	if len(recs) == 0 {
+		_, err = d.ctrl.StartSandbox(cniSandboxConfig([]cniRecord{rec}))
+	} else {
+		err = d.ctrl.Connect(id, req.Network, rec.joinOptions())
+	}
+	if err != nil {
+		if derr := d.store.Delete(store.CNI, cniKey(id, req.IfName)); derr != nil {
+			slog.Error("rolling back the record of a CNI attachment", "container", req.ContainerID, "err", derr)
+		}
+		return api.CNIAttachment{}, err
+	}
+	return d.cniAttachment(rec)
+}
+
+// cniAttachment describes a recorded attachment from its endpoint.
+func (d *Daemon) cniAttachment(r cniRecord) (api.CNIAttachment, error) {
+	for _, ep := range d.ctrl.SandboxEndpoints(r.SandboxID) {
+		if ep.IfName != r.IfName {
+			continue
+		}
+		out := api.CNIAttachment{ContainerID: r.ContainerID, IfName: r.IfName, Netns: r.Netns, Network: r.Network,
+			MacAddress: ep.MAC, Address: ep.Address.String()}
+		if ep.Gateway.IsValid() {
+			out.Gateway = ep.Gateway.String()
+		}
+		if d.ctrl.NamesResolve(ep.NetworkID) {
+			out.DNS = []string{"127.0.0.11"}
+		}
+		return out, nil
+	}
+	return api.CNIAttachment{}, errdefs.NotFound("container %s has no interface %s from cnet", r.ContainerID, r.IfName)
+}
+
+// CNIDel implements api.Backend: the plugin's DEL. An attachment already gone is not an error,
+// and neither is a namespace the runtime already deleted: the sandbox holds its own name for it.
+func (d *Daemon) CNIDel(_ context.Context, req api.CNIDetachRequest) error {
+	cniMu.Lock()
+	defer cniMu.Unlock()
+	id := cniSandboxID(req.ContainerID)
+	recs, err := d.cniRecords(id)
+	if err != nil {
+		return err
+	}
+	var rec *cniRecord
+	for i := range recs {
+		if recs[i].IfName == req.IfName {
+			rec = &recs[i]
+		}
+	}
+	if rec == nil {
+		return nil
+	}
+	if len(recs) == 1 {
+		err = d.ctrl.StopSandbox(id)
+	} else {
+		err = d.ctrl.Disconnect(id, rec.Network, true)
+	}
+	if err != nil {
+		return err
+	}
+	return d.store.Delete(store.CNI, cniKey(id, req.IfName))
+}
+
+// CNICheck implements api.Backend: the plugin's CHECK.
+func (d *Daemon) CNICheck(_ context.Context, req api.CNIDetachRequest) (api.CNIAttachment, error) {
+	recs, err := d.cniRecords(cniSandboxID(req.ContainerID))
+	if err != nil {
+		return api.CNIAttachment{}, err
+	}
+	for _, r := range recs {
+		if r.IfName == req.IfName {
+			return d.cniAttachment(r)
+		}
+	}
+	return api.CNIAttachment{}, errdefs.NotFound("container %s has no interface %s from cnet", req.ContainerID, req.IfName)
+}
+
+// liveCNISandboxes adds to live the CNI sandboxes whose namespace is still there, and drops
+// the records of the others (their runtime container is gone: recovery removes their
+// endpoints and frees their addresses).
+func (d *Daemon) liveCNISandboxes(live map[string]controller.SandboxConfig) {
+	recs, err := d.cniRecords("")
+	if err != nil {
+		slog.Error("loading CNI attachments", "err", err)
+		return
+	}
+	by := map[string][]cniRecord{}
+	for _, r := range recs {
+		by[r.SandboxID] = append(by[r.SandboxID], r)
+	}
+	for id, rs := range by {
+		if d.ctrl.SandboxExists(id) {
+			live[id] = cniSandboxConfig(rs)
+			continue
+		}
+		for _, r := range rs {
+			if err := d.store.Delete(store.CNI, cniKey(id, r.IfName)); err != nil {
+				slog.Error("dropping the record of a gone CNI attachment", "container", r.ContainerID, "err", err)
+			}
+		}
+	}
+}
