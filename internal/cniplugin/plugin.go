@@ -1,0 +1,181 @@
+// Package cniplugin is the cnet binary run as a CNI plugin: when a runtime (Podman,
+// containerd, CRI-O, cnitool) executes it with CNI_COMMAND set, it asks the cnet daemon to put
+// the runtime's network namespace on a cnet network and reports the result in CNI's format.
+//
+// The plugin holds no state and touches no kernel object itself: the daemon's controller
+// orders every step (records before kernel, rollback, recovery at start), exactly as for its
+// own containers, so a CNI attachment gets the same crash safety, DNS names and published
+// ports. The plugin only translates between the CNI protocol and the API in internal/api
+// (cni.go).
+package cniplugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/cnet-dev/cnet/internal/api"
+)
+
+// callTimeout bounds every daemon call. Runtimes run plugins synchronously while a container
+// starts or stops, so a hung daemon must turn into an error (code 11, try again) rather than a
+// hung runtime.
+const callTimeout = 30 * time.Second
+
+// about is printed by skel when the binary is run without CNI_COMMAND (which main never does:
+// it dispatches here only when CNI_COMMAND is set).
+const about = "cnet CNI plugin: attaches containers to cnet networks through the cnet daemon"
+
+// SupportedVersions are the CNI spec versions the plugin speaks: 0.4.0 (the oldest with
+// CHECK, still what many Podman 3 / CNI-era configurations say), 1.0.0, and 1.1.0 (STATUS, GC).
+func SupportedVersions() version.PluginInfo {
+	return version.PluginSupports("0.4.0", "1.0.0", "1.1.0")
+}
+
+// Main runs one CNI command from the environment and stdin and exits: 0 on success, 1 with
+// the error as CNI error JSON on stdout otherwise (skel's contract). It never returns.
+func Main() {
+	skel.PluginMainFuncs((&plugin{out: os.Stdout}).funcs(), SupportedVersions(), about)
+	os.Exit(0)
+}
+
+// funcs are the commands as skel dispatches them.
+func (p *plugin) funcs() skel.CNIFuncs {
+	return skel.CNIFuncs{Add: p.add, Del: p.del, Check: p.check, Status: p.status, GC: p.gc}
+}
+
+// plugin carries where results are written, so that tests can read them.
+type plugin struct {
+	out io.Writer
+}
+
+// session is what every command starts with: the parsed configuration and a client for the
+// daemon it names.
+func session(stdin []byte) (*NetConf, *api.Client, error) {
+	conf, err := parseConfig(stdin)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := api.NewClient(conf.Host)
+	if err != nil {
+		return nil, nil, types.NewError(types.ErrInvalidNetworkConfig, "cnet: host: "+err.Error(), "")
+	}
+	return conf, c, nil
+}
+
+// add is ADD: the daemon makes the interface in CNI_NETNS and returns what it made.
+func (p *plugin) add(args *skel.CmdArgs) error {
+	conf, c, err := session(args.StdinData)
+	if err != nil {
+		return err
+	}
+	cargs, err := parseArgs(args.Args)
+	if err != nil {
+		return err
+	}
+	req, err := attachRequest(conf, cargs, args.ContainerID, args.Netns, args.IfName)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	att, err := c.CNIAdd(ctx, req)
+	if err != nil {
+		return daemonError("ADD", conf.Host, err)
+	}
+	if att.IfName == "" {
+		att.IfName = args.IfName
+	}
+	res, err := buildResult(att, args.Netns, conf.PrevResult)
+	if err != nil {
+		// The attachment exists but cannot be reported; undo it rather than leave an
+		// interface the runtime does not know about (a runtime need not call DEL after a
+		// failed ADD).
+		undo(c, conf, args)
+		return types.NewError(types.ErrInternal, err.Error(), "")
+	}
+	return printResult(p.out, res, conf.CNIVersion)
+}
+
+// undo is ADD's best-effort rollback; its own failure is not reported, the ADD's is.
+func undo(c *api.Client, conf *NetConf, args *skel.CmdArgs) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	_ = c.CNIDel(ctx, api.CNIDetachRequest{ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Network})
+}
+
+// del is DEL. The spec wants DEL to succeed for what is already gone (runtimes call it again
+// after failures and during cleanup), so the daemon's 404 is success. A daemon that cannot be
+// reached is not: returning success would let the runtime forget an attachment that still
+// holds an address and ports, so the error is code 11 and the runtime retries.
+func (p *plugin) del(args *skel.CmdArgs) error {
+	conf, c, err := session(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	err = c.CNIDel(ctx, api.CNIDetachRequest{ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Network})
+	if err != nil && !isNotFound(err) {
+		return daemonError("DEL", conf.Host, err)
+	}
+	return nil
+}
+
+// check is CHECK: the daemon confirms the attachment and its interface exist, and the
+// runtime's prevResult must still describe them.
+func (p *plugin) check(args *skel.CmdArgs) error {
+	conf, c, err := session(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	att, err := c.CNICheck(ctx, api.CNIDetachRequest{ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Network})
+	if err != nil {
+		return daemonError("CHECK", conf.Host, err)
+	}
+	if conf.PrevResult == nil {
+		return nil
+	}
+	return checkAgainst(conf.PrevResult, att, args.IfName, args.Netns)
+}
+
+// status is STATUS (CNI 1.1.0): ready when the daemon answers and the configured network
+// exists, so that a runtime does not schedule containers onto a configuration that cannot
+// work. The daemon's API has no ping in its client, so inspecting the network answers both
+// questions in one call.
+func (p *plugin) status(args *skel.CmdArgs) error {
+	conf, c, err := session(args.StdinData)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if _, err := c.NetworkInspect(ctx, conf.Network); err != nil {
+		var msg string
+		switch {
+		case isNotFound(err):
+			msg = fmt.Sprintf("cnet: network %q does not exist on the cnet daemon at %s: create it with `cnet network create %s`",
+				conf.Network, conf.Host, conf.Network)
+		default:
+			// Reuse ADD's wording (unreachable daemon, timeout), under STATUS's code.
+			msg = daemonError("STATUS", conf.Host, err).Msg
+		}
+		return types.NewError(errPluginNotAvailable, msg, "")
+	}
+	return nil
+}
+
+// gc is GC (CNI 1.1.0), which cnet does not do yet: it says so rather than answering success
+// for a collection that did not happen. Attachments whose namespace is gone are dropped by the
+// daemon when it restarts.
+func (p *plugin) gc(*skel.CmdArgs) error {
+	return types.NewError(types.ErrUnsupportedField, "GC is not supported by cnet's CNI plugin yet: remove stale attachments with DEL", "")
+}
