@@ -1,0 +1,159 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cnet-dev/cnet/internal/testenv"
+)
+
+var (
+	cnitoolOnce sync.Once
+	cnitoolPath string
+	cnitoolErr  error
+)
+
+// cnitool builds the reference runtime's command-line tool (github.com/containernetworking/cni
+// v1.3.0's cnitool, the version in go.mod) once per test binary.
+func cnitool(t *testing.T) string {
+	t.Helper()
+	cnitoolOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cnet-cnitool-")
+		if err != nil {
+			cnitoolErr = err
+			return
+		}
+		cnitoolPath = filepath.Join(dir, "cnitool")
+		if out, err := exec.Command("go", "build", "-o", cnitoolPath, "github.com/containernetworking/cni/cnitool").CombinedOutput(); err != nil {
+			cnitoolErr = err
+			t.Logf("%s", out)
+		}
+	})
+	if cnitoolErr != nil {
+		t.Fatalf("building cnitool: %v", cnitoolErr)
+	}
+	return cnitoolPath
+}
+
+// cniRuntime is cnitool set up in a test host: cnet installed as a CNI plugin, one conflist for
+// a cnet network, and libcni's cache on a tmpfs of the host's own.
+type cniRuntime struct {
+	t    *testing.T
+	h    *testenv.Host
+	tool string
+	dir  string
+}
+
+func newCNIRuntime(t *testing.T, h *testenv.Host, network string) *cniRuntime {
+	t.Helper()
+	r := &cniRuntime{t: t, h: h, tool: cnitool(t), dir: filepath.Join(h.Dir, "cni")}
+	for _, d := range []string{"bin", "net.d"} {
+		if err := os.MkdirAll(filepath.Join(r.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(h.Bin, filepath.Join(r.dir, "bin", "cnet")); err != nil {
+		t.Fatal(err)
+	}
+	conf := `{"cniVersion":"1.0.0","name":"` + network + `","plugins":[{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `"}]}`
+	if err := os.WriteFile(filepath.Join(r.dir, "net.d", network+".conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// libcni caches results in /var/lib/cni: a tmpfs in the host's own mount namespace keeps
+	// the machine's untouched.
+	h.MustRun("sh", "-c", "mkdir -p /var/lib/cni && mount -t tmpfs tmpfs /var/lib/cni")
+	return r
+}
+
+// netns makes a network namespace the way a runtime does, named by a file under the host's
+// root; the test removes it (umount) as the runtime would.
+func (r *cniRuntime) netns(name string) string {
+	path := filepath.Join(r.dir, name)
+	r.h.MustRun("sh", "-c", "touch "+path+" && unshare --net="+path+" true")
+	r.t.Cleanup(func() { r.h.Run("umount", path) })
+	return path
+}
+
+// run runs cnitool COMMAND NETWORK NETNS as the runtime would, with the pod's name in CNI_ARGS.
+func (r *cniRuntime) run(command, network, netns, pod string) (string, error) {
+	cmd := r.h.Cmd("env", "NETCONFPATH="+filepath.Join(r.dir, "net.d"), "CNI_PATH="+filepath.Join(r.dir, "bin"),
+		"CNI_IFNAME=eth0", "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME="+pod, r.tool, command, network, netns)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestCNIWithCnitool: a namespace made by another runtime (the reference cnitool) joins a
+// cnet network through cnet's CNI plugin: it gets an address from cnet's IPAM, reaches a cnet
+// container and is reached from it by address and by its pod name through cnet's resolver;
+// CHECK passes; DEL removes it, and a second DEL succeeds; nothing is left.
+func TestCNIWithCnitool(t *testing.T) {
+	h := testenv.NewHost(t)
+	h.MustCLI("network", "create", "--subnet", "10.77.0.0/24", "cninet")
+	runSleeper(t, h, "c1", "--network", "cninet")
+	r := newCNIRuntime(t, h, "cninet")
+	ns := r.netns("pod1ns")
+
+	out, err := r.run("add", "cninet", ns, "pod1")
+	if err != nil {
+		t.Fatalf("cnitool add: %v\n%s", err, out)
+	}
+	var res struct {
+		CNIVersion string
+		Interfaces []struct{ Name, Mac, Sandbox string }
+		IPs        []struct{ Address, Gateway string }
+		DNS        struct{ Nameservers []string }
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("cnitool add printed %q: %v", out, err)
+	}
+	if res.CNIVersion != "1.0.0" || len(res.Interfaces) != 1 || res.Interfaces[0].Name != "eth0" || res.Interfaces[0].Sandbox != ns ||
+		len(res.IPs) != 1 || !strings.HasPrefix(res.IPs[0].Address, "10.77.0.") || res.IPs[0].Gateway != "10.77.0.1" ||
+		len(res.DNS.Nameservers) != 1 || res.DNS.Nameservers[0] != "127.0.0.11" {
+		t.Fatalf("ADD result: %s", out)
+	}
+	podIP := strings.SplitN(res.IPs[0].Address, "/", 2)[0]
+	if link := h.MustRun("nsenter", "--net="+ns, "ip", "-o", "link", "show", "eth0"); !strings.Contains(link, res.Interfaces[0].Mac) {
+		t.Errorf("eth0 in the runtime's namespace lacks the MAC of the result %s: %s", res.Interfaces[0].Mac, link)
+	}
+
+	// Both ways, by address and by name.
+	execPing(t, h, "c1", podIP)
+	execPing(t, h, "c1", "pod1")
+	if out, err := h.Run("nsenter", "--net="+ns, "busybox", "ping", "-c1", "-W2", ipOn(t, h, "c1", "cninet")); err != nil {
+		t.Errorf("the CNI namespace cannot ping c1: %v\n%s", err, out)
+	}
+	if out, err := h.Run("nsenter", "--net="+ns, "busybox", "nslookup", "c1", "127.0.0.11"); err != nil || !strings.Contains(out, ipOn(t, h, "c1", "cninet")) {
+		t.Errorf("the CNI namespace cannot resolve c1 through cnet's resolver: %v\n%s", err, out)
+	}
+	if out, err := r.run("check", "cninet", ns, "pod1"); err != nil {
+		t.Errorf("cnitool check: %v\n%s", err, out)
+	}
+	// The attachment is cnet's own across a daemon restart, as its containers are.
+	h.StopDaemon()
+	h.WaitDaemonGone()
+	h.StartDaemon()
+	execPing(t, h, "c1", "pod1")
+	if out, err := r.run("check", "cninet", ns, "pod1"); err != nil {
+		t.Errorf("cnitool check after a daemon restart: %v\n%s", err, out)
+	}
+
+	for i := 0; i < 2; i++ {
+		if out, err := r.run("del", "cninet", ns, "pod1"); err != nil {
+			t.Fatalf("cnitool del (%d): %v\n%s", i+1, err, out)
+		}
+	}
+	if out, _, code := h.CLI("exec", "c1", "busybox", "ping", "-c1", "-W1", "pod1"); code == 0 {
+		t.Errorf("pod1 still resolves and answers after DEL:\n%s", out)
+	}
+	if link, err := h.Run("nsenter", "--net="+ns, "ip", "-o", "link", "show", "eth0"); err == nil {
+		t.Errorf("eth0 is still in the runtime's namespace after DEL: %s", link)
+	}
+	if n := inspectNetwork(t, h, "cninet"); len(n.Containers) != 1 {
+		t.Errorf("cninet after DEL holds %d endpoints, want c1's only", len(n.Containers))
+	}
+}
