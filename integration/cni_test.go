@@ -156,4 +156,22 @@ func TestCNIWithCnitool(t *testing.T) {
 	if n := inspectNetwork(t, h, "cninet"); len(n.Containers) != 1 {
 		t.Errorf("cninet after DEL holds %d endpoints, want c1's only", len(n.Containers))
 	}
+
+	// A runtime that deletes its namespace while the daemon is down (the DEL never comes):
+	// the next start drops the attachment and frees its address.
+	ns2 := r.netns("pod2ns")
+	if out, err := r.run("add", "cninet", ns2, "pod2"); err != nil {
+		t.Fatalf("cnitool add pod2: %v\n%s", err, out)
+	}
+	execPing(t, h, "c1", "pod2")
+	h.StopDaemon()
+	h.WaitDaemonGone()
+	h.MustRun("umount", ns2)
+	h.StartDaemon()
+	if n := inspectNetwork(t, h, "cninet"); len(n.Containers) != 1 {
+		t.Errorf("cninet after pod2's namespace went with the daemon down holds %d endpoints, want c1's only", len(n.Containers))
+	}
+	if out, _, code := h.CLI("exec", "c1", "busybox", "ping", "-c1", "-W1", "pod2"); code == 0 {
+		t.Errorf("pod2 still answers after its namespace went:\n%s", out)
+	}
 }

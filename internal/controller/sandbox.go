@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/portmap"
@@ -254,6 +255,17 @@ func (c *Controller) SetExtraHosts(containerID string, extra []HostEntry) error 
 // SandboxExists reports whether a container's namespace is there (for containers joining it).
 func (c *Controller) SandboxExists(containerID string) bool {
 	return c.ns.Exists(c.SandboxPath(containerID))
+}
+
+// SandboxIs reports whether the sandbox of containerID is the network namespace at path: an
+// adopted namespace whose runtime still names it (a runtime that deleted its namespace while
+// the daemon was away leaves only cnet's bind, which must not keep it alive).
+func (c *Controller) SandboxIs(containerID, path string) bool {
+	var a, b syscall.Stat_t
+	if syscall.Stat(c.SandboxPath(containerID), &a) != nil || syscall.Stat(path, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 // RestoreSandboxes picks the running sandboxes up again after a daemon start: live holds the

@@ -189,9 +189,10 @@ func (d *Daemon) CNICheck(_ context.Context, req api.CNIDetachRequest) (api.CNIA
 	return api.CNIAttachment{}, errdefs.NotFound("container %s has no interface %s from cnet", req.ContainerID, req.IfName)
 }
 
-// liveCNISandboxes adds to live the CNI sandboxes whose namespace is still there, and drops
-// the records of the others (their runtime container is gone: recovery removes their
-// endpoints and frees their addresses).
+// liveCNISandboxes adds to live the CNI sandboxes whose runtime still names their namespace,
+// and drops the records of the others: their runtime container went while the daemon was
+// away (recovery removes their endpoints, frees their addresses and lets go of cnet's bind of
+// the namespace).
 func (d *Daemon) liveCNISandboxes(live map[string]controller.SandboxConfig) {
 	recs, err := d.cniRecords("")
 	if err != nil {
@@ -203,7 +204,7 @@ func (d *Daemon) liveCNISandboxes(live map[string]controller.SandboxConfig) {
 		by[r.SandboxID] = append(by[r.SandboxID], r)
 	}
 	for id, rs := range by {
-		if d.ctrl.SandboxExists(id) {
+		if d.ctrl.SandboxExists(id) && d.ctrl.SandboxIs(id, rs[0].Netns) {
 			live[id] = cniSandboxConfig(rs)
 			continue
 		}
