@@ -60,7 +60,7 @@ func newCNIRuntime(t *testing.T, h *testenv.Host, network string) *cniRuntime {
 	if err := os.Symlink(h.Bin, filepath.Join(r.dir, "bin", "cnet")); err != nil {
 		t.Fatal(err)
 	}
-	conf := `{"cniVersion":"1.0.0","name":"` + network + `","plugins":[{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `"}]}`
+	conf := `{"cniVersion":"1.0.0","name":"` + network + `","plugins":[{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `","capabilities":{"portMappings":true}}]}`
 	if err := os.WriteFile(filepath.Join(r.dir, "net.d", network+".conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +81,13 @@ func (r *cniRuntime) netns(name string) string {
 
 // run runs cnitool COMMAND NETWORK NETNS as the runtime would, with the pod's name in CNI_ARGS.
 func (r *cniRuntime) run(command, network, netns, pod string) (string, error) {
+	return r.runCap(command, network, netns, pod, "{}")
+}
+
+// runCap is run with capability arguments (CAP_ARGS: runtimeConfig, e.g. portMappings).
+func (r *cniRuntime) runCap(command, network, netns, pod, capArgs string) (string, error) {
 	cmd := r.h.Cmd("env", "NETCONFPATH="+filepath.Join(r.dir, "net.d"), "CNI_PATH="+filepath.Join(r.dir, "bin"),
-		"CNI_IFNAME=eth0", "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME="+pod, r.tool, command, network, netns)
+		"CNI_IFNAME=eth0", "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME="+pod, "CAP_ARGS="+capArgs, r.tool, command, network, netns)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -155,6 +160,36 @@ func TestCNIWithCnitool(t *testing.T) {
 	}
 	if n := inspectNetwork(t, h, "cninet"); len(n.Containers) != 1 {
 		t.Errorf("cninet after DEL holds %d endpoints, want c1's only", len(n.Containers))
+	}
+
+	// portMappings: a port of the pod published on the host, reached from a cnet container
+	// through the host (the network's gateway address).
+	ns3 := r.netns("pod3ns")
+	if out, err := r.runCap("add", "cninet", ns3, "pod3", `{"portMappings":[{"hostPort":8083,"containerPort":80,"protocol":"tcp"}]}`); err != nil {
+		t.Fatalf("cnitool add pod3 with a port mapping: %v\n%s", err, out)
+	}
+	www := filepath.Join(h.Dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("served by pod3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	httpd := h.Cmd("nsenter", "--net="+ns3, "busybox", "httpd", "-f", "-p", "80", "-h", www)
+	if err := httpd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = httpd.Process.Kill(); _ = httpd.Wait() })
+	c1pid := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{.State.Pid}}", "c1"))
+	waitFor(t, "pod3's published port from c1", func() bool {
+		out, err := httpGet(h, c1pid, "10.77.0.1", "8083")
+		return err == nil && strings.Contains(out, "served by pod3")
+	})
+	if out, err := r.run("del", "cninet", ns3, "pod3"); err != nil {
+		t.Fatalf("cnitool del pod3: %v\n%s", err, out)
+	}
+	if out, err := httpGet(h, c1pid, "10.77.0.1", "8083"); err == nil && strings.Contains(out, "served by pod3") {
+		t.Errorf("pod3's port still answers after DEL")
 	}
 
 	// A runtime that deletes its namespace while the daemon is down (the DEL never comes):

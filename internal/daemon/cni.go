@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -32,6 +33,10 @@ type cniRecord struct {
 	Name        string
 	Aliases     []string `json:",omitempty"`
 	IP          string   `json:",omitempty"`
+	// Ports are published for the runtime container (the portMappings capability); only the
+	// sandbox's first attachment carries them, as a container's ports go with its first
+	// network.
+	Ports []controller.PortMapping `json:",omitempty"`
 }
 
 // cniMu serialises CNI operations: one runtime container's ADDs and DELs arrive one at a time
@@ -65,7 +70,7 @@ func cniSandboxConfig(recs []cniRecord) controller.SandboxConfig {
 	if name == "" {
 		name = first.ContainerID
 	}
-	cfg := controller.SandboxConfig{ContainerID: first.SandboxID, ContainerName: name, Hostname: first.Name, NetNS: first.Netns}
+	cfg := controller.SandboxConfig{ContainerID: first.SandboxID, ContainerName: name, Hostname: first.Name, NetNS: first.Netns, Ports: first.Ports}
 	for _, r := range recs {
 		cfg.Networks = append(cfg.Networks, controller.Attachment{Network: r.Network, Options: r.joinOptions()})
 	}
@@ -87,8 +92,9 @@ func (d *Daemon) CNIAdd(_ context.Context, req api.CNIAttachRequest) (api.CNIAtt
 			return api.CNIAttachment{}, errdefs.Invalid("a CNI ADD needs %s", what)
 		}
 	}
-	if len(req.PortMappings) > 0 {
-		return api.CNIAttachment{}, errdefs.Invalid("the portMappings capability is not supported by cnet's CNI plugin yet: publish the port with a cnet container instead")
+	ports, err := cniPorts(req.PortMappings)
+	if err != nil {
+		return api.CNIAttachment{}, err
 	}
 	if _, err := d.ctrl.Network(req.Network); err != nil {
 		return api.CNIAttachment{}, err
@@ -105,8 +111,11 @@ func (d *Daemon) CNIAdd(_ context.Context, req api.CNIAttachRequest) (api.CNIAtt
 			return api.CNIAttachment{}, errdefs.Conflict("container %s already has an interface %s from cnet (network %s)", req.ContainerID, req.IfName, r.Network)
 		}
 	}
+	if len(recs) > 0 && len(ports) > 0 {
+		return api.CNIAttachment{}, errdefs.Invalid("container %s is already on a cnet network: its ports are published with its first attachment", req.ContainerID)
+	}
 	rec := cniRecord{SandboxID: id, ContainerID: req.ContainerID, IfName: req.IfName, Netns: req.Netns, Network: req.Network,
-		Name: req.Name, Aliases: req.Aliases, IP: req.IP}
+		Name: req.Name, Aliases: req.Aliases, IP: req.IP, Ports: ports}
 	// Recorded first: a daemon that dies now finds the record at its next start and keeps
 	// or drops the attachment with its namespace.
 	if err := d.store.Put(store.CNI, cniKey(id, req.IfName), rec); err != nil {
@@ -124,6 +133,34 @@ func (d *Daemon) CNIAdd(_ context.Context, req api.CNIAttachRequest) (api.CNIAtt
 		return api.CNIAttachment{}, err
 	}
 	return d.cniAttachment(rec)
+}
+
+// cniPorts turns the portMappings capability into cnet's published ports.
+func cniPorts(in []api.CNIPortMapping) ([]controller.PortMapping, error) {
+	var out []controller.PortMapping
+	for _, p := range in {
+		if p.HostPort < 1 || p.HostPort > 65535 || p.ContainerPort < 1 || p.ContainerPort > 65535 {
+			return nil, errdefs.Invalid("invalid port mapping %d:%d: ports are 1-65535", p.HostPort, p.ContainerPort)
+		}
+		proto := strings.ToLower(p.Protocol)
+		switch proto {
+		case "":
+			proto = "tcp"
+		case "tcp", "udp", "sctp":
+		default:
+			return nil, errdefs.Invalid("invalid port mapping protocol %q: tcp, udp or sctp", p.Protocol)
+		}
+		m := controller.PortMapping{HostPort: uint16(p.HostPort), ContainerPort: uint16(p.ContainerPort), Proto: proto}
+		if p.HostIP != "" {
+			a, err := netip.ParseAddr(p.HostIP)
+			if err != nil || !a.Is4() {
+				return nil, errdefs.Invalid("invalid port mapping host address %q: want an IPv4 address", p.HostIP)
+			}
+			m.HostIP = a
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // cniAttachment describes a recorded attachment from its endpoint.
