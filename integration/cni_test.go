@@ -138,6 +138,16 @@ func TestCNIWithCnitool(t *testing.T) {
 	if out, err := r.run("check", "cninet", ns, "pod1"); err != nil {
 		t.Errorf("cnitool check: %v\n%s", err, out)
 	}
+	// Inspect lists the runtime's container under the runtime's own ID, with its name.
+	found := false
+	for id, e := range inspectNetwork(t, h, "cninet").Containers {
+		if strings.HasPrefix(id, "cnitool-") && e.Name == "pod1" && e.IPv4Address == res.IPs[0].Address && e.MacAddress == res.Interfaces[0].Mac {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("inspect cninet does not list pod1 under cnitool's container ID: %+v", inspectNetwork(t, h, "cninet").Containers)
+	}
 	// The attachment is cnet's own across a daemon restart, as its containers are.
 	h.StopDaemon()
 	h.WaitDaemonGone()

@@ -252,3 +252,20 @@ func (d *Daemon) liveCNISandboxes(live map[string]controller.SandboxConfig) {
 		}
 	}
 }
+
+// cniSandboxes maps each CNI sandbox to its first attachment's record (the runtime's container
+// ID and name), for listings.
+func (d *Daemon) cniSandboxes() map[string]cniRecord {
+	recs, err := d.cniRecords("")
+	if err != nil {
+		slog.Error("loading CNI attachments", "err", err)
+		return nil
+	}
+	out := make(map[string]cniRecord, len(recs))
+	for _, r := range recs {
+		if _, ok := out[r.SandboxID]; !ok {
+			out[r.SandboxID] = r
+		}
+	}
+	return out
+}

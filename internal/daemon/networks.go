@@ -94,9 +94,18 @@ func (d *Daemon) toAPINetwork(n controller.Network, eps []controller.Endpoint) a
 		}
 		out.IPAM.Config = append(out.IPAM.Config, c)
 	}
+	var foreign map[string]cniRecord
+	if len(eps) > 0 {
+		foreign = d.cniSandboxes()
+	}
 	for _, ep := range eps {
-		out.Containers[ep.ContainerID] = api.EndpointResource{
-			Name: ep.ContainerName, EndpointID: ep.ID, MacAddress: ep.MAC, IPv4Address: ep.Address.String(),
+		key, name := ep.ContainerID, ep.ContainerName
+		if r, ok := foreign[ep.ContainerID]; ok {
+			// Another runtime's container: listed under its own ID, as that runtime shows it.
+			key = r.ContainerID
+		}
+		out.Containers[key] = api.EndpointResource{
+			Name: name, EndpointID: ep.ID, MacAddress: ep.MAC, IPv4Address: ep.Address.String(),
 		}
 	}
 	return out
