@@ -60,7 +60,7 @@ func newCNIRuntime(t *testing.T, h *testenv.Host, network string) *cniRuntime {
 	if err := os.Symlink(h.Bin, filepath.Join(r.dir, "bin", "cnet")); err != nil {
 		t.Fatal(err)
 	}
-	conf := `{"cniVersion":"1.0.0","name":"` + network + `","plugins":[{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `","capabilities":{"portMappings":true}}]}`
+	conf := `{"cniVersion":"1.0.0","name":"` + network + `","plugins":[{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `","capabilities":{"portMappings":true,"mac":true}}]}`
 	if err := os.WriteFile(filepath.Join(r.dir, "net.d", network+".conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -175,8 +175,13 @@ func TestCNIWithCnitool(t *testing.T) {
 	// portMappings: a port of the pod published on the host, reached from a cnet container
 	// through the host (the network's gateway address).
 	ns3 := r.netns("pod3ns")
-	if out, err := r.runCap("add", "cninet", ns3, "pod3", `{"portMappings":[{"hostPort":8083,"containerPort":80,"protocol":"tcp"}]}`); err != nil {
-		t.Fatalf("cnitool add pod3 with a port mapping: %v\n%s", err, out)
+	if out, err := r.runCap("add", "cninet", ns3, "pod3", `{"portMappings":[{"hostPort":8083,"containerPort":80,"protocol":"tcp"}],"mac":"02:00:00:aa:bb:cc"}`); err != nil {
+		t.Fatalf("cnitool add pod3 with a port mapping and a MAC: %v\n%s", err, out)
+	} else if !strings.Contains(out, `"mac": "02:00:00:aa:bb:cc"`) {
+		t.Errorf("pod3's result does not carry the requested MAC:\n%s", out)
+	}
+	if link := h.MustRun("nsenter", "--net="+ns3, "ip", "-o", "link", "show", "eth0"); !strings.Contains(link, "02:00:00:aa:bb:cc") {
+		t.Errorf("pod3's eth0 lacks the requested MAC: %s", link)
 	}
 	www := filepath.Join(h.Dir, "www")
 	if err := os.MkdirAll(www, 0o755); err != nil {

@@ -19,6 +19,9 @@ type CNIAttachRequest struct {
 	Name    string   `json:"Name,omitempty"`
 	Aliases []string `json:"Aliases,omitempty"`
 	IP      string   `json:"IP,omitempty"` // a static address (capability "ips", CNI_ARGS IP=)
+	// MAC is the interface's MAC (capability "mac", CNI_ARGS MAC=); derived from the address
+	// when empty, as for cnet's own containers.
+	MAC string `json:"MAC,omitempty"`
 	// PortMappings are published on the host (capability "portMappings").
 	PortMappings []CNIPortMapping `json:"PortMappings,omitempty"`
 }

@@ -118,14 +118,9 @@ func parseArgs(s string) (*Args, error) {
 }
 
 // attachRequest turns the configuration, CNI_ARGS and the runtime's environment into the
-// daemon's request. A requested MAC is refused rather than ignored: the daemon derives the MAC
-// from the address and cannot set another, and a container silently getting a different MAC
-// than asked breaks whatever depended on it (DHCP reservations, licences).
+// daemon's request. A requested MAC (the mac capability, or CNI_ARGS MAC=) is passed on; the
+// daemon checks it.
 func attachRequest(conf *NetConf, args *Args, containerID, netns, ifName string) (api.CNIAttachRequest, error) {
-	if mac := firstNonEmpty(conf.RuntimeConfig.MAC, string(args.MAC)); mac != "" {
-		return api.CNIAttachRequest{}, types.NewError(types.ErrUnsupportedField,
-			fmt.Sprintf("cnet: a MAC address was requested (%s) but cnet derives each interface's MAC from its address and cannot set another", mac), "")
-	}
 	ip, err := staticIP(conf.RuntimeConfig.IPs, string(args.IP))
 	if err != nil {
 		return api.CNIAttachRequest{}, err
@@ -139,6 +134,7 @@ func attachRequest(conf *NetConf, args *Args, containerID, netns, ifName string)
 		Aliases:      conf.RuntimeConfig.Aliases.For(conf.Name, conf.Network),
 		IP:           ip,
 		PortMappings: conf.RuntimeConfig.PortMappings,
+		MAC:          firstNonEmpty(conf.RuntimeConfig.MAC, string(args.MAC)),
 	}, nil
 }
 

@@ -194,6 +194,7 @@ func TestAttachRequest(t *testing.T) {
 		wantCode uint
 		wantIP   string
 		wantName string
+		wantMAC  string
 	}{
 		{name: "no static address", conf: `{}`},
 		{name: "ips capability, prefix dropped", conf: `{"ips":["10.0.0.5/24"]}`, wantIP: "10.0.0.5"},
@@ -203,8 +204,8 @@ func TestAttachRequest(t *testing.T) {
 		{name: "two addresses refused", conf: `{"ips":["10.0.0.5/24","fd00::5/64"]}`, wantCode: types.ErrUnsupportedField},
 		{name: "bad ips", conf: `{"ips":["nope/24"]}`, wantCode: types.ErrInvalidNetworkConfig},
 		{name: "bad CNI_ARGS IP", conf: `{}`, args: "IP=nope", wantCode: types.ErrInvalidEnvironmentVariables},
-		{name: "MAC capability refused", conf: `{"mac":"02:00:00:00:00:01"}`, wantCode: types.ErrUnsupportedField},
-		{name: "CNI_ARGS MAC refused", conf: `{}`, args: "MAC=02:00:00:00:00:01", wantCode: types.ErrUnsupportedField},
+		{name: "mac capability", conf: `{"mac":"02:00:00:00:00:01"}`, wantMAC: "02:00:00:00:00:01"},
+		{name: "CNI_ARGS MAC", conf: `{}`, args: "MAC=02:00:00:00:00:02", wantMAC: "02:00:00:00:00:02"},
 		{name: "pod name", conf: `{}`, args: "K8S_POD_NAME=web-0", wantName: "web-0"},
 	}
 	for _, tt := range tests {
@@ -227,7 +228,7 @@ func TestAttachRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := api.CNIAttachRequest{ContainerID: "ctr1", Netns: "/run/netns/x", IfName: "eth0", Network: "web", Name: tt.wantName, IP: tt.wantIP}
+			want := api.CNIAttachRequest{ContainerID: "ctr1", Netns: "/run/netns/x", IfName: "eth0", Network: "web", Name: tt.wantName, IP: tt.wantIP, MAC: tt.wantMAC}
 			if !reflect.DeepEqual(req, want) {
 				t.Errorf("got %+v, want %+v", req, want)
 			}

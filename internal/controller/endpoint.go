@@ -85,6 +85,13 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 		IfName: ifName, Aliases: opts.Aliases, Hostname: opts.Hostname,
 	}
 	ep.HostIfName = "veth" + ep.ID[:7]
+	if opts.MAC != "" {
+		mac, err := net.ParseMAC(opts.MAC)
+		if err != nil || len(mac) != 6 || mac[0]&1 != 0 {
+			return Endpoint{}, errdefs.Invalid("invalid MAC address %q: want a unicast Ethernet address such as 02:42:ac:11:00:02", opts.MAC)
+		}
+		opts.MAC = mac.String()
+	}
 	pool, addr, err := c.allocate(n, opts.IP, isDefault)
 	if err != nil {
 		return Endpoint{}, err
@@ -94,6 +101,9 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 		ep.Gateway = pool.Gateway
 	}
 	ep.MAC = ipam.MACFromIP(addr).String()
+	if opts.MAC != "" {
+		ep.MAC = opts.MAC
+	}
 	c.seq++
 	ep.Seq = c.seq
 

@@ -98,4 +98,7 @@ type JoinOptions struct {
 	// IfName, when set, is the interface's name in the sandbox (a CNI runtime's CNI_IFNAME)
 	// instead of the next free ethN.
 	IfName string `json:",omitempty"`
+	// MAC, when set, is the interface's MAC instead of the one derived from its address
+	// (Docker's --mac-address, CNI's mac capability).
+	MAC string `json:",omitempty"`
 }

@@ -33,6 +33,7 @@ type cniRecord struct {
 	Name        string
 	Aliases     []string `json:",omitempty"`
 	IP          string   `json:",omitempty"`
+	MAC         string   `json:",omitempty"`
 	// Ports are published for the runtime container (the portMappings capability); only the
 	// sandbox's first attachment carries them, as a container's ports go with its first
 	// network.
@@ -82,7 +83,7 @@ func (r cniRecord) joinOptions() controller.JoinOptions {
 	if name == "" {
 		name = r.ContainerID
 	}
-	return controller.JoinOptions{ContainerName: name, Aliases: r.Aliases, IP: r.IP, IfName: r.IfName}
+	return controller.JoinOptions{ContainerName: name, Aliases: r.Aliases, IP: r.IP, IfName: r.IfName, MAC: r.MAC}
 }
 
 // CNIAdd implements api.Backend: the plugin's ADD.
@@ -115,7 +116,7 @@ func (d *Daemon) CNIAdd(_ context.Context, req api.CNIAttachRequest) (api.CNIAtt
 		return api.CNIAttachment{}, errdefs.Invalid("container %s is already on a cnet network: its ports are published with its first attachment", req.ContainerID)
 	}
 	rec := cniRecord{SandboxID: id, ContainerID: req.ContainerID, IfName: req.IfName, Netns: req.Netns, Network: req.Network,
-		Name: req.Name, Aliases: req.Aliases, IP: req.IP, Ports: ports}
+		Name: req.Name, Aliases: req.Aliases, IP: req.IP, MAC: req.MAC, Ports: ports}
 	// Recorded first: a daemon that dies now finds the record at its next start and keeps
 	// or drops the attachment with its namespace.
 	if err := d.store.Put(store.CNI, cniKey(id, req.IfName), rec); err != nil {
