@@ -148,6 +148,35 @@ func TestCNIWithCnitool(t *testing.T) {
 	if !found {
 		t.Errorf("inspect cninet does not list pod1 under cnitool's container ID: %+v", inspectNetwork(t, h, "cninet").Containers)
 	}
+	// GC (CNI 1.1.0), as libcni sends it: an attachment the runtime no longer lists goes,
+	// the listed one stays.
+	ns4 := r.netns("pod4ns")
+	if out, err := r.run("add", "cninet", ns4, "pod4"); err != nil {
+		t.Fatalf("cnitool add pod4: %v\n%s", err, out)
+	}
+	var pod1ID string
+	for id, e := range inspectNetwork(t, h, "cninet").Containers {
+		if e.Name == "pod1" {
+			pod1ID = id
+		}
+	}
+	gc := h.Cmd("env", "CNI_COMMAND=GC", "CNI_PATH="+filepath.Join(r.dir, "bin"), h.Bin)
+	gc.Stdin = strings.NewReader(`{"cniVersion":"1.1.0","name":"cninet","type":"cnet","network":"cninet","host":"unix://` + h.Socket +
+		`","cni.dev/valid-attachments":[{"containerID":"` + pod1ID + `","ifname":"eth0"}]}`)
+	if out, err := gc.CombinedOutput(); err != nil {
+		t.Fatalf("GC: %v\n%s", err, out)
+	}
+	names := map[string]bool{}
+	for _, e := range inspectNetwork(t, h, "cninet").Containers {
+		names[e.Name] = true
+	}
+	if !names["pod1"] || names["pod4"] || !names["c1"] {
+		t.Errorf("after GC listing pod1 only, cninet holds %v, want c1 and pod1", names)
+	}
+	if link, err := h.Run("nsenter", "--net="+ns4, "ip", "-o", "link", "show", "eth0"); err == nil {
+		t.Errorf("GC left eth0 in pod4's namespace: %s", link)
+	}
+
 	// The attachment is cnet's own across a daemon restart, as its containers are.
 	h.StopDaemon()
 	h.WaitDaemonGone()

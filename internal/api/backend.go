@@ -29,6 +29,7 @@ type Backend interface {
 	CNIAdd(ctx context.Context, req CNIAttachRequest) (CNIAttachment, error)
 	CNIDel(ctx context.Context, req CNIDetachRequest) error
 	CNICheck(ctx context.Context, req CNIDetachRequest) (CNIAttachment, error)
+	CNIGC(ctx context.Context, req CNIGCRequest) (int, error)
 
 	ContainerCreate(ctx context.Context, name string, req ContainerCreateRequest) (ContainerCreateResponse, error)
 	ContainerStart(ctx context.Context, idOrName string) error

@@ -77,3 +77,17 @@ func (c *Client) CNICheck(ctx context.Context, req CNIDetachRequest) (CNIAttachm
 	err := c.call(ctx, http.MethodPost, "/cni/check", nil, req, &out)
 	return out, err
 }
+
+// CNIGCRequest is POST /cni/gc: every attachment on Network that is not in Valid goes (the
+// runtime's cni.dev/valid-attachments).
+type CNIGCRequest struct {
+	Network string             `json:"Network"`
+	Valid   []CNIDetachRequest `json:"Valid"`
+}
+
+// CNIGC is the plugin's GC; it returns how many attachments were removed.
+func (c *Client) CNIGC(ctx context.Context, req CNIGCRequest) (int, error) {
+	var out struct{ Removed int }
+	err := c.call(ctx, http.MethodPost, "/cni/gc", nil, req, &out)
+	return out.Removed, err
+}

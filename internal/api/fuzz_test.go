@@ -22,7 +22,8 @@ func (refusingBackend) NetworkList(context.Context) ([]Network, error) { return 
 func (refusingBackend) CNIAdd(context.Context, CNIAttachRequest) (CNIAttachment, error) {
 	return CNIAttachment{}, errRefused
 }
-func (refusingBackend) CNIDel(context.Context, CNIDetachRequest) error { return errRefused }
+func (refusingBackend) CNIDel(context.Context, CNIDetachRequest) error   { return errRefused }
+func (refusingBackend) CNIGC(context.Context, CNIGCRequest) (int, error) { return 0, errRefused }
 func (refusingBackend) CNICheck(context.Context, CNIDetachRequest) (CNIAttachment, error) {
 	return CNIAttachment{}, errRefused
 }

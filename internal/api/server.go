@@ -40,6 +40,7 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /cni/add", s.cniAdd)
 	mux.HandleFunc("POST /cni/del", s.cniDel)
 	mux.HandleFunc("POST /cni/check", s.cniCheck)
+	mux.HandleFunc("POST /cni/gc", s.cniGC)
 
 	mux.HandleFunc("POST /containers/create", s.containerCreate)
 	mux.HandleFunc("GET /containers/json", s.containerList)
@@ -418,4 +419,18 @@ func (s *server) cniCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) cniGC(w http.ResponseWriter, r *http.Request) {
+	var req CNIGCRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	n, err := s.b.CNIGC(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{ Removed int }{n})
 }

@@ -11,6 +11,7 @@ package cniplugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -173,9 +174,43 @@ func (p *plugin) status(args *skel.CmdArgs) error {
 	return nil
 }
 
-// gc is GC (CNI 1.1.0), which cnet does not do yet: it says so rather than answering success
-// for a collection that did not happen. Attachments whose namespace is gone are dropped by the
-// daemon when it restarts.
-func (p *plugin) gc(*skel.CmdArgs) error {
-	return types.NewError(types.ErrUnsupportedField, "GC is not supported by cnet's CNI plugin yet: remove stale attachments with DEL", "")
+// gc is GC (CNI 1.1.0): the daemon removes every attachment on the network that the runtime
+// does not list in cni.dev/valid-attachments (or the legacy cni.dev/attachments). A
+// configuration with neither key says nothing about what is valid (cnitool's gc sends none):
+// nothing is removed then, rather than everything.
+func (p *plugin) gc(args *skel.CmdArgs) error {
+	conf, c, err := session(args.StdinData)
+	if err != nil {
+		return err
+	}
+	var keys struct {
+		Valid  *[]validAttachment `json:"cni.dev/valid-attachments"`
+		Legacy *[]validAttachment `json:"cni.dev/attachments"`
+	}
+	if err := json.Unmarshal(args.StdinData, &keys); err != nil {
+		return types.NewError(types.ErrDecodingFailure, "cnet: reading the GC configuration: "+err.Error(), "")
+	}
+	list := keys.Valid
+	if list == nil {
+		list = keys.Legacy
+	}
+	if list == nil {
+		return nil
+	}
+	req := api.CNIGCRequest{Network: conf.Network}
+	for _, v := range *list {
+		req.Valid = append(req.Valid, api.CNIDetachRequest{ContainerID: v.ContainerID, IfName: v.IfName})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if _, err := c.CNIGC(ctx, req); err != nil {
+		return daemonError("GC", conf.Host, err)
+	}
+	return nil
+}
+
+// validAttachment is one entry of cni.dev/valid-attachments.
+type validAttachment struct {
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifname"`
 }

@@ -72,10 +72,18 @@ func TestInvalidHost(t *testing.T) {
 	}
 }
 
+// TestGC: without a list of valid attachments GC removes nothing and asks nothing; with one
+// (either key) it goes to the daemon, here unreachable.
 func TestGC(t *testing.T) {
-	err := (&plugin{}).gc(cmdArgs(confFor("unix:///nonexistent", "")))
-	if code := errCode(t, err); code != types.ErrUnsupportedField {
-		t.Fatalf("GC: code %d (%v), want an honest refusal", code, err)
+	host := "unix://" + filepath.Join(t.TempDir(), "missing.sock")
+	if err := (&plugin{}).gc(cmdArgs(confFor(host, ""))); err != nil {
+		t.Errorf("GC without a list: %v, want nothing done", err)
+	}
+	for _, key := range []string{"cni.dev/valid-attachments", "cni.dev/attachments"} {
+		err := (&plugin{}).gc(cmdArgs(confFor(host, `,"`+key+`":[{"containerID":"ctr1","ifname":"eth0"}]`)))
+		if code := errCode(t, err); code != types.ErrTryAgainLater {
+			t.Errorf("GC with %s and no daemon: code %d (%v), want try again later", key, code, err)
+		}
 	}
 }
 
@@ -266,7 +274,8 @@ func TestThroughSkel(t *testing.T) {
 		{"ADD", confFor(host, ""), types.ErrTryAgainLater},
 		{"DEL", confFor(host, ""), types.ErrTryAgainLater},
 		{"STATUS", confFor(host, ""), errPluginNotAvailable},
-		{"GC", confFor(host, ""), types.ErrUnsupportedField},
+		{"GC", confFor(host, ""), 0},
+		{"GC", confFor(host, `,"cni.dev/valid-attachments":[]`), types.ErrTryAgainLater},
 		{"ADD", `{"cniVersion":"1.0.0","name":"podnet","type":"cnet"}`, types.ErrInvalidNetworkConfig},
 		{"STATUS", `{"cniVersion":"1.0.0","name":"podnet","type":"cnet","network":"web"}`, types.ErrIncompatibleCNIVersion},
 	}

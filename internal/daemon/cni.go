@@ -183,6 +183,38 @@ func (d *Daemon) cniAttachment(r cniRecord) (api.CNIAttachment, error) {
 	return api.CNIAttachment{}, errdefs.NotFound("container %s has no interface %s from cnet", r.ContainerID, r.IfName)
 }
 
+// CNIGC implements api.Backend: the plugin's GC. Every attachment on the network (by the name
+// or ID the runtime's configuration gives) that the runtime does not list as valid is removed
+// as a DEL would.
+func (d *Daemon) CNIGC(ctx context.Context, req api.CNIGCRequest) (int, error) {
+	n, err := d.ctrl.Network(req.Network)
+	if err != nil {
+		return 0, err
+	}
+	valid := map[string]bool{}
+	for _, v := range req.Valid {
+		valid[cniKey(cniSandboxID(v.ContainerID), v.IfName)] = true
+	}
+	recs, err := d.cniRecords("")
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, r := range recs {
+		if valid[cniKey(r.SandboxID, r.IfName)] {
+			continue
+		}
+		if rn, err := d.ctrl.Network(r.Network); err != nil || rn.ID != n.ID {
+			continue
+		}
+		if err := d.CNIDel(ctx, api.CNIDetachRequest{ContainerID: r.ContainerID, IfName: r.IfName, Network: r.Network}); err != nil {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}
+
 // CNIDel implements api.Backend: the plugin's DEL. An attachment already gone is not an error,
 // and neither is a namespace the runtime already deleted: the sandbox holds its own name for it.
 func (d *Daemon) CNIDel(_ context.Context, req api.CNIDetachRequest) error {
