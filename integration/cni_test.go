@@ -51,23 +51,32 @@ type cniRuntime struct {
 
 func newCNIRuntime(t *testing.T, h *testenv.Host, network string) *cniRuntime {
 	t.Helper()
-	r := &cniRuntime{t: t, h: h, tool: cnitool(t), dir: filepath.Join(h.Dir, "cni")}
-	for _, d := range []string{"bin", "net.d"} {
-		if err := os.MkdirAll(filepath.Join(r.dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink(h.Bin, filepath.Join(r.dir, "bin", "cnet")); err != nil {
-		t.Fatal(err)
-	}
-	conf := `{"cniVersion":"1.0.0","name":"` + network + `","plugins":[{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `","capabilities":{"portMappings":true,"mac":true}}]}`
-	if err := os.WriteFile(filepath.Join(r.dir, "net.d", network+".conflist"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r := &cniRuntime{t: t, h: h, tool: cnitool(t), dir: installCNIPlugin(t, h, network)}
 	// libcni caches results in /var/lib/cni: a tmpfs in the host's own mount namespace keeps
 	// the machine's untouched.
 	h.MustRun("sh", "-c", "mkdir -p /var/lib/cni && mount -t tmpfs tmpfs /var/lib/cni")
 	return r
+}
+
+// installCNIPlugin installs cnet as a CNI plugin the way the README says, under the host's
+// private directory: DIR/bin/cnet (a link to the binary) and DIR/net.d/NETWORK.conflist naming
+// the cnet network and the host's daemon. It returns DIR.
+func installCNIPlugin(t *testing.T, h *testenv.Host, network string) string {
+	t.Helper()
+	dir := filepath.Join(h.Dir, "cni")
+	for _, d := range []string{"bin", "net.d"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(h.Bin, filepath.Join(dir, "bin", "cnet")); err != nil {
+		t.Fatal(err)
+	}
+	conf := `{"cniVersion":"1.0.0","name":"` + network + `","plugins":[{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `","capabilities":{"portMappings":true,"mac":true}}]}`
+	if err := os.WriteFile(filepath.Join(dir, "net.d", network+".conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // netns makes a network namespace the way a runtime does, named by a file under the host's
