@@ -25,14 +25,9 @@ import (
 // Create makes a new network namespace, bind-mounts it on path and brings its loopback up.
 // On failure nothing is left behind.
 func Create(path string) (err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("creating namespace directory: %w", err)
+	if err := mountPoint(path); err != nil {
+		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
-	if err != nil {
-		return fmt.Errorf("creating namespace file %s: %w", path, err)
-	}
-	f.Close()
 	defer func() {
 		if err != nil {
 			_ = Delete(path)
@@ -181,14 +176,9 @@ func Adopt(src, path string) (err error) {
 	if err := unix.Statfs(src, &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
 		return fmt.Errorf("%s is not a network namespace (%v)", src, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("creating namespace directory: %w", err)
+	if err := mountPoint(path); err != nil {
+		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
-	if err != nil {
-		return fmt.Errorf("creating namespace file %s: %w", path, err)
-	}
-	f.Close()
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 		_ = os.Remove(path)
 		return fmt.Errorf("binding network namespace %s at %s: %w", src, path, err)
@@ -199,4 +189,17 @@ func Adopt(src, path string) (err error) {
 		return err
 	}
 	return nil
+}
+
+// mountPoint creates the empty file a namespace is bind-mounted on; one that exists is an
+// error, so that two sandboxes never share a path.
+func mountPoint(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating namespace directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("creating namespace file %s: %w", path, err)
+	}
+	return f.Close()
 }
