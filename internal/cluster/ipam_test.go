@@ -221,7 +221,7 @@ func TestAllocatorRefusals(t *testing.T) {
 
 	gone := create(t, s1, "ov-gone", prefixes("10.71.0.0/24"), nil)
 	pg := requestPool(t, s2.Allocator(), gone)
-	if err := s1.DeleteNetwork(context.Background(), gone); err != nil {
+	if _, err := s1.DeleteNetwork(context.Background(), gone); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s2.Allocator().RequestAddress(pg.ID, netip.Addr{})

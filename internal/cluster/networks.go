@@ -118,6 +118,7 @@ func (s *Store) tryCreate(ctx context.Context, id, name string, want, avoid []ne
 	}
 	if resp.Succeeded {
 		*out = rec
+		out.Revision = resp.Header.Revision
 		return true, nil
 	}
 	if r := resp.Responses[0].GetResponseRange(); r != nil && len(r.Kvs) > 0 {
@@ -129,6 +130,7 @@ func (s *Store) tryCreate(ctx context.Context, id, name string, want, avoid []ne
 				return false, err
 			}
 			if len(got.Kvs) == 1 && json.Unmarshal(got.Kvs[0].Value, out) == nil {
+				out.Revision = got.Header.Revision
 				return true, nil
 			}
 		}
@@ -172,9 +174,10 @@ func pickDefault(avoid []netip.Prefix) (netip.Prefix, error) {
 
 // DeleteNetwork removes a global network and every claim it holds, in one transaction that is
 // refused while any host has an endpoint on it: a host joining at the same moment either gets
-// in first (and the removal is refused) or finds the network gone.
-func (s *Store) DeleteNetwork(ctx context.Context, rec NetworkRecord) error {
-	return s.op(ctx, "removing network "+rec.Name, func(ctx context.Context) error {
+// in first (and the removal is refused) or finds the network gone. It returns the store's
+// revision after the removal: a view of the store older than it still shows the network.
+func (s *Store) DeleteNetwork(ctx context.Context, rec NetworkRecord) (rev int64, err error) {
+	return rev, s.op(ctx, "removing network "+rec.Name, func(ctx context.Context) error {
 		ops := []clientv3.Op{
 			clientv3.OpDelete(networkKey(rec.ID)),
 			clientv3.OpDelete(segmentKey(rec.SegmentID)),
@@ -192,6 +195,7 @@ func (s *Store) DeleteNetwork(ctx context.Context, rec NetworkRecord) error {
 		if err != nil {
 			return err
 		}
+		rev = resp.Header.Revision
 		if resp.Succeeded {
 			return nil
 		}
@@ -204,10 +208,12 @@ func (s *Store) DeleteNetwork(ctx context.Context, rec NetworkRecord) error {
 		// The name no longer points at this network: it is already gone (removed from
 		// another host). Clear what may remain under its own ID; its VNI and subnets may
 		// belong to a newer network by now and are left alone.
-		if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(endpointPrefix(rec.ID)), "=", 0).WithPrefix()).
-			Then(clientv3.OpDelete(networkKey(rec.ID)), clientv3.OpDelete(addrPrefix(rec.ID), clientv3.WithPrefix())).Commit(); err != nil {
+		resp, err = s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(endpointPrefix(rec.ID)), "=", 0).WithPrefix()).
+			Then(clientv3.OpDelete(networkKey(rec.ID)), clientv3.OpDelete(addrPrefix(rec.ID), clientv3.WithPrefix())).Commit()
+		if err != nil {
 			return fmt.Errorf("clearing the remains of network %s: %w", rec.Name, err)
 		}
+		rev = resp.Header.Revision
 		return nil
 	})
 }

@@ -225,7 +225,7 @@ func TestDeleteNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err = s1.DeleteNetwork(ctx, rec)
+	_, err = s1.DeleteNetwork(ctx, rec)
 	if !errdefs.Is(err, errdefs.KindForbidden) || !strings.Contains(err.Error(), "active endpoints") || !strings.Contains(err.Error(), "host2") {
 		t.Fatalf("deleting a network in use: %v (kind %v), want Forbidden naming host2", err, errdefs.KindOf(err))
 	}
@@ -236,10 +236,10 @@ func TestDeleteNetwork(t *testing.T) {
 	if err := s2.WithdrawEndpoint(ctx, rec.ID, ep.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s1.DeleteNetwork(ctx, rec); err != nil {
+	if _, err := s1.DeleteNetwork(ctx, rec); err != nil {
 		t.Fatalf("deleting an unused network: %v", err)
 	}
-	if err := s2.DeleteNetwork(ctx, rec); err != nil {
+	if _, err := s2.DeleteNetwork(ctx, rec); err != nil {
 		t.Errorf("deleting it again, from the other host: %v", err)
 	}
 	for _, k := range []string{"networks/" + rec.ID, "names/ov-del", "segments/4096", "subnets/10.30.0.0-24", "addrs/" + rec.ID + "/"} {
@@ -260,7 +260,7 @@ func TestDeleteNetwork(t *testing.T) {
 		t.Errorf("re-created network got VNI %d, want the freed %d", again.SegmentID, rec.SegmentID)
 	}
 	// A stale record of the first incarnation (same name, old ID) must not remove the new one.
-	if err := s1.DeleteNetwork(ctx, rec); err != nil {
+	if _, err := s1.DeleteNetwork(ctx, rec); err != nil {
 		t.Fatalf("deleting a network already gone: %v", err)
 	}
 	for _, k := range []string{"names/ov-del", "segments/4096", "subnets/10.30.0.0-24", "networks/" + again.ID} {

@@ -54,6 +54,9 @@ type NetworkRecord struct {
 	SegmentID uint32
 	Subnets   []netip.Prefix
 	Spec      json.RawMessage
+	// Revision is the store's revision at which this host wrote or read the record (not
+	// stored): a view of the store older than it does not know the network yet.
+	Revision int64 `json:"-"`
 }
 
 // EndpointRecord is an endpoint of a global network as every host sees it.

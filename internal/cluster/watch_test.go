@@ -62,7 +62,7 @@ func TestWatchResumesAfterCompaction(t *testing.T) {
 	gate.Break()
 	time.Sleep(200 * time.Millisecond) // the watch loop notices and waits at the gate
 	c := create(t, s1, "ov-c", prefixes("10.102.0.0/24"), nil)
-	if err := s1.DeleteNetwork(ctx, b); err != nil {
+	if _, err := s1.DeleteNetwork(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	if err := s1.WithdrawEndpoint(ctx, a.ID, dropped.ID); err != nil {
@@ -162,7 +162,7 @@ func TestUnreachableStore(t *testing.T) {
 			_, err := s.CreateNetwork(ctx, rec.ID, rec.Name, nil, nil, build)
 			return err
 		}},
-		{"removing a network", func() error { return s.DeleteNetwork(ctx, rec) }},
+		{"removing a network", func() error { _, err := s.DeleteNetwork(ctx, rec); return err }},
 		{"publishing an endpoint", func() error {
 			return s.PublishEndpoint(ctx, endpoint(rec.ID, "new", netip.MustParsePrefix("10.110.0.2/24")))
 		}},

@@ -81,8 +81,8 @@ func (c *Controller) syncCluster(full bool) {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		if c.networks[id] != nil {
-			continue
+		if c.networks[id] != nil || snap.Revision < c.storeRev[id] {
+			continue // here already, or removed here after this view was taken
 		}
 		var rec Network
 		if err := json.Unmarshal(snap.Networks[id].Spec, &rec); err != nil {
@@ -109,7 +109,7 @@ func (c *Controller) syncCluster(full bool) {
 		if !c.isGlobal(n.rec) {
 			continue
 		}
-		if _, ok := snap.Networks[n.rec.ID]; !ok {
+		if _, ok := snap.Networks[n.rec.ID]; !ok && snap.Revision >= c.storeRev[n.rec.ID] {
 			if len(c.networkEndpoints(n.rec.ID)) == 0 {
 				if err := c.removeLocalCopy(n); err != nil {
 					slog.Error("removing a global network removed from the cluster", "network", n.rec.Name, "err", err)

@@ -95,6 +95,9 @@ type Controller struct {
 	// appliedPeers fingerprints the remote endpoints last applied per global network, so that
 	// an event that changes none of a network's skips it (see syncCluster).
 	appliedPeers map[string]string
+	// storeRev is the cluster store's revision at which this host created or removed a
+	// global network: a store view older than it is not acted on for that network.
+	storeRev map[string]int64
 }
 
 type network struct {
@@ -123,6 +126,7 @@ func New(cfg Config) (*Controller, error) {
 		cluster:       cfg.Cluster,
 		remoteNames:   map[string]map[string]bool{},
 		appliedPeers:  map[string]string{},
+		storeRev:      map[string]int64{},
 	}
 	c.ports.Probe = portmap.ProbeHost
 	if c.ns == nil {

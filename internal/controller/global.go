@@ -116,9 +116,12 @@ func (c *Controller) createGlobalNetwork(cfg NetworkConfig, d driver.Driver, dn 
 		return Network{}, fmt.Errorf("reading back network %s from the cluster store: %w", rec.Name, err)
 	}
 	faults.Point("global-network-claimed")
+	// A view of the store older than the creation does not know the network yet: syncCluster
+	// must not take it for one removed elsewhere.
+	c.storeRev[rec.ID] = nr.Revision
 	n, err := c.materialize(rec)
 	if err != nil {
-		if derr := c.cluster.DeleteNetwork(ctx, nr); derr != nil {
+		if _, derr := c.cluster.DeleteNetwork(ctx, nr); derr != nil {
 			slog.Error("withdrawing a global network whose local creation failed", "network", rec.Name, "err", derr)
 		}
 		return Network{}, err
@@ -184,9 +187,13 @@ func (c *Controller) removeGlobalNetwork(n *network) error {
 	}
 	ctx, cancel := opContext()
 	defer cancel()
-	if err := c.cluster.DeleteNetwork(ctx, clusterRecord(n.rec)); err != nil {
+	rev, err := c.cluster.DeleteNetwork(ctx, clusterRecord(n.rec))
+	if err != nil {
 		return err
 	}
+	// A view of the store older than the removal still shows the network: syncCluster must
+	// not build it again from one.
+	c.storeRev[n.rec.ID] = rev
 	return c.removeLocalCopy(n)
 }
 
