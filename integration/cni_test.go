@@ -23,12 +23,8 @@ var (
 func cnitool(t *testing.T) string {
 	t.Helper()
 	cnitoolOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cnet-cnitool-")
-		if err != nil {
-			cnitoolErr = err
-			return
-		}
-		cnitoolPath = filepath.Join(dir, "cnitool")
+		// Beside the cnet binary, whose directory testenv.Main removes when the tests end.
+		cnitoolPath = filepath.Join(filepath.Dir(testenv.Binary(t)), "cnitool")
 		if out, err := exec.Command("go", "build", "-o", cnitoolPath, "github.com/containernetworking/cni/cnitool").CombinedOutput(); err != nil {
 			cnitoolErr = err
 			t.Logf("%s", out)
