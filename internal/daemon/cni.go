@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
@@ -39,10 +38,6 @@ type cniRecord struct {
 	// network.
 	Ports []controller.PortMapping `json:",omitempty"`
 }
-
-// cniMu serialises CNI operations: one runtime container's ADDs and DELs arrive one at a time
-// from its runtime anyway, and different containers' are cheap enough not to need more.
-var cniMu sync.Mutex
 
 func cniSandboxID(containerID string) string {
 	sum := sha256.Sum256([]byte("cni\x00" + containerID))
@@ -100,8 +95,8 @@ func (d *Daemon) CNIAdd(_ context.Context, req api.CNIAttachRequest) (api.CNIAtt
 	if _, err := d.ctrl.Network(req.Network); err != nil {
 		return api.CNIAttachment{}, err
 	}
-	cniMu.Lock()
-	defer cniMu.Unlock()
+	d.cniMu.Lock()
+	defer d.cniMu.Unlock()
 	id := cniSandboxID(req.ContainerID)
 	recs, err := d.cniRecords(id)
 	if err != nil {
@@ -218,8 +213,8 @@ func (d *Daemon) CNIGC(ctx context.Context, req api.CNIGCRequest) (int, error) {
 // CNIDel implements api.Backend: the plugin's DEL. An attachment already gone is not an error,
 // and neither is a namespace the runtime already deleted: the sandbox holds its own name for it.
 func (d *Daemon) CNIDel(_ context.Context, req api.CNIDetachRequest) error {
-	cniMu.Lock()
-	defer cniMu.Unlock()
+	d.cniMu.Lock()
+	defer d.cniMu.Unlock()
 	id := cniSandboxID(req.ContainerID)
 	recs, err := d.cniRecords(id)
 	if err != nil {

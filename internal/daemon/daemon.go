@@ -61,6 +61,10 @@ type Daemon struct {
 	// closeDrivers stops the network drivers that run goroutines.
 	closeDrivers func()
 	stopCluster  func() // nil without a cluster store
+	// cniMu serialises CNI attachments (see cni.go): one runtime container's ADDs and DELs
+	// come one at a time from its runtime anyway, and different containers' are cheap enough
+	// not to need more. Never held with a container's lock.
+	cniMu sync.Mutex
 }
 
 // SocketPath returns the filesystem path of a unix:// host.
