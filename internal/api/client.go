@@ -85,6 +85,9 @@ func NewClient(host string) (*Client, error) {
 // Host is the address the client was built for, as given (for messages).
 func (c *Client) Host() string { return c.host }
 
+// SocketPath is the filesystem path of the daemon's socket.
+func (c *Client) SocketPath() string { return c.socketPath }
+
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.socketPath)

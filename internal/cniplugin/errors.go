@@ -26,11 +26,13 @@ func daemonError(op, host string, err error) *types.Error {
 	if errors.As(err, &te) {
 		return te
 	}
+	if isDown(err) {
+		var ce *api.ConnectError
+		errors.As(err, &ce)
+		return types.NewError(types.ErrTryAgainLater, unreachable(host), ce.Err.Error())
+	}
 	var ce *api.ConnectError
 	if errors.As(err, &ce) {
-		if errors.Is(ce.Err, syscall.ECONNREFUSED) || errors.Is(ce.Err, syscall.ENOENT) {
-			return types.NewError(types.ErrTryAgainLater, unreachable(host), ce.Err.Error())
-		}
 		// Permission denied and the like: retrying will not help, so not code 11.
 		return types.NewError(types.ErrInternal, fmt.Sprintf("cnet %s: %v", op, ce), "")
 	}
@@ -55,6 +57,13 @@ func daemonError(op, host string, err error) *types.Error {
 // fix.
 func unreachable(host string) string {
 	return fmt.Sprintf("cnet daemon at %s is not reachable: start it with `cnet daemon`", host)
+}
+
+// isDown reports a daemon that is not running: nothing listens on its socket, or there is no
+// socket. (A daemon that is slow, or refuses the caller, is not down.)
+func isDown(err error) bool {
+	var ce *api.ConnectError
+	return errors.As(err, &ce) && (errors.Is(ce.Err, syscall.ECONNREFUSED) || errors.Is(ce.Err, syscall.ENOENT))
 }
 
 // isNotFound reports a daemon answer of 404.

@@ -12,6 +12,7 @@ package cniplugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -112,21 +113,57 @@ func undo(c *api.Client, conf *NetConf, args *skel.CmdArgs) {
 }
 
 // del is DEL. The spec wants DEL to succeed for what is already gone (runtimes call it again
-// after failures and during cleanup), so the daemon's 404 is success. A daemon that cannot be
-// reached is not: returning success would let the runtime forget an attachment that still
-// holds an address and ports, so the error is code 11 and the runtime retries.
+// after failures and during cleanup), so the daemon's 404 is success. A daemon that is down
+// (nothing listens on its socket) gets the DEL as a pending request that it completes when it
+// next starts (see api.CNIPendingDir): the runtime may forget the container, and its address
+// and ports are freed as soon as cnet runs again. A daemon that is up but fails or does not
+// answer is an error (code 11 when retrying may help): success then would let the runtime
+// forget an attachment that nobody will remove.
 func (p *plugin) del(args *skel.CmdArgs) error {
 	conf, c, err := session(args.StdinData)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	err = c.CNIDel(ctx, api.CNIDetachRequest{ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Network})
-	if err != nil && !isNotFound(err) {
+	req := api.CNIDetachRequest{ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Network}
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		if err := c.CNIDel(ctx, req); err != nil && !isNotFound(err) {
+			return err
+		}
+		return nil
+	}
+	if err := deferIfDown(c, api.CNIPending{Del: &req}, call); err != nil {
 		return daemonError("DEL", conf.Host, err)
 	}
 	return nil
+}
+
+// deferIfDown makes call, and when the daemon is down leaves p pending for its next start. The
+// daemon reads pending requests after it listens and before it serves, so one more try after
+// the request is written closes the race with a daemon starting meanwhile: either that try
+// reaches it (and the file is removed here; doing the request twice would be harmless) or the
+// daemon began listening after the file was there and will read it.
+func deferIfDown(c *api.Client, p api.CNIPending, call func() error) error {
+	err := call()
+	if err == nil || !isDown(err) {
+		return err
+	}
+	path, werr := api.WriteCNIPending(api.CNIPendingDir(c.SocketPath()), p)
+	if werr != nil {
+		return errors.Join(err, werr)
+	}
+	err = call()
+	switch {
+	case err == nil:
+		return os.Remove(path)
+	case isDown(err):
+		return nil
+	default:
+		// Up after all, and failing: the runtime retries, the file would only repeat it.
+		_ = os.Remove(path)
+		return err
+	}
 }
 
 // check is CHECK: the daemon confirms the attachment and its interface exist, and the
@@ -175,7 +212,8 @@ func (p *plugin) status(args *skel.CmdArgs) error {
 }
 
 // gc is GC (CNI 1.1.0): the daemon removes every attachment on the network that the runtime
-// does not list in cni.dev/valid-attachments (or the legacy cni.dev/attachments). A
+// does not list in cni.dev/valid-attachments (or the legacy cni.dev/attachments); with the
+// daemon down it is left pending, as DEL is. A
 // configuration with neither key says nothing about what is valid (cnitool's gc sends none):
 // nothing is removed then, rather than everything.
 func (p *plugin) gc(args *skel.CmdArgs) error {
@@ -201,9 +239,13 @@ func (p *plugin) gc(args *skel.CmdArgs) error {
 	for _, v := range *list {
 		req.Valid = append(req.Valid, api.CNIDetachRequest{ContainerID: v.ContainerID, IfName: v.IfName})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	if _, err := c.CNIGC(ctx, req); err != nil {
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		_, err := c.CNIGC(ctx, req)
+		return err
+	}
+	if err := deferIfDown(c, api.CNIPending{GC: &req}, call); err != nil {
 		return daemonError("GC", conf.Host, err)
 	}
 	return nil

@@ -34,8 +34,9 @@ func confFor(host, extra string) string {
 	return `{"cniVersion":"1.1.0","name":"podnet","type":"cnet","network":"web","host":"` + host + `"` + extra + `}`
 }
 
-// TestDaemonUnreachable: with no daemon at the socket, ADD, DEL and CHECK say "try again
-// later" naming the socket, and STATUS says "not available".
+// TestDaemonUnreachable: with no daemon at the socket, ADD and CHECK say "try again later"
+// naming the socket, and STATUS says "not available" (DEL and GC are left pending:
+// TestPendingWhenDown).
 func TestDaemonUnreachable(t *testing.T) {
 	host := "unix://" + filepath.Join(t.TempDir(), "missing.sock")
 	p := &plugin{out: &bytes.Buffer{}}
@@ -45,7 +46,6 @@ func TestDaemonUnreachable(t *testing.T) {
 		code uint
 	}{
 		{"ADD", p.add, types.ErrTryAgainLater},
-		{"DEL", p.del, types.ErrTryAgainLater},
 		{"CHECK", p.check, types.ErrTryAgainLater},
 		{"STATUS", p.status, errPluginNotAvailable},
 	}
@@ -72,18 +72,63 @@ func TestInvalidHost(t *testing.T) {
 	}
 }
 
-// TestGC: without a list of valid attachments GC removes nothing and asks nothing; with one
-// (either key) it goes to the daemon, here unreachable.
+// TestGC: without a list of valid attachments GC removes nothing and asks nothing.
 func TestGC(t *testing.T) {
-	host := "unix://" + filepath.Join(t.TempDir(), "missing.sock")
+	dir := t.TempDir()
+	host := "unix://" + filepath.Join(dir, "missing.sock")
 	if err := (&plugin{}).gc(cmdArgs(confFor(host, ""))); err != nil {
 		t.Errorf("GC without a list: %v, want nothing done", err)
 	}
+	if files, _ := api.ReadCNIPending(api.CNIPendingDir(filepath.Join(dir, "missing.sock"))); len(files) != 0 {
+		t.Errorf("GC without a list left %d pending requests", len(files))
+	}
+}
+
+// TestPendingWhenDown: DEL, and GC with either key, succeed with no daemon listening and leave
+// the request, whole, for the daemon's next start, in the order they came.
+func TestPendingWhenDown(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "cnet.sock")
+	host := "unix://" + socket
+	p := &plugin{out: &bytes.Buffer{}}
+	if err := p.del(cmdArgs(confFor(host, ""))); err != nil {
+		t.Fatalf("DEL with the daemon down: %v", err)
+	}
 	for _, key := range []string{"cni.dev/valid-attachments", "cni.dev/attachments"} {
-		err := (&plugin{}).gc(cmdArgs(confFor(host, `,"`+key+`":[{"containerID":"ctr1","ifname":"eth0"}]`)))
-		if code := errCode(t, err); code != types.ErrTryAgainLater {
-			t.Errorf("GC with %s and no daemon: code %d (%v), want try again later", key, code, err)
+		if err := p.gc(cmdArgs(confFor(host, `,"`+key+`":[{"containerID":"ctr2","ifname":"net1"}]`))); err != nil {
+			t.Fatalf("GC with %s and the daemon down: %v", key, err)
 		}
+	}
+	files, errs := api.ReadCNIPending(api.CNIPendingDir(socket))
+	if len(errs) != 0 || len(files) != 3 {
+		t.Fatalf("pending: %d files, errors %v; want 3", len(files), errs)
+	}
+	if d := files[0].Request.Del; d == nil || *d != (api.CNIDetachRequest{ContainerID: "ctr1", IfName: "eth0", Network: "web"}) || files[0].Request.GC != nil {
+		t.Errorf("first pending request %+v, want ctr1's DEL", files[0].Request)
+	}
+	for _, f := range files[1:] {
+		g := f.Request.GC
+		if g == nil || g.Network != "web" || len(g.Valid) != 1 || g.Valid[0] != (api.CNIDetachRequest{ContainerID: "ctr2", IfName: "net1"}) {
+			t.Errorf("pending request %+v, want a GC of web keeping ctr2/net1", f.Request)
+		}
+	}
+	if p.out.(*bytes.Buffer).Len() != 0 {
+		t.Errorf("printed %q", p.out)
+	}
+}
+
+// TestPendingNotWhenUp: a daemon that answers with an error gets no pending request: the
+// runtime retries instead.
+func TestPendingNotWhenUp(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.status["/cni/del"] = http.StatusInternalServerError
+	err := (&plugin{}).del(cmdArgs(confFor(d.host, "")))
+	if code := errCode(t, err); code != types.ErrInternal {
+		t.Fatalf("DEL answered 500: code %d (%v)", code, err)
+	}
+	socket := strings.TrimPrefix(d.host, "unix://")
+	if files, _ := api.ReadCNIPending(api.CNIPendingDir(socket)); len(files) != 0 {
+		t.Errorf("a DEL the daemon refused left %d pending requests", len(files))
 	}
 }
 
@@ -272,10 +317,10 @@ func TestThroughSkel(t *testing.T) {
 		code      uint
 	}{
 		{"ADD", confFor(host, ""), types.ErrTryAgainLater},
-		{"DEL", confFor(host, ""), types.ErrTryAgainLater},
+		{"DEL", confFor(host, ""), 0},
 		{"STATUS", confFor(host, ""), errPluginNotAvailable},
 		{"GC", confFor(host, ""), 0},
-		{"GC", confFor(host, `,"cni.dev/valid-attachments":[]`), types.ErrTryAgainLater},
+		{"GC", confFor(host, `,"cni.dev/valid-attachments":[]`), 0},
 		{"ADD", `{"cniVersion":"1.0.0","name":"podnet","type":"cnet"}`, types.ErrInvalidNetworkConfig},
 		{"STATUS", `{"cniVersion":"1.0.0","name":"podnet","type":"cnet","network":"web"}`, types.ErrIncompatibleCNIVersion},
 	}

@@ -161,6 +161,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		l.Close()
 		return err
 	}
+	// Listening but not yet answering: what runtimes sent while the daemon was down comes
+	// before what they send now (connections wait in the backlog meanwhile).
+	d.completePendingCNI(api.CNIPendingDir(path))
 	srv := &http.Server{Handler: api.NewHandler(d), ReadHeaderTimeout: 10 * time.Second}
 	slog.Info("cnet daemon listening", "socket", path, "data-root", d.cfg.DataRoot, "exec-root", d.cfg.ExecRoot)
 	errc := make(chan error, 1)
