@@ -11,6 +11,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/faults"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -117,6 +118,7 @@ func (d *Daemon) CNIAdd(_ context.Context, req api.CNIAttachRequest) (api.CNIAtt
 	if err := d.store.Put(store.CNI, cniKey(id, req.IfName), rec); err != nil {
 		return api.CNIAttachment{}, err
 	}
+	faults.Point("cni-recorded")
 	if len(recs) == 0 {
 		_, err = d.ctrl.StartSandbox(cniSandboxConfig([]cniRecord{rec}))
 	} else {
@@ -237,6 +239,7 @@ func (d *Daemon) CNIDel(_ context.Context, req api.CNIDetachRequest) error {
 	if err != nil {
 		return err
 	}
+	faults.Point("cni-released")
 	return d.store.Delete(store.CNI, cniKey(id, req.IfName))
 }
 

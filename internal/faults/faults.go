@@ -36,6 +36,19 @@ var ClusterPoints = []string{
 	"endpoint-unplugged",     // interface gone (disconnect), record and address claim not yet released
 }
 
+// CNIPoints are the steps of the CNI plugin's ADD and DEL, where the daemon's records, the
+// runtime's namespace and what the runtime was told can disagree after a crash;
+// TestCNICrash iterates them.
+var CNIPoints = []string{
+	"cni-recorded",       // ADD: attachment recorded, no sandbox yet
+	"sandbox-created",    // ADD: the runtime's namespace adopted, no endpoint yet
+	"endpoint-recorded",  // ADD: address allocated and recorded, no interface yet
+	"endpoint-plugged",   // ADD: interface up in the runtime's namespace
+	"ports-published",    // ADD: port mappings in the firewall, the runtime not yet answered
+	"endpoint-unplugged", // DEL: interface gone, endpoint record and address not yet released
+	"cni-released",       // DEL: sandbox gone, attachment record not yet deleted
+}
+
 // Point kills the process with SIGKILL, as a crash would (no deferred cleanup runs), when
 // name is the armed step.
 func Point(name string) {
