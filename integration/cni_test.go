@@ -258,4 +258,17 @@ func TestCNIWithCnitool(t *testing.T) {
 	if out, _, code := h.CLI("exec", "c1", "busybox", "ping", "-c1", "-W1", "pod2"); code == 0 {
 		t.Errorf("pod2 still answers after its namespace went:\n%s", out)
 	}
+
+	// The same with the daemon running: it notices within seconds.
+	ns5 := r.netns("pod5ns")
+	if out, err := r.run("add", "cninet", ns5, "pod5"); err != nil {
+		t.Fatalf("cnitool add pod5: %v\n%s", err, out)
+	}
+	h.MustRun("umount", ns5)
+	waitFor(t, "pod5's attachment to go with its namespace", func() bool {
+		return len(inspectNetwork(t, h, "cninet").Containers) == 1
+	})
+	if out, err := r.run("del", "cninet", ns5, "pod5"); err != nil {
+		t.Errorf("cnitool del of a reaped attachment: %v\n%s", err, out)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
@@ -262,24 +263,84 @@ func (d *Daemon) CNICheck(_ context.Context, req api.CNIDetachRequest) (api.CNIA
 // away (recovery removes their endpoints, frees their addresses and lets go of cnet's bind of
 // the namespace).
 func (d *Daemon) liveCNISandboxes(live map[string]controller.SandboxConfig) {
-	recs, err := d.cniRecords("")
+	alive, gone, err := d.cniSandboxesByLife()
 	if err != nil {
 		slog.Error("loading CNI attachments", "err", err)
 		return
 	}
-	by := map[string][]cniRecord{}
-	for _, r := range recs {
-		by[r.SandboxID] = append(by[r.SandboxID], r)
+	for id, rs := range alive {
+		live[id] = cniSandboxConfig(rs)
 	}
-	for id, rs := range by {
-		if d.ctrl.SandboxExists(id) && d.ctrl.SandboxIs(id, rs[0].Netns) {
-			live[id] = cniSandboxConfig(rs)
-			continue
+	for _, rs := range gone {
+		d.dropCNIRecords(rs)
+	}
+}
+
+// cniSandboxesByLife sorts the recorded CNI sandboxes into those whose runtime still names
+// their namespace (CNI_NETNS still is the namespace cnet holds) and those it let go of: the
+// runtime unmounted its /run/netns file, or the process of a /proc/PID/ns/net exited.
+func (d *Daemon) cniSandboxesByLife() (alive, gone map[string][]cniRecord, err error) {
+	recs, err := d.cniRecords("")
+	if err != nil {
+		return nil, nil, err
+	}
+	alive, gone = map[string][]cniRecord{}, map[string][]cniRecord{}
+	for _, r := range recs {
+		if d.ctrl.SandboxExists(r.SandboxID) && d.ctrl.SandboxIs(r.SandboxID, r.Netns) {
+			alive[r.SandboxID] = append(alive[r.SandboxID], r)
+		} else {
+			gone[r.SandboxID] = append(gone[r.SandboxID], r)
 		}
-		for _, r := range rs {
-			if err := d.store.Delete(store.CNI, cniKey(id, r.IfName)); err != nil {
-				slog.Error("dropping the record of a gone CNI attachment", "container", r.ContainerID, "err", err)
+	}
+	return alive, gone, nil
+}
+
+func (d *Daemon) dropCNIRecords(rs []cniRecord) {
+	for _, r := range rs {
+		if err := d.store.Delete(store.CNI, cniKey(r.SandboxID, r.IfName)); err != nil {
+			slog.Error("dropping the record of a gone CNI attachment", "container", r.ContainerID, "err", err)
+		}
+	}
+}
+
+// cniReapInterval is how often the daemon looks for runtime containers that went without a
+// DEL. A look is one stat per attachment.
+const cniReapInterval = 2 * time.Second
+
+// reapCNI removes the attachments whose runtime let go of their namespace without a DEL, as a
+// DEL would. containerd 1.6's `ctr run -d --cni` never sends one, and any runtime that crashes
+// may not: without this, cnet's bind of the namespace would keep it, its interface and its
+// address for ever. A DEL that comes later finds nothing and succeeds.
+func (d *Daemon) reapCNI() {
+	d.cniMu.Lock()
+	defer d.cniMu.Unlock()
+	_, gone, err := d.cniSandboxesByLife()
+	if err != nil {
+		slog.Error("loading CNI attachments", "err", err)
+		return
+	}
+	for id, rs := range gone {
+		if d.ctrl.SandboxExists(id) {
+			if err := d.ctrl.StopSandbox(id); err != nil {
+				slog.Error("removing a CNI attachment whose runtime let its namespace go", "container", rs[0].ContainerID, "err", err)
+				continue
 			}
+		}
+		slog.Info("removed a CNI attachment whose runtime let its namespace go without a DEL", "container", rs[0].ContainerID, "netns", rs[0].Netns)
+		d.dropCNIRecords(rs)
+	}
+}
+
+// runCNIReaper calls reapCNI every cniReapInterval until stop is closed.
+func (d *Daemon) runCNIReaper(stop <-chan struct{}) {
+	t := time.NewTicker(cniReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			d.reapCNI()
 		}
 	}
 }

@@ -58,6 +58,8 @@ type Daemon struct {
 	containers map[string]*ctr // by ID
 	execs      map[string]*execRecord
 
+	// stopReaper ends the loop that removes CNI attachments whose runtime went (cni.go).
+	stopReaper func()
 	// closeDrivers stops the network drivers that run goroutines.
 	closeDrivers func()
 	stopCluster  func() // nil without a cluster store
@@ -137,6 +139,9 @@ func New(cfg Config) (*Daemon, error) {
 			}
 		}
 	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { defer close(done); d.runCNIReaper(stop) }()
+	d.stopReaper = func() { close(stop); <-done }
 	return d, nil
 }
 
@@ -183,6 +188,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 // Close releases the state file and the firewall's netlink socket (its rules stay, and serve
 // the host's own connections too once the connect() translation is detached).
 func (d *Daemon) Close() error {
+	d.stopReaper()
 	if d.stopCluster != nil {
 		d.stopCluster()
 	}
