@@ -44,7 +44,7 @@ func newPodman(t *testing.T, h *testenv.Host, cniDir string) *podman {
 	p := &podman{t: t, h: h, dir: filepath.Join(h.Dir, "podman"), cgroup: "/" + filepath.Base(h.Dir) + "-podman"}
 	p.conf = filepath.Join(p.dir, "containers.conf")
 	p.rootfs = filepath.Join(p.dir, "rootfs")
-	for _, d := range []string{"root", "runroot", "tmp", "rootfs/bin", "rootfs/etc", "rootfs/proc", "rootfs/sys", "rootfs/dev", "rootfs/tmp"} {
+	for _, d := range []string{"root", "runroot", "tmp", "rootfs/bin", "rootfs/etc", "rootfs/proc", "rootfs/sys", "rootfs/dev", "rootfs/tmp", "rootfs/www"} {
 		if err := os.MkdirAll(filepath.Join(p.dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ lock_type = "file"
 	if err := os.WriteFile(filepath.Join(p.rootfs, "bin", "busybox"), bb, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, app := range []string{"sh", "ping", "sleep", "nslookup", "cat", "ip"} {
+	for _, app := range busyboxApplets {
 		if err := os.Symlink("busybox", filepath.Join(p.rootfs, "bin", app)); err != nil {
 			t.Fatal(err)
 		}
@@ -83,6 +83,9 @@ lock_type = "file"
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(p.rootfs, "etc", "group"), []byte("root:x:0:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.rootfs, "www", "index.html"), []byte("served by podman\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h.MustRun("sh", "-c", "mount -t tmpfs tmpfs /run && mkdir -p /var/lib/cni && mount -t tmpfs tmpfs /var/lib/cni")
@@ -133,9 +136,12 @@ func (p *podman) mustRun(args ...string) string {
 // TestCNIPodman: a Podman container (Podman 4's CNI backend, runc) joins a cnet network
 // through cnet's CNI plugin: it reaches a cnet container by name through cnet's resolver and
 // is reached from it by its own name (Podman passes it as K8S_POD_NAME); network inspect lists
-// it under Podman's container ID; removing it with Podman frees its attachment.
+// it under Podman's container ID; `podman run -p 8081:80` answers from the host and from a
+// client host through cnet's NAT; removing them with Podman frees their attachments and port.
 func TestCNIPodman(t *testing.T) {
 	h := testenv.NewHost(t)
+	seg := newSegment(t, h, "uplink0", "10.99.0.2/24")
+	h.MustRun("ip", "addr", "add", "10.99.0.1/24", "dev", "uplink0")
 	h.MustCLI("network", "create", "--subnet", "10.78.0.0/24", "podnet")
 	runSleeper(t, h, "c1", "--network", "podnet")
 	p := newPodman(t, h, installCNIPlugin(t, h, "podnet"))
@@ -179,6 +185,26 @@ func TestCNIPodman(t *testing.T) {
 		t.Errorf("c1 resolved in the Podman container to another address than its own %s:\n%s", c1IP, out)
 	}
 	execPing(t, h, "c1", "pod1")
+
+	// A published port (Podman passes it as the portMappings capability).
+	p.mustRun("run", "-d", "--name", "web", "--network", "podnet", "-p", "8081:80", "--cgroup-parent", p.cgroup, "--rootfs", p.rootfs,
+		"httpd", "-f", "-p", "80", "-h", "/www")
+	waitFor(t, "the Podman container's published port", func() bool {
+		out, _ := httpGet(h, "", "127.0.0.1", "8081")
+		return strings.Contains(out, "served by podman")
+	})
+	for _, c := range []struct{ who, pid, addr string }{
+		{"the host via its own address", "", "10.99.0.1"},
+		{"the client host", seg.pid, "10.99.0.1"},
+	} {
+		if out, err := httpGet(h, c.pid, c.addr, "8081"); err != nil || !strings.Contains(out, "served by podman") {
+			t.Errorf("the Podman container's port 8081 from %s: %v %q", c.who, err, out)
+		}
+	}
+	p.mustRun("rm", "-f", "-t", "0", "web")
+	if ports := h.MustRun("nft", "list", "map", "ip", "cnet", "ports_any"); strings.Contains(ports, "8081") {
+		t.Errorf("port 8081 is still published after podman rm:\n%s", ports)
+	}
 
 	p.mustRun("rm", "-f", "-t", "0", "pod1")
 	if n := inspectNetwork(t, h, "podnet"); len(n.Containers) != 1 {
