@@ -20,7 +20,7 @@ var (
 
 // cnitool builds the reference runtime's command-line tool (github.com/containernetworking/cni
 // v1.3.0's cnitool, the version in go.mod) once per test binary.
-func cnitool(t *testing.T) string {
+func cnitool(t testing.TB) string {
 	t.Helper()
 	cnitoolOnce.Do(func() {
 		// Beside the cnet binary, whose directory testenv.Main removes when the tests end.
@@ -39,13 +39,13 @@ func cnitool(t *testing.T) string {
 // cniRuntime is cnitool set up in a test host: cnet installed as a CNI plugin, one conflist for
 // a cnet network, and libcni's cache on a tmpfs of the host's own.
 type cniRuntime struct {
-	t    *testing.T
+	t    testing.TB
 	h    *testenv.Host
 	tool string
 	dir  string
 }
 
-func newCNIRuntime(t *testing.T, h *testenv.Host, network string) *cniRuntime {
+func newCNIRuntime(t testing.TB, h *testenv.Host, network string) *cniRuntime {
 	t.Helper()
 	r := &cniRuntime{t: t, h: h, tool: cnitool(t), dir: installCNIPlugin(t, h, network)}
 	// libcni caches results in /var/lib/cni: a tmpfs in the host's own mount namespace keeps
@@ -57,7 +57,7 @@ func newCNIRuntime(t *testing.T, h *testenv.Host, network string) *cniRuntime {
 // installCNIPlugin installs cnet as a CNI plugin the way the README says, under the host's
 // private directory: DIR/bin/cnet (a link to the binary) and DIR/net.d/NETWORK.conflist naming
 // the cnet network and the host's daemon. It returns DIR.
-func installCNIPlugin(t *testing.T, h *testenv.Host, network string) string {
+func installCNIPlugin(t testing.TB, h *testenv.Host, network string) string {
 	t.Helper()
 	dir := filepath.Join(h.Dir, "cni")
 	for _, d := range []string{"bin", "net.d"} {
