@@ -153,3 +153,84 @@ func podIP(t *testing.T, h *testenv.Host, network, pod string) string {
 	t.Fatalf("%s is not on %s", pod, network)
 	return ""
 }
+
+// writeConflist adds a conflist NAME to the runtime's configuration directory with these
+// plugins (JSON objects).
+func (r *cniRuntime) writeConflist(name string, plugins ...string) {
+	r.t.Helper()
+	conf := `{"cniVersion":"1.0.0","name":"` + name + `","plugins":[` + strings.Join(plugins, ",") + `]}`
+	if err := os.WriteFile(filepath.Join(r.dir, "net.d", name+".conflist"), []byte(conf), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TestCNIChainAndErrors: cnet first in a chain with the reference tuning plugin, which gets
+// cnet's result as prevResult and changes the interface (CHECK and DEL pass down the chain);
+// and the errors a runtime shows its user, end to end: a network cnet does not have, and a
+// network with no address left, each leaving nothing behind.
+func TestCNIChainAndErrors(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(referenceCNIDir, "tuning")); err != nil {
+		t.Skipf("the reference tuning plugin (Debian's containernetworking-plugins) is not installed: %v", err)
+	}
+	h := testenv.NewHost(t)
+	h.MustCLI("network", "create", "--subnet", "10.84.0.0/24", "chainnet")
+	h.MustCLI("network", "create", "--subnet", "10.85.0.0/30", "tiny")
+	r := newCNIRuntime(t, h, "chainnet")
+	if err := os.Symlink(filepath.Join(referenceCNIDir, "tuning"), filepath.Join(r.dir, "bin", "tuning")); err != nil {
+		t.Fatal(err)
+	}
+	cnetOn := func(network string) string {
+		return `{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `"}`
+	}
+	r.writeConflist("chained", cnetOn("chainnet"), `{"type":"tuning","mtu":1400}`)
+	r.writeConflist("nosuch", cnetOn("nosuch"))
+	r.writeConflist("tiny", cnetOn("tiny"))
+
+	ns := r.netns("chainns")
+	if out, err := r.run("add", "chained", ns, "pod1"); err != nil {
+		t.Fatalf("cnitool add through cnet then tuning: %v\n%s", err, out)
+	} else if !strings.Contains(out, `"address": "10.84.0.`) {
+		t.Errorf("the chain's result lost cnet's address:\n%s", out)
+	}
+	if link := h.MustRun("nsenter", "--net="+ns, "ip", "-o", "link", "show", "eth0"); !strings.Contains(link, "mtu 1400") {
+		t.Errorf("tuning did not get cnet's interface as prevResult (mtu not 1400): %s", link)
+	}
+	if out, err := r.run("check", "chained", ns, "pod1"); err != nil {
+		t.Errorf("cnitool check of the chain: %v\n%s", err, out)
+	}
+	if out, err := r.run("del", "chained", ns, "pod1"); err != nil {
+		t.Fatalf("cnitool del of the chain: %v\n%s", err, out)
+	}
+	if n := inspectNetwork(t, h, "chainnet"); len(n.Containers) != 0 {
+		t.Errorf("chainnet after DEL holds %+v", n.Containers)
+	}
+
+	if out, err := r.run("add", "nosuch", r.netns("nosuchns"), "pod2"); err == nil {
+		t.Errorf("cnitool add on a network cnet does not have succeeded:\n%s", out)
+	} else if !strings.Contains(out, "nosuch") || !strings.Contains(out, "not found") {
+		t.Errorf("cnitool add on a network cnet does not have says %q, want the network and \"not found\"", out)
+	}
+	// A /30 has one address after its gateway: the second container is refused, and its
+	// failed ADD leaves neither an endpoint nor an interface.
+	ns3, ns4 := r.netns("tiny3"), r.netns("tiny4")
+	if out, err := r.run("add", "tiny", ns3, "pod3"); err != nil {
+		t.Fatalf("cnitool add pod3 on tiny: %v\n%s", err, out)
+	}
+	out, err := r.run("add", "tiny", ns4, "pod4")
+	if err == nil {
+		t.Fatalf("a second ADD on a /30 succeeded:\n%s", out)
+	}
+	t.Logf("cnitool add on a full network: %s", out)
+	if !strings.Contains(out, "tiny") || !strings.Contains(out, "address") {
+		t.Errorf("the error of a full network names neither it nor its addresses: %s", out)
+	}
+	if n := inspectNetwork(t, h, "tiny"); len(n.Containers) != 1 {
+		t.Errorf("tiny after a refused ADD holds %d endpoints, want pod3's only", len(n.Containers))
+	}
+	if link, err := h.Run("nsenter", "--net="+ns4, "ip", "-o", "link", "show", "eth0"); err == nil {
+		t.Errorf("a refused ADD left eth0 in the namespace: %s", link)
+	}
+	if out, err := r.run("del", "tiny", ns3, "pod3"); err != nil {
+		t.Fatalf("cnitool del pod3: %v\n%s", err, out)
+	}
+}
