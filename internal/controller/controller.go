@@ -72,6 +72,8 @@ type Controller struct {
 	ipams    map[string]ipam.Allocator
 	ns       Namespaces
 	sboxes   map[string]*sbox // running sandboxes by container ID
+	// reserved holds the reservations (handoff.go) by reservationKey.
+	reserved map[string]bool
 
 	// The embedded DNS: one table of names for every network, one forwarder with the
 	// daemon-wide bound on queries in flight upstream.
@@ -118,6 +120,7 @@ func New(cfg Config) (*Controller, error) {
 		ipams:         map[string]ipam.Allocator{"default": ipam.NewLocal()},
 		ns:            cfg.Namespaces,
 		sboxes:        map[string]*sbox{},
+		reserved:      map[string]bool{},
 		dnsTable:      dns.NewTable(),
 		dnsFwd:        dns.NewForwarder(dns.ForwarderConfig{}),
 		fw:            cfg.Firewall,
@@ -161,6 +164,9 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.restoreReservations(); err != nil {
+		return nil, err
+	}
 	err = store.Load(c.store, store.Endpoints, func(_ string, ep *Endpoint) error {
 		n := c.networks[ep.NetworkID]
 		if n == nil {
@@ -169,7 +175,7 @@ func New(cfg Config) (*Controller, error) {
 			// a record of nothing; drop it.
 			return c.store.Delete(store.Endpoints, ep.ID)
 		}
-		if ep.Address.IsValid() {
+		if ep.Address.IsValid() && !ep.Reserved { // a reserved address came back with its reservation
 			pool := n.poolFor(ep.Address.Addr())
 			if pool == nil {
 				return fmt.Errorf("restoring endpoint %s: address %s is in no pool of network %s", ep.ID[:12], ep.Address, n.rec.Name)

@@ -92,10 +92,11 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 		}
 		opts.MAC = mac.String()
 	}
-	pool, addr, err := c.allocate(n, opts.IP, isDefault)
+	pool, addr, release, err := c.joinAddress(n, opts, isDefault)
 	if err != nil {
 		return Endpoint{}, err
 	}
+	ep.Reserved, ep.HandOff = opts.Reserved, opts.HandOff
 	ep.Address = netip.PrefixFrom(addr, pool.Subnet.Bits())
 	if caps.Gateway && !n.rec.Internal {
 		ep.Gateway = pool.Gateway
@@ -108,11 +109,6 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 	ep.Seq = c.seq
 
 	// From the record on, a crash is completed by recovery rather than rolled back.
-	release := func() {
-		if err := c.allocator(n).ReleaseAddress(pool.ID, addr); err != nil {
-			slog.Error("rolling back an address", "network", n.rec.Name, "address", addr, "err", err)
-		}
-	}
 	if err := c.store.Put(store.Endpoints, ep.ID, ep); err != nil {
 		release()
 		return Endpoint{}, err
@@ -127,7 +123,11 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 		release()
 		return err
 	}
-	if err := c.plug(n, ep, mine); err != nil {
+	plug := func() error { return c.plug(n, ep, mine) }
+	if ep.HandOff {
+		plug = func() error { return c.plugHandOff(n, ep) }
+	}
+	if err := plug(); err != nil {
 		return Endpoint{}, unrecord(err)
 	}
 	if err := c.publishEndpoint(n, ep, opts.Hostname); err != nil {
@@ -241,7 +241,7 @@ func (c *Controller) leave(ep *Endpoint, retire bool) error {
 		return err
 	}
 	delete(c.endpoints, ep.ID)
-	if p := n.poolFor(ep.Address.Addr()); p != nil {
+	if p := n.poolFor(ep.Address.Addr()); p != nil && !ep.Reserved {
 		if err := c.allocator(n).ReleaseAddress(p.ID, ep.Address.Addr()); err != nil {
 			slog.Error("releasing an endpoint's address", "network", n.rec.Name, "address", ep.Address.Addr(), "err", err)
 		}

@@ -353,6 +353,7 @@ func (c *Controller) deleteNetwork(n *network) error {
 		return err
 	}
 	delete(c.networks, n.rec.ID)
+	c.dropReservations(n)
 	c.releasePools(n)
 	return nil
 }

@@ -23,7 +23,7 @@ func (c *Controller) Recover(live map[string]bool) error {
 	defer c.mu.Unlock()
 	var errs []error
 	for _, ep := range c.sortedEndpoints() {
-		if !live[ep.ContainerID] || !c.ns.Exists(c.SandboxPath(ep.ContainerID)) {
+		if !live[ep.ContainerID] || (!ep.HandOff && !c.ns.Exists(c.SandboxPath(ep.ContainerID))) {
 			if err := c.leave(ep, false); err != nil {
 				errs = append(errs, fmt.Errorf("removing endpoint %s of gone container %s: %w", ep.ID[:12], ep.ContainerID[:12], err))
 			}
@@ -41,6 +41,15 @@ func (c *Controller) Recover(live map[string]bool) error {
 	for _, ep := range c.sortedEndpoints() {
 		n := c.networks[ep.NetworkID]
 		if c.driver(n).EndpointPresent(n.driverView(), c.endpointView(ep)) {
+			continue
+		}
+		if ep.HandOff {
+			// The engine that moved it into its namespace is the only one that could again:
+			// the endpoint is gone, and the engine's next call about it finds nothing.
+			slog.Info("removing a handed-off endpoint whose interface is missing", "endpoint", ep.ID[:12], "network", n.rec.Name)
+			if err := c.leave(ep, false); err != nil {
+				errs = append(errs, fmt.Errorf("removing handed-off endpoint %s: %w", ep.ID[:12], err))
+			}
 			continue
 		}
 		slog.Info("re-plugging endpoint whose interface is missing", "endpoint", ep.ID[:12], "container", ep.ContainerID[:12], "network", n.rec.Name)

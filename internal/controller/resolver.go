@@ -38,6 +38,9 @@ func (c *Controller) NamesResolve(ref string) bool {
 // wantsResolver reports whether sb gets the embedded resolver: it is on at least one network
 // where names resolve.
 func (c *Controller) wantsResolver(sb *sbox) bool {
+	if sb.cfg.HandOff {
+		return false // the engine runs its own in its namespace
+	}
 	for _, a := range sb.cfg.Networks {
 		if n, err := c.Network(a.Network); err == nil && c.namesResolve(n) {
 			return true

@@ -41,6 +41,11 @@ type SandboxConfig struct {
 	DNS   ResolvOptions
 	// Ports are published on the sandbox's gateway network (see ParsePorts).
 	Ports []PortMapping
+	// HandOff: the sandbox is another engine's, which moves the interfaces into its own
+	// namespace itself (dockerd; see handoff.go). cnet makes no namespace, runs no resolver
+	// and writes no files for it; each endpoint's IfName is its name in the host's namespace
+	// until the engine takes it.
+	HandOff bool
 }
 
 // Attachment is one network a sandbox joins and how.
@@ -103,8 +108,10 @@ func (c *Controller) StartSandbox(cfg SandboxConfig) (path string, err error) {
 			c.mu.Unlock()
 		}
 	}()
-	if path, err = c.CreateSandbox(sb.id, cfg.NetNS); err != nil {
-		return "", err
+	if !cfg.HandOff {
+		if path, err = c.CreateSandbox(sb.id, cfg.NetNS); err != nil {
+			return "", err
+		}
 	}
 	undo = append(undo, func() {
 		if derr := c.DeleteSandbox(sb.id); derr != nil {
@@ -114,6 +121,7 @@ func (c *Controller) StartSandbox(cfg SandboxConfig) (path string, err error) {
 	for _, a := range cfg.Networks {
 		opts := a.Options
 		opts.Hostname = cfg.Hostname
+		opts.HandOff = cfg.HandOff
 		if _, err = c.Join(sb.id, a.Network, opts); err != nil {
 			return "", fmt.Errorf("connecting to network %s: %w", a.Network, err)
 		}

@@ -60,6 +60,11 @@ type Endpoint struct {
 	// Hostname is the container's, recorded on global networks' endpoints so that a
 	// restarted daemon publishes the same names again.
 	Hostname string `json:",omitempty"`
+	// Reserved: the address is a reservation (ReserveAddress) that outlives the endpoint.
+	Reserved bool `json:",omitempty"`
+	// HandOff: the interface was made for another engine to move into its own sandbox
+	// (SandboxConfig.HandOff); cnet cannot plug it again if it goes missing.
+	HandOff bool `json:",omitempty"`
 	// Seq orders a sandbox's endpoints by join time; the oldest non-internal one gives the
 	// default route, as the first network a Docker container joins does.
 	Seq uint64
@@ -101,4 +106,9 @@ type JoinOptions struct {
 	// MAC, when set, is the interface's MAC instead of the one derived from its address
 	// (Docker's --mac-address, CNI's mac capability).
 	MAC string `json:",omitempty"`
+	// Reserved: IP is an address reserved on the network (ReserveAddress), taken as is and
+	// left reserved when the endpoint goes.
+	Reserved bool `json:",omitempty"`
+	// HandOff is set by the controller from SandboxConfig.HandOff.
+	HandOff bool `json:"-"`
 }

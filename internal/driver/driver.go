@@ -175,6 +175,15 @@ type Retirer interface {
 	Retire(n Network, ep Endpoint) error
 }
 
+// HandOffJoiner is implemented by drivers whose interfaces another engine can move into its
+// own sandbox (dockerd through Docker's remote driver API, which moves, names, addresses and
+// routes the interface itself). JoinHandOff makes ep's interface in the host's namespace,
+// named ep.IfName, with ep.MAC, attached to the network but neither addressed nor up on the
+// sandbox side; Leave removes it wherever it is by then. On error it leaves nothing behind.
+type HandOffJoiner interface {
+	JoinHandOff(n Network, ep Endpoint) error
+}
+
 // Peer is an endpoint of a global network that lives on another host, as the cluster store
 // describes it.
 type Peer struct {

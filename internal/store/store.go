@@ -25,6 +25,11 @@ const (
 	// CNI holds the attachments CNI runtimes asked for (the daemon's), by sandbox and
 	// interface.
 	CNI = "cni"
+	// Reservations holds addresses another engine's IPAM calls reserved on a network before
+	// (and after) any endpoint holds them (the controller's; see controller/handoff.go).
+	Reservations = "reservations"
+	// Docker holds dockerd's endpoints on cnet networks (the daemon's; see daemon/docker.go).
+	Docker = "docker"
 )
 
 // Store is a handle on the state file. It is safe for concurrent use.
@@ -47,7 +52,7 @@ func Open(dataRoot string) (*Store, error) {
 		return nil, fmt.Errorf("opening state file %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Networks, Endpoints, Containers, Sandboxes, CNI} {
+		for _, b := range []string{Networks, Endpoints, Containers, Sandboxes, CNI, Reservations, Docker} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}

@@ -320,6 +320,31 @@ func (*Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) (er
 	return nil
 }
 
+// JoinHandOff implements driver.HandOffJoiner: the pair with both ends in the host's
+// namespace, the host end up on the bridge, the peer named ep.IfName with ep.MAC and left down
+// and unaddressed for the engine that moves it into its sandbox (dockerd sets its address,
+// routes and state there).
+func (*Driver) JoinHandOff(n driver.Network, ep driver.Endpoint) error {
+	br, err := nldump.LinkByName(nil, BridgeName(n))
+	if err != nil {
+		return fmt.Errorf("looking up bridge %s of network %s: %w", BridgeName(n), n.Name, err)
+	}
+	m, err := mtu(n.Options)
+	if err != nil {
+		return err
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name = ep.HostIfName
+	la.MTU = m
+	la.MasterIndex = br.Attrs().Index
+	la.Flags = net.FlagUp
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: ep.IfName, PeerHardwareAddr: ep.MAC}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("creating veth pair %s/%s: %w", ep.HostIfName, ep.IfName, err)
+	}
+	return nil
+}
+
 // Leave implements driver.Driver: deleting the host end takes the peer with it.
 func (*Driver) Leave(_ driver.Network, ep driver.Endpoint) error {
 	return deleteLink(ep.HostIfName)
