@@ -13,6 +13,7 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/cluster"
 	"github.com/cnet-dev/cnet/internal/daemon"
+	"github.com/cnet-dev/cnet/internal/dockerplugin"
 	"github.com/cnet-dev/cnet/internal/driver/bridge"
 	"github.com/cnet-dev/cnet/internal/driver/builtin"
 	"github.com/cnet-dev/cnet/internal/driver/overlay"
@@ -98,6 +99,8 @@ func daemonCommand() *cobra.Command {
 	f.StringVar(&bridgeName, "bridge-name", "cnet0", "Linux interface name of the default bridge network")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
 	f.StringVar(&cfg.Group, "group", "", "group that may use the API socket (default: root only)")
+	f.StringVar(&cfg.DockerPlugin, "docker-plugin", "", "serve dockerd as its network and IPAM plugin \"cnet\" on this socket (--docker-plugin alone: "+dockerplugin.SocketPath+")")
+	f.Lookup("docker-plugin").NoOptDefVal = dockerplugin.SocketPath
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", false, "also carry published ports in the daemon (for hosts where kernel NAT cannot serve every path)")
 	f.BoolVar(&cfg.NoConnectTranslation, "no-connect-translation", false, "leave this host's own TCP connections to published ports to NAT instead of translating them at connect()")
 	f.StringVar(&cl.store, "cluster-store", "", "cluster store for overlay networks: etcd://HOST:PORT[,HOST:PORT...]")

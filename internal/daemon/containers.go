@@ -445,6 +445,7 @@ func (d *Daemon) restore() error {
 		}
 	}
 	d.liveCNISandboxes(live)
+	d.liveDockerSandboxes(live)
 	if err := d.ctrl.RestoreSandboxes(live); err != nil {
 		slog.Error("restoring networking", "err", err)
 	}

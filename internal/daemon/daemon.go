@@ -20,6 +20,7 @@ import (
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
+	"github.com/cnet-dev/cnet/internal/dockerplugin"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	// Cluster is the cluster store (--cluster-store), for overlay networks; nil without one.
 	// The daemon starts its loops once this host's endpoints are restored, and closes it.
 	Cluster *controller.ClusterStore
+	// DockerPlugin, if set, is the socket where dockerd finds cnet as its network and IPAM
+	// plugin (dockerplugin.SocketPath; see docker.go).
+	DockerPlugin string
 	// Group, if set, owns the socket (mode 0660), so its members may use cnet without root;
 	// otherwise the socket is root's alone.
 	Group string
@@ -67,6 +71,11 @@ type Daemon struct {
 	// come one at a time from its runtime anyway, and different containers' are cheap enough
 	// not to need more. Never held with a container's lock.
 	cniMu sync.Mutex
+	// dockerMu serialises dockerd's plugin calls (docker.go) and guards dockerPools, the
+	// pools requested whose network dockerd has not created yet. Taken like cniMu: before
+	// any controller lock, never with a container's or cniMu.
+	dockerMu    sync.Mutex
+	dockerPools map[string]*dockerPool
 }
 
 // SocketPath returns the filesystem path of a unix:// host.
@@ -116,7 +125,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, store: st, ctrl: ctrl, containers: map[string]*ctr{}, execs: map[string]*execRecord{},
-		closeDrivers: closeDrivers}
+		closeDrivers: closeDrivers, dockerPools: map[string]*dockerPool{}}
 	if err := d.restore(); err != nil {
 		ctrl.Close()
 		closeDrivers()
@@ -170,6 +179,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	// before what they send now (connections wait in the backlog meanwhile).
 	d.completePendingCNI(api.CNIPendingDir(path))
 	srv := &http.Server{Handler: api.NewHandler(d), ReadHeaderTimeout: 10 * time.Second}
+	plugin, err := d.serveDockerPlugin()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer plugin()
 	slog.Info("cnet daemon listening", "socket", path, "data-root", d.cfg.DataRoot, "exec-root", d.cfg.ExecRoot)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -183,6 +198,43 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("serving the API: %w", err)
 	}
+}
+
+// serveDockerPlugin listens for dockerd on Config.DockerPlugin (when set) and returns the
+// function that stops it. dockerd finds the plugin by the socket's file name.
+func (d *Daemon) serveDockerPlugin() (stop func(), err error) {
+	path := d.cfg.DockerPlugin
+	if path == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the Docker plugin directory: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale Docker plugin socket %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listening for dockerd on %s: %w", path, err)
+	}
+	// dockerd runs as root; nobody else has business with the plugin.
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("restricting %s: %w", path, err)
+	}
+	srv := &http.Server{Handler: dockerplugin.NewHandler(d), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("serving dockerd's plugin calls", "err", err)
+		}
+	}()
+	slog.Info("serving dockerd as its network and IPAM plugin", "socket", path)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = os.Remove(path)
+	}, nil
 }
 
 // Close releases the state file and the firewall's netlink socket (its rules stay, and serve

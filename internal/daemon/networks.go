@@ -95,14 +95,19 @@ func (d *Daemon) toAPINetwork(n controller.Network, eps []controller.Endpoint) a
 		out.IPAM.Config = append(out.IPAM.Config, c)
 	}
 	var foreign map[string]cniRecord
+	var docker map[string]dockerEndpoint
 	if len(eps) > 0 {
-		foreign = d.cniSandboxes()
+		foreign, docker = d.cniSandboxes(), d.dockerSandboxes()
 	}
 	for _, ep := range eps {
 		key, name := ep.ContainerID, ep.ContainerName
 		if r, ok := foreign[ep.ContainerID]; ok {
 			// Another runtime's container: listed under its own ID, as that runtime shows it.
 			key = r.ContainerID
+		} else if r, ok := docker[ep.ContainerID]; ok {
+			// dockerd tells its plugins no container ID or name: its endpoint ID is what
+			// `docker network inspect` shows too.
+			key = r.EndpointID
 		}
 		out.Containers[key] = api.EndpointResource{
 			Name: name, EndpointID: ep.ID, MacAddress: ep.MAC, IPv4Address: ep.Address.String(),
