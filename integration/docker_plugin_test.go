@@ -1,0 +1,106 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cnet-dev/cnet/internal/dockerplugin"
+	"github.com/cnet-dev/cnet/internal/testenv"
+)
+
+// newDockerWithCnet is a test host whose cnet daemon serves dockerd (a private one, see
+// newDockerd) as its network and IPAM plugin, at the socket dockerd discovers plugins by. The
+// daemon restarts once dockerd's harness has put a tmpfs over the host's /run, so that the
+// socket is on it.
+func newDockerWithCnet(t *testing.T) (*testenv.Host, *dockerd) {
+	t.Helper()
+	h := testenv.NewHost(t)
+	dk := newDockerd(t, h)
+	h.StopDaemon()
+	h.WaitDaemonGone()
+	h.SetDaemonArgs(append(h.DaemonArgs(), "--docker-plugin="+dockerplugin.SocketPath)...)
+	h.StartDaemon()
+	dk.loadBusybox()
+	return h, dk
+}
+
+// dockerIP is a Docker container's address on a Docker network.
+func dockerIP(t *testing.T, dk *dockerd, container, network string) string {
+	t.Helper()
+	return strings.TrimSpace(dk.mustRun("inspect", "-f", `{{(index .NetworkSettings.Networks "`+network+`").IPAddress}}`, container))
+}
+
+// TestDockerPlugin is the issue's user story: `docker network create -d cnet --ipam-driver
+// cnet` makes a cnet network; a Docker container on it and a cnet container ping each other
+// (one bridge, one firewall); the Docker container's -p 8080:80 answers from another host
+// through cnet's nftables with no docker-proxy; removing the container and the network leaves
+// no veth, bridge or nft element.
+func TestDockerPlugin(t *testing.T) {
+	h, dk := newDockerWithCnet(t)
+	seg := newSegment(t, h, "uplink0", "10.99.0.2/24")
+	h.MustRun("ip", "addr", "add", "10.99.0.1/24", "dev", "uplink0")
+
+	id := strings.TrimSpace(dk.mustRun("network", "create", "-d", "cnet", "--ipam-driver", "cnet", "--subnet", "10.86.0.0/24", "dnet"))
+	cnetName := "docker-" + id[:12]
+	n := inspectNetwork(t, h, cnetName)
+	if n.Driver != "bridge" || len(n.IPAM.Config) != 1 || n.IPAM.Config[0].Subnet != "10.86.0.0/24" || n.IPAM.Config[0].Gateway != "10.86.0.1" {
+		t.Fatalf("cnet's network for Docker's dnet: %+v", n)
+	}
+	runSleeper(t, h, "c1", "--network", cnetName)
+	c1IP := ipOn(t, h, "c1", cnetName)
+
+	dk.mustRun("run", "-d", "--name", "d1", "--network", "dnet", "-p", "8080:80", dockerBusybox, "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+	d1IP := dockerIP(t, dk, "d1", "dnet")
+	if !strings.HasPrefix(d1IP, "10.86.0.") || d1IP == c1IP {
+		t.Fatalf("d1 got %q from cnet's IPAM (c1 has %s)", d1IP, c1IP)
+	}
+	if out := dk.mustRun("exec", "d1", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(out, d1IP+"/24") {
+		t.Errorf("d1's eth0 (moved in by dockerd) lacks %s: %s", d1IP, out)
+	}
+	if out, err := dk.run("exec", "d1", "busybox", "ping", "-c1", "-W2", c1IP); err != nil {
+		t.Errorf("the Docker container cannot ping the cnet container: %v\n%s", err, out)
+	}
+	execPing(t, h, "c1", d1IP)
+	found := false
+	for _, e := range inspectNetwork(t, h, cnetName).Containers {
+		found = found || strings.HasPrefix(e.IPv4Address, d1IP+"/")
+	}
+	if !found {
+		t.Errorf("cnet network inspect does not list the Docker container's endpoint: %+v", inspectNetwork(t, h, cnetName).Containers)
+	}
+
+	// The published port, from a client host, through cnet's DNAT.
+	waitFor(t, "d1's published port from the client host", func() bool {
+		out, err := httpGet(h, seg.pid, "10.99.0.1", "8080")
+		return err == nil && strings.Contains(out, "served by the busybox image")
+	})
+	if out, err := h.Run("sh", "-c", "busybox ps -o comm | grep -c docker-proxy || true"); strings.TrimSpace(out) != "0" {
+		t.Errorf("a docker-proxy runs for the published port (%v): %s", err, out)
+	}
+	if ports := h.MustRun("nft", "list", "map", "ip", "cnet", "ports_any"); !strings.Contains(ports, "8080") {
+		t.Errorf("port 8080 is not in cnet's DNAT map:\n%s", ports)
+	}
+
+	dk.mustRun("rm", "-f", "d1")
+	if n := inspectNetwork(t, h, cnetName); len(n.Containers) != 1 {
+		t.Errorf("after docker rm the network holds %d endpoints, want c1's only: %+v", len(n.Containers), n.Containers)
+	}
+	if ports := h.MustRun("nft", "list", "map", "ip", "cnet", "ports_any"); strings.Contains(ports, "8080") {
+		t.Errorf("port 8080 is still in cnet's DNAT map after docker rm:\n%s", ports)
+	}
+	if veths := countVeths(h.MustRun("ip", "-o", "link", "show")); veths != 1 {
+		t.Errorf("%d veths after docker rm, want c1's only", veths)
+	}
+	// Its address is free again.
+	dk.mustRun("run", "-d", "--name", "d2", "--network", "dnet", "--ip", d1IP, dockerBusybox, "busybox", "sleep", "3600")
+	dk.mustRun("rm", "-f", "d2")
+
+	h.MustCLI("rm", "-f", "c1")
+	dk.mustRun("network", "rm", "dnet")
+	if out, _, code := h.CLI("network", "inspect", cnetName); code == 0 {
+		t.Errorf("cnet's network is still there after docker network rm:\n%s", out)
+	}
+	if links := h.MustRun("ip", "-o", "link", "show"); strings.Contains(links, "br-") || countVeths(links) != 0 {
+		t.Errorf("docker network rm left links behind:\n%s", links)
+	}
+}
