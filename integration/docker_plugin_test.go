@@ -104,3 +104,100 @@ func TestDockerPlugin(t *testing.T) {
 		t.Errorf("docker network rm left links behind:\n%s", links)
 	}
 }
+
+// TestDockerPluginRestarts: either daemon restarted or SIGKILLed with a Docker container
+// running on a cnet network with a published port. A cnet restart keeps the container's
+// interface, address and port; a dockerd restart stops the container (no --live-restore) and
+// its endpoint goes with it; after a dockerd crash its restart cleans up through cnet. A
+// `docker run` while cnet is down fails and succeeds once cnet is back. Each ends with the
+// container removed and nothing of it left in cnet: endpoint, veth, nft element, address.
+func TestDockerPluginRestarts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// restart acts on the running d1; running says whether d1 should still be running,
+		// reachable with its port, afterwards.
+		restart func(t *testing.T, h *testenv.Host, dk *dockerd)
+		running bool
+	}{
+		{"cnet restarted", func(t *testing.T, h *testenv.Host, _ *dockerd) {
+			h.StopDaemon()
+			h.WaitDaemonGone()
+			h.StartDaemon()
+		}, true},
+		{"cnet killed", func(t *testing.T, h *testenv.Host, _ *dockerd) {
+			h.KillDaemon()
+			h.WaitDaemonGone()
+			h.StartDaemon()
+		}, true},
+		{"dockerd restarted", func(t *testing.T, _ *testenv.Host, dk *dockerd) {
+			dk.stop()
+			dk.start()
+		}, false},
+		{"dockerd killed", func(t *testing.T, _ *testenv.Host, dk *dockerd) {
+			dk.kill()
+			dk.start()
+		}, false},
+		{"cnet down during docker run", func(t *testing.T, h *testenv.Host, dk *dockerd) {
+			dk.mustRun("rm", "-f", "d1")
+			h.StopDaemon()
+			h.WaitDaemonGone()
+			if out, err := dk.run("run", "-d", "--name", "d3", "--network", "dnet", dockerBusybox, "busybox", "sleep", "3600"); err == nil {
+				t.Errorf("docker run on a cnet network succeeded with cnet down:\n%s", out)
+			} else if !strings.Contains(out+err.Error(), "cnet") {
+				t.Errorf("docker run with cnet down fails without naming the plugin: %v\n%s", err, out)
+			}
+			dk.run("rm", "-f", "d3")
+			h.StartDaemon()
+			dk.mustRun("run", "-d", "--name", "d1", "--network", "dnet", "-p", "8080:80", dockerBusybox, "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, dk := newDockerWithCnet(t)
+			seg := newSegment(t, h, "uplink0", "10.99.0.2/24")
+			h.MustRun("ip", "addr", "add", "10.99.0.1/24", "dev", "uplink0")
+			id := strings.TrimSpace(dk.mustRun("network", "create", "-d", "cnet", "--ipam-driver", "cnet", "--subnet", "10.87.0.0/24", "dnet"))
+			cnetName := "docker-" + id[:12]
+			runSleeper(t, h, "c1", "--network", cnetName)
+			// --stop-timeout 1: httpd as PID 1 ignores SIGTERM, and dockerd's stop would wait 10 s.
+			dk.mustRun("run", "-d", "--name", "d1", "--network", "dnet", "--stop-timeout", "1", "-p", "8080:80", dockerBusybox, "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+
+			tc.restart(t, h, dk)
+
+			if tc.running {
+				d1IP := dockerIP(t, dk, "d1", "dnet")
+				execPing(t, h, "c1", d1IP)
+				waitFor(t, "d1's published port from the client host", func() bool {
+					out, err := httpGet(h, seg.pid, "10.99.0.1", "8080")
+					return err == nil && strings.Contains(out, "served by the busybox image")
+				})
+			} else if out := dk.mustRun("ps", "-q"); out != "" {
+				t.Errorf("d1 still runs after dockerd's restart without --live-restore: %s", out)
+			}
+			d1IP := dockerIP(t, dk, "d1", "dnet")
+			dk.mustRun("rm", "-f", "d1")
+			checkDockerClean(t, h, dk, cnetName)
+			if d1IP != "" {
+				// d1's address is free again.
+				dk.mustRun("run", "-d", "--name", "d2", "--network", "dnet", "--ip", d1IP, dockerBusybox, "busybox", "sleep", "3600")
+				dk.mustRun("rm", "-f", "d2")
+			}
+			h.MustCLI("rm", "-f", "c1")
+			dk.mustRun("network", "rm", "dnet")
+		})
+	}
+}
+
+// checkDockerClean checks that the cnet network made for a Docker network holds c1 alone, with
+// c1's veth the only one and no published port left.
+func checkDockerClean(t *testing.T, h *testenv.Host, dk *dockerd, cnetName string) {
+	t.Helper()
+	if n := inspectNetwork(t, h, cnetName); len(n.Containers) != 1 {
+		t.Errorf("%s holds %d endpoints, want c1's only: %+v", cnetName, len(n.Containers), n.Containers)
+	}
+	if veths := countVeths(h.MustRun("ip", "-o", "link", "show")); veths != 1 {
+		t.Errorf("%d veths, want c1's only:\n%s", veths, h.MustRun("ip", "-o", "link", "show"))
+	}
+	if ports := h.MustRun("nft", "list", "map", "ip", "cnet", "ports_any"); strings.Contains(ports, "8080") {
+		t.Errorf("port 8080 is still in cnet's DNAT map:\n%s", ports)
+	}
+}
