@@ -201,3 +201,62 @@ func checkDockerClean(t *testing.T, h *testenv.Host, dk *dockerd, cnetName strin
 		t.Errorf("port 8080 is still in cnet's DNAT map:\n%s", ports)
 	}
 }
+
+// TestDockerPluginOptions: `docker network create -o` options reach cnet's bridge driver
+// (bridge name, MTU, inter-container traffic), --internal gives no way out, and bad input is
+// refused with cnet's own message and leaves nothing: a bad option, and a pool from Docker's
+// IPAM instead of cnet's.
+func TestDockerPluginOptions(t *testing.T) {
+	h, dk := newDockerWithCnet(t)
+	dk.mustRun("network", "create", "-d", "cnet", "--ipam-driver", "cnet", "--subnet", "10.88.0.0/24",
+		"-o", "com.docker.network.bridge.name=dkbr0", "-o", "com.docker.network.driver.mtu=1400",
+		"-o", "com.docker.network.bridge.enable_icc=false", "onet")
+	h.AllowLinks("dkbr0")
+	if link := h.MustRun("ip", "-o", "link", "show", "dkbr0"); !strings.Contains(link, "mtu 1400") {
+		t.Errorf("the bridge named by -o com.docker.network.bridge.name lacks the MTU of -o com.docker.network.driver.mtu: %s", link)
+	}
+	for _, name := range []string{"o1", "o2"} {
+		dk.mustRun("run", "-d", "--name", name, "--network", "onet", "--stop-timeout", "1", dockerBusybox, "busybox", "sleep", "3600")
+	}
+	if out := dk.mustRun("exec", "o1", "busybox", "ip", "-o", "link", "show", "eth0"); !strings.Contains(out, "mtu 1400") {
+		t.Errorf("o1's eth0 lacks the network's MTU: %s", out)
+	}
+	if out, err := dk.run("exec", "o1", "busybox", "ping", "-c1", "-W1", dockerIP(t, dk, "o2", "onet")); err == nil {
+		t.Errorf("o1 reached o2 on a network with enable_icc=false:\n%s", out)
+	}
+
+	dk.mustRun("network", "create", "-d", "cnet", "--ipam-driver", "cnet", "--internal", "inet")
+	dk.mustRun("run", "-d", "--name", "i1", "--network", "inet", "--stop-timeout", "1", dockerBusybox, "busybox", "sleep", "3600")
+	if routes := dk.mustRun("exec", "i1", "busybox", "ip", "route"); strings.Contains(routes, "default") {
+		t.Errorf("a container on an --internal network has a default route:\n%s", routes)
+	}
+	if links := dk.mustRun("exec", "i1", "busybox", "ip", "-o", "link"); strings.Count(links, ": eth") != 1 {
+		t.Errorf("a container on an --internal network got more than cnet's interface (a docker_gwbridge?):\n%s", links)
+	}
+
+	before := h.MustCLI("network", "ls", "-q")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-d", "cnet", "--ipam-driver", "cnet", "-o", "com.docker.network.driver.mtu=abc", "bad1"}, "com.docker.network.driver.mtu"},
+		{[]string{"-d", "cnet", "bad2"}, "--ipam-driver cnet"},
+	} {
+		out, err := dk.run(append([]string{"network", "create"}, tc.args...)...)
+		if err == nil {
+			t.Errorf("docker network create %v succeeded:\n%s", tc.args, out)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("docker network create %v: %v; want a message naming %q", tc.args, err, tc.want)
+		}
+	}
+	if after := h.MustCLI("network", "ls", "-q"); after != before {
+		t.Errorf("refused networks changed cnet's networks:\nbefore %s\nafter %s", before, after)
+	}
+	// The refused networks' pools were given back: their default subnets are free again.
+	dk.mustRun("network", "create", "-d", "cnet", "--ipam-driver", "cnet", "again")
+
+	dk.mustRun("rm", "-f", "o1", "o2", "i1")
+	dk.mustRun("network", "rm", "onet", "inet", "again")
+}
