@@ -29,7 +29,7 @@ var busyboxApplets = []string{"sh", "ping", "sleep", "nslookup", "cat", "ip", "w
 // busyboxImageTar writes an image of one layer, busybox-static and its applets, as a
 // `docker save` tarball tagged ref (what `ctr image import` and `podman load` read): no
 // registry is reachable from CI.
-func busyboxImageTar(t *testing.T, path, ref string) {
+func busyboxImageTar(t testing.TB, path, ref string) {
 	t.Helper()
 	bb, err := os.ReadFile(mustLookPath(t, "busybox"))
 	if err != nil {

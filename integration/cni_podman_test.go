@@ -104,7 +104,7 @@ lock_type = "file"
 	return p
 }
 
-func mustLookPath(t *testing.T, name string) string {
+func mustLookPath(t testing.TB, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {

@@ -96,7 +96,14 @@ func TestDockerPlugin(t *testing.T) {
 	dk.mustRun("rm", "-f", "d2")
 
 	h.MustCLI("rm", "-f", "c1")
+	bridge := "br-" + n.ID[:12]
+	if rules := h.MustRun("nft", "list", "ruleset"); !strings.Contains(rules, bridge) {
+		t.Fatalf("the firewall never had the network's bridge %s, so its absence below proves nothing:\n%s", bridge, rules)
+	}
 	dk.mustRun("network", "rm", "dnet")
+	if rules := h.MustRun("nft", "list", "ruleset"); strings.Contains(rules, bridge) {
+		t.Errorf("docker network rm left nft elements of %s:\n%s", bridge, rules)
+	}
 	if out, _, code := h.CLI("network", "inspect", cnetName); code == 0 {
 		t.Errorf("cnet's network is still there after docker network rm:\n%s", out)
 	}

@@ -351,12 +351,8 @@ func (d *dockerd) mustRun(args ...string) string {
 // its reference, dockerBusybox.
 func (d *dockerd) loadBusybox() string {
 	d.t.Helper()
-	t, ok := d.t.(*testing.T)
-	if !ok {
-		d.t.Fatalf("loadBusybox: busyboxImageTar needs a *testing.T, not a %T", d.t)
-	}
 	path := filepath.Join(d.dir, "busybox.tar")
-	busyboxImageTar(t, path, dockerBusybox)
+	busyboxImageTar(d.t, path, dockerBusybox)
 	d.mustRun("load", "-i", path)
 	d.mustRun("image", "inspect", "-f", "{{.Id}}", dockerBusybox)
 	return dockerBusybox
