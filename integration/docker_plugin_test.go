@@ -15,13 +15,20 @@ import (
 func newDockerWithCnet(t *testing.T) (*testenv.Host, *dockerd) {
 	t.Helper()
 	h := testenv.NewHost(t)
+	return h, dockerOn(t, h)
+}
+
+// dockerOn starts a private dockerd in h and restarts h's cnet daemon as its plugin, keeping
+// the daemon's other flags (a cluster host's among them).
+func dockerOn(t *testing.T, h *testenv.Host) *dockerd {
+	t.Helper()
 	dk := newDockerd(t, h)
 	h.StopDaemon()
 	h.WaitDaemonGone()
 	h.SetDaemonArgs(append(h.DaemonArgs(), "--docker-plugin="+dockerplugin.SocketPath)...)
 	h.StartDaemon()
 	dk.loadBusybox()
-	return h, dk
+	return dk
 }
 
 // dockerIP is a Docker container's address on a Docker network.

@@ -164,7 +164,15 @@ func (c *Controller) restoreReservations() error {
 		if p == nil {
 			return c.store.Delete(store.Reservations, key)
 		}
-		if _, err := c.allocator(n).RequestAddress(p.ID, r.Address); err != nil {
+		// As endpoints' addresses: a cluster-wide allocator takes them back without asking
+		// its store, which may not answer yet.
+		var err error
+		if rr, ok := c.allocator(n).(addressRestorer); ok {
+			err = rr.RestoreAddress(p.ID, r.Address)
+		} else {
+			_, err = c.allocator(n).RequestAddress(p.ID, r.Address)
+		}
+		if err != nil {
 			return fmt.Errorf("restoring reserved address %s of network %s: %w", r.Address, n.rec.Name, err)
 		}
 		c.reserved[key] = true

@@ -30,6 +30,8 @@ const (
 	Reservations = "reservations"
 	// Docker holds dockerd's endpoints on cnet networks (the daemon's; see daemon/docker.go).
 	Docker = "docker"
+	// DockerNetworks holds Docker networks that are other names of existing cnet networks.
+	DockerNetworks = "docker-networks"
 )
 
 // Store is a handle on the state file. It is safe for concurrent use.
@@ -52,7 +54,7 @@ func Open(dataRoot string) (*Store, error) {
 		return nil, fmt.Errorf("opening state file %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Networks, Endpoints, Containers, Sandboxes, CNI, Reservations, Docker} {
+		for _, b := range []string{Networks, Endpoints, Containers, Sandboxes, CNI, Reservations, Docker, DockerNetworks} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}

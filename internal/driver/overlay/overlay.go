@@ -307,6 +307,11 @@ func (d *Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) e
 	return d.bridge.Join(bridgeNetwork(n), ep, ns)
 }
 
+// JoinHandOff implements driver.HandOffJoiner, as the bridge does.
+func (d *Driver) JoinHandOff(n driver.Network, ep driver.Endpoint) error {
+	return d.bridge.JoinHandOff(bridgeNetwork(n), ep)
+}
+
 // Leave implements driver.Driver.
 func (d *Driver) Leave(n driver.Network, ep driver.Endpoint) error {
 	return d.bridge.Leave(bridgeNetwork(n), ep)
