@@ -317,4 +317,3 @@ func (d *Daemon) DeleteNetwork(networkID string) error {
 	}
 	return d.ctrl.RemoveNetwork(n.ID)
 }
-
