@@ -73,6 +73,9 @@ func (d fakeDriver) Join(driver.Network, driver.Endpoint, netns.NsHandle) error 
 }
 func (d fakeDriver) Leave(driver.Network, driver.Endpoint) error        { return d.j.call("driver.Leave") }
 func (fakeDriver) EndpointPresent(driver.Network, driver.Endpoint) bool { return true }
+func (d fakeDriver) JoinHandOff(driver.Network, driver.Endpoint) error {
+	return d.j.call("driver.JoinHandOff")
+}
 
 // fakeIPAM is ipam.Local with every call journaled.
 type fakeIPAM struct {
