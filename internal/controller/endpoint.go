@@ -163,6 +163,11 @@ func (c *Controller) allocate(n *network, ip string, isDefault bool) (ipam.PoolI
 	if !n.rec.UserSubnet {
 		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
 	}
+	return c.allocateStatic(n, ip)
+}
+
+// allocateStatic takes the static address ip from n's allocator.
+func (c *Controller) allocateStatic(n *network, ip string) (ipam.PoolInfo, netip.Addr, error) {
 	a, err := netip.ParseAddr(ip)
 	if err != nil || !a.Is4() {
 		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("invalid IPv4 address %q", ip)
@@ -171,7 +176,7 @@ func (c *Controller) allocate(n *network, ip string, isDefault bool) (ipam.PoolI
 	if p == nil {
 		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.rec.Name)
 	}
-	if _, err := alloc.RequestAddress(p.ID, a); err != nil {
+	if _, err := c.allocator(n).RequestAddress(p.ID, a); err != nil {
 		if errors.Is(err, ipam.ErrInUse) {
 			return ipam.PoolInfo{}, netip.Addr{}, errdefs.Conflict("%w", err)
 		}

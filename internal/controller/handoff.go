@@ -96,26 +96,12 @@ func (c *Controller) ReserveAddress(netRef string, want netip.Addr) (netip.Prefi
 }
 
 // allocateReserved is allocate without the user-facing refusals of --ip on networks whose
-// subnet the user did not choose.
+// subnet the user did not choose: another engine's IPAM asks for addresses by itself.
 func (c *Controller) allocateReserved(n *network, ip string) (ipam.PoolInfo, netip.Addr, error) {
 	if ip == "" {
 		return c.allocate(n, "", false)
 	}
-	a, err := netip.ParseAddr(ip)
-	if err != nil || !a.Is4() {
-		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("invalid IPv4 address %q", ip)
-	}
-	p := n.poolFor(a)
-	if p == nil {
-		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.rec.Name)
-	}
-	if _, err := c.allocator(n).RequestAddress(p.ID, a); err != nil {
-		if errors.Is(err, ipam.ErrInUse) {
-			return ipam.PoolInfo{}, netip.Addr{}, errdefs.Conflict("%w", err)
-		}
-		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("%w", err)
-	}
-	return *p, a, nil
+	return c.allocateStatic(n, ip)
 }
 
 // ReleaseReservation gives a reserved address back. An address not reserved (already

@@ -274,19 +274,10 @@ func (d *Driver) Restore(n driver.Network, endpoints []driver.Endpoint) error {
 // named, addressed by MAC and enslaved, so one netlink request does what would otherwise take
 // a create, a move, a rename and a set-master.
 func (*Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) (err error) {
-	br, err := nldump.LinkByName(nil, BridgeName(n))
-	if err != nil {
-		return fmt.Errorf("looking up bridge %s of network %s: %w", BridgeName(n), n.Name, err)
-	}
-	m, err := mtu(n.Options)
+	la, err := hostEnd(n, ep)
 	if err != nil {
 		return err
 	}
-	la := netlink.NewLinkAttrs()
-	la.Name = ep.HostIfName
-	la.MTU = m
-	la.MasterIndex = br.Attrs().Index
-	la.Flags = net.FlagUp
 	veth := &netlink.Veth{
 		LinkAttrs:        la,
 		PeerName:         ep.IfName,
@@ -325,24 +316,34 @@ func (*Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) (er
 // and unaddressed for the engine that moves it into its sandbox (dockerd sets its address,
 // routes and state there).
 func (*Driver) JoinHandOff(n driver.Network, ep driver.Endpoint) error {
+	la, err := hostEnd(n, ep)
+	if err != nil {
+		return err
+	}
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: ep.IfName, PeerHardwareAddr: ep.MAC}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("creating veth pair %s/%s: %w", ep.HostIfName, ep.IfName, err)
+	}
+	return nil
+}
+
+// hostEnd is the host end of an endpoint's veth pair: its name, the network's MTU, a port of
+// the network's bridge, up.
+func hostEnd(n driver.Network, ep driver.Endpoint) (netlink.LinkAttrs, error) {
 	br, err := nldump.LinkByName(nil, BridgeName(n))
 	if err != nil {
-		return fmt.Errorf("looking up bridge %s of network %s: %w", BridgeName(n), n.Name, err)
+		return netlink.LinkAttrs{}, fmt.Errorf("looking up bridge %s of network %s: %w", BridgeName(n), n.Name, err)
 	}
 	m, err := mtu(n.Options)
 	if err != nil {
-		return err
+		return netlink.LinkAttrs{}, err
 	}
 	la := netlink.NewLinkAttrs()
 	la.Name = ep.HostIfName
 	la.MTU = m
 	la.MasterIndex = br.Attrs().Index
 	la.Flags = net.FlagUp
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: ep.IfName, PeerHardwareAddr: ep.MAC}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return fmt.Errorf("creating veth pair %s/%s: %w", ep.HostIfName, ep.IfName, err)
-	}
-	return nil
+	return la, nil
 }
 
 // Leave implements driver.Driver: deleting the host end takes the peer with it.
