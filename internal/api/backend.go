@@ -49,4 +49,6 @@ type Backend interface {
 	ExecCreate(ctx context.Context, idOrName string, req ExecCreateRequest) (string, error)
 	ExecStart(ctx context.Context, execID string) (Attachment, error)
 	ExecInspect(ctx context.Context, execID string) (ExecInspect, error)
+
+	ImageBackend
 }

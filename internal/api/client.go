@@ -104,7 +104,10 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 		u += "?" + query.Encode()
 	}
 	var rd io.Reader
-	if body != nil {
+	contentType := "application/json"
+	if raw, ok := body.(rawBody); ok {
+		rd, contentType = raw.r, raw.contentType
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("encoding %s %s request: %w", method, path, err)
@@ -116,9 +119,15 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 		return nil, fmt.Errorf("building %s %s request: %w", method, path, err)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	return req, nil
+}
+
+// rawBody is a request body sent as it is (an archive), not as JSON.
+type rawBody struct {
+	r           io.Reader
+	contentType string
 }
 
 // send performs a request and returns the response when it is 2xx; any other status becomes a

@@ -107,3 +107,15 @@ func FuzzAPIHandler(f *testing.F) {
 		}
 	})
 }
+
+func (refusingBackend) ImageList(context.Context) ([]ImageSummary, error) { return nil, errRefused }
+func (refusingBackend) ImageInspect(context.Context, string) (ImageInspect, error) {
+	return ImageInspect{}, errRefused
+}
+func (refusingBackend) ImageLoad(context.Context, io.Reader) ([]string, error) {
+	return nil, errRefused
+}
+func (refusingBackend) ImageTag(context.Context, string, string) error { return errRefused }
+func (refusingBackend) ImageRemove(context.Context, string, bool) ([]ImageDeleteItem, error) {
+	return nil, errRefused
+}

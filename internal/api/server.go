@@ -42,6 +42,9 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /cni/check", s.cniCheck)
 	mux.HandleFunc("POST /cni/gc", s.cniGC)
 
+	mux.HandleFunc("GET /images/json", s.imageList)
+	mux.HandleFunc("POST /images/load", s.imageLoad)
+	mux.HandleFunc("/images/", s.imageByName)
 	mux.HandleFunc("POST /containers/create", s.containerCreate)
 	mux.HandleFunc("GET /containers/json", s.containerList)
 	mux.HandleFunc("GET /containers/{id}/json", s.containerInspect)
@@ -62,7 +65,9 @@ func NewHandler(b Backend) http.Handler {
 		if loc := versionPrefix.FindStringIndex(r.URL.Path); loc != nil {
 			r.URL.Path = r.URL.Path[loc[1]-1:]
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if r.URL.Path != "/images/load" { // an archive is as large as its images
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
 		mux.ServeHTTP(w, r)
 	})
 }

@@ -57,6 +57,11 @@ func NewRootCommand(extra ...*cobra.Command) *cobra.Command {
 		newPortCommand(),
 		newStopCommand(),
 		newRmCommand(),
+		newImageCommand(),
+		newImagesCommand(),
+		newLoadCommand(),
+		newRmiCommand(),
+		newTagCommand(),
 	)
 	root.AddCommand(extra...)
 	disableFlagsInUseLine(root)

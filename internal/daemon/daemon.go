@@ -21,6 +21,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
 	"github.com/cnet-dev/cnet/internal/dockerplugin"
+	"github.com/cnet-dev/cnet/internal/image"
 	"github.com/cnet-dev/cnet/internal/store"
 )
 
@@ -76,6 +77,8 @@ type Daemon struct {
 	// any controller lock, never with a container's or cniMu.
 	dockerMu    sync.Mutex
 	dockerPools map[string]*dockerPool
+	// images is the local image store (data root/image).
+	images *image.Store
 }
 
 // SocketPath returns the filesystem path of a unix:// host.
@@ -103,6 +106,11 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	images, err := image.Open(filepath.Join(cfg.DataRoot, "image"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	// Drivers that run goroutines start before the controller restores their networks, and
 	// stop with the daemon.
 	drvCtx, stopDrivers := context.WithCancel(context.Background())
@@ -125,7 +133,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, store: st, ctrl: ctrl, containers: map[string]*ctr{}, execs: map[string]*execRecord{},
-		closeDrivers: closeDrivers, dockerPools: map[string]*dockerPool{}}
+		closeDrivers: closeDrivers, dockerPools: map[string]*dockerPool{}, images: images}
 	if err := d.restore(); err != nil {
 		ctrl.Close()
 		closeDrivers()

@@ -1,0 +1,205 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Images, in the Engine API's shapes (v1.41): GET /images/json, GET /images/{name}/json,
+// POST /images/load, POST /images/{name}/tag, DELETE /images/{name}. Image names hold slashes
+// ("reg:5000/app"), so these routes are parsed by hand below one prefix.
+
+// ImageSummary is one entry of GET /images/json.
+type ImageSummary struct {
+	ID          string            `json:"Id"`
+	ParentID    string            `json:"ParentId"`
+	RepoTags    []string          `json:"RepoTags"`
+	RepoDigests []string          `json:"RepoDigests"`
+	Created     int64             `json:"Created"`
+	Size        int64             `json:"Size"`
+	SharedSize  int64             `json:"SharedSize"`
+	VirtualSize int64             `json:"VirtualSize"`
+	Labels      map[string]string `json:"Labels"`
+	Containers  int64             `json:"Containers"`
+}
+
+// ImageConfig is the part of an image's config a container starts from.
+type ImageConfig struct {
+	Cmd          []string            `json:"Cmd"`
+	Entrypoint   []string            `json:"Entrypoint"`
+	Env          []string            `json:"Env"`
+	WorkingDir   string              `json:"WorkingDir"`
+	User         string              `json:"User"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	Labels       map[string]string   `json:"Labels"`
+}
+
+// ImageRootFS lists an image's layers by diff ID.
+type ImageRootFS struct {
+	Type   string   `json:"Type"`
+	Layers []string `json:"Layers"`
+}
+
+// ImageInspect is GET /images/{name}/json.
+type ImageInspect struct {
+	ID           string      `json:"Id"`
+	RepoTags     []string    `json:"RepoTags"`
+	RepoDigests  []string    `json:"RepoDigests"`
+	Parent       string      `json:"Parent"`
+	Created      string      `json:"Created"`
+	Config       ImageConfig `json:"Config"`
+	Architecture string      `json:"Architecture"`
+	Os           string      `json:"Os"`
+	Size         int64       `json:"Size"`
+	VirtualSize  int64       `json:"VirtualSize"`
+	RootFS       ImageRootFS `json:"RootFS"`
+}
+
+// ImageDeleteItem is one line of DELETE /images/{name}'s answer.
+type ImageDeleteItem struct {
+	Untagged string `json:"Untagged,omitempty"`
+	Deleted  string `json:"Deleted,omitempty"`
+}
+
+// ImageBackend is the images' part of Backend.
+type ImageBackend interface {
+	ImageList(ctx context.Context) ([]ImageSummary, error)
+	ImageInspect(ctx context.Context, name string) (ImageInspect, error)
+	// ImageLoad stores the images of a `docker save` archive and returns what it loaded, as
+	// "Loaded image: REF" or "Loaded image ID: sha256:…" lines.
+	ImageLoad(ctx context.Context, r io.Reader) ([]string, error)
+	ImageTag(ctx context.Context, source, target string) error
+	ImageRemove(ctx context.Context, name string, force bool) ([]ImageDeleteItem, error)
+}
+
+// loadStream is one line of POST /images/load's answer (a JSON stream, as Docker's).
+type loadStream struct {
+	Stream string `json:"stream,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+func (s *server) imageList(w http.ResponseWriter, r *http.Request) {
+	list, err := s.b.ImageList(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// imageByName serves GET /images/NAME/json, POST /images/NAME/tag and DELETE /images/NAME.
+func (s *server) imageByName(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/images/")
+	switch {
+	case r.Method == http.MethodGet && strings.HasSuffix(rest, "/json"):
+		img, err := s.b.ImageInspect(r.Context(), strings.TrimSuffix(rest, "/json"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, img)
+	case r.Method == http.MethodPost && strings.HasSuffix(rest, "/tag"):
+		q := r.URL.Query()
+		target := q.Get("repo")
+		if t := q.Get("tag"); t != "" {
+			target += ":" + t
+		}
+		if err := s.b.ImageTag(r.Context(), strings.TrimSuffix(rest, "/tag"), target); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	case r.Method == http.MethodDelete && rest != "":
+		items, err := s.b.ImageRemove(r.Context(), rest, boolParam(r, "force"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, items)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *server) imageLoad(w http.ResponseWriter, r *http.Request) {
+	lines, err := s.b.ImageLoad(r.Context(), r.Body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	for _, l := range lines {
+		_ = enc.Encode(loadStream{Stream: l + "\n"})
+	}
+}
+
+// ImageList is GET /images/json.
+func (c *Client) ImageList(ctx context.Context) ([]ImageSummary, error) {
+	var out []ImageSummary
+	err := c.call(ctx, http.MethodGet, "/images/json", nil, nil, &out)
+	return out, err
+}
+
+// ImageInspect is GET /images/{name}/json.
+func (c *Client) ImageInspect(ctx context.Context, name string) (ImageInspect, error) {
+	var out ImageInspect
+	err := c.call(ctx, http.MethodGet, "/images/"+name+"/json", nil, nil, &out)
+	return out, err
+}
+
+// ImageTag is POST /images/{name}/tag.
+func (c *Client) ImageTag(ctx context.Context, source, target string) error {
+	repo, tag := target, ""
+	if i := strings.LastIndex(target, ":"); i > strings.LastIndex(target, "/") {
+		repo, tag = target[:i], target[i+1:]
+	}
+	return c.call(ctx, http.MethodPost, "/images/"+source+"/tag", url.Values{"repo": {repo}, "tag": {tag}}, nil, nil)
+}
+
+// ImageRemove is DELETE /images/{name}.
+func (c *Client) ImageRemove(ctx context.Context, name string, force bool) ([]ImageDeleteItem, error) {
+	var out []ImageDeleteItem
+	q := url.Values{}
+	if force {
+		q.Set("force", "1")
+	}
+	err := c.call(ctx, http.MethodDelete, "/images/"+name, q, nil, &out)
+	return out, err
+}
+
+// ImageLoad is POST /images/load with the archive as the body; it returns the answer's lines.
+func (c *Client) ImageLoad(ctx context.Context, archive io.Reader) ([]string, error) {
+	// Not bounded by c.Timeout: an archive takes as long as it takes to send.
+	resp, err := c.send(ctx, http.MethodPost, "/images/load", url.Values{"quiet": {"1"}}, rawBody{archive, "application/x-tar"})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var lines []string
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m loadStream
+		if err := dec.Decode(&m); err == io.EOF {
+			return lines, nil
+		} else if err != nil {
+			return lines, fmt.Errorf("reading the daemon's answer to load: %w", err)
+		}
+		if m.Error != "" {
+			return lines, fmt.Errorf("%s", m.Error)
+		}
+		lines = append(lines, strings.TrimSuffix(m.Stream, "\n"))
+	}
+}
+
+// ImageInspectWithRaw is ImageInspect with the daemon's JSON as sent, for `image inspect`.
+func (c *Client) ImageInspectWithRaw(ctx context.Context, name string) (ImageInspect, []byte, error) {
+	var out ImageInspect
+	raw, err := c.callRaw(ctx, "/images/"+name+"/json", &out)
+	return out, raw, err
+}

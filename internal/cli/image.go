@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cnet-dev/cnet/internal/api"
+)
+
+// Images: `images`, `load`, `rmi`, `tag` and the `image` group, with Docker's tables, --format
+// and JSON.
+
+const defaultImageTable = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+
+var imageHeader = headerContext{
+	"Repository":   "REPOSITORY",
+	"Tag":          "TAG",
+	"ID":           "IMAGE ID",
+	"CreatedSince": "CREATED",
+	"CreatedAt":    "CREATED AT",
+	"Size":         "SIZE",
+	"Digest":       "DIGEST",
+}
+
+func newImageCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "image COMMAND", Short: "Manage images", Args: noSubcommand, RunE: showHelp}
+	ls := newImagesCommand()
+	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list"}
+	rm := newRmiCommand()
+	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
+	cmd.AddCommand(ls, rm, newLoadCommand(), newTagCommand(), newImageInspectCommand())
+	return cmd
+}
+
+type imageListOptions struct {
+	quiet   bool
+	noTrunc bool
+	format  string
+}
+
+func newImagesCommand() *cobra.Command {
+	var o imageListOptions
+	cmd := &cobra.Command{
+		Use:   "images [OPTIONS]",
+		Short: "List images",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := c.ImageList(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return writeImages(cmd.OutOrStdout(), o, list, time.Now())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "Only show image IDs")
+	f.BoolVar(&o.noTrunc, "no-trunc", false, "Don't truncate output")
+	f.StringVar(&o.format, "format", "", "Pretty-print images using a Go template")
+	return cmd
+}
+
+// writeImages prints one row per reference (an untagged image as <none> <none>), newest
+// first, as docker does; -q prints each image's ID once.
+func writeImages(out io.Writer, o imageListOptions, list []api.ImageSummary, now time.Time) error {
+	sort.SliceStable(list, func(i, j int) bool { return list[i].Created > list[j].Created })
+	var rows []any
+	seen := map[string]bool{}
+	for _, img := range list {
+		if o.quiet {
+			if !seen[img.ID] {
+				seen[img.ID] = true
+				rows = append(rows, imageRow{img: img, repo: "<none>", tag: "<none>", trunc: !o.noTrunc, now: now})
+			}
+			continue
+		}
+		if len(img.RepoTags) == 0 {
+			rows = append(rows, imageRow{img: img, repo: "<none>", tag: "<none>", trunc: !o.noTrunc, now: now})
+		}
+		for _, rt := range img.RepoTags {
+			i := strings.LastIndex(rt, ":")
+			rows = append(rows, imageRow{img: img, repo: rt[:i], tag: rt[i+1:], trunc: !o.noTrunc, now: now})
+		}
+	}
+	return writeRows(out, listFormat(o.format, o.quiet, defaultImageTable), imageHeader, rows)
+}
+
+// imageRow is one image reference as --format templates see it.
+type imageRow struct {
+	img       api.ImageSummary
+	repo, tag string
+	trunc     bool
+	now       time.Time
+}
+
+func (r imageRow) Repository() string { return r.repo }
+func (r imageRow) Tag() string        { return r.tag }
+func (r imageRow) Digest() string     { return "<none>" }
+func (r imageRow) ID() string {
+	if r.trunc {
+		return shortID(strings.TrimPrefix(r.img.ID, "sha256:"))
+	}
+	return r.img.ID
+}
+func (r imageRow) CreatedSince() string {
+	return api.HumanDuration(r.now.Sub(time.Unix(r.img.Created, 0))) + " ago"
+}
+func (r imageRow) CreatedAt() string {
+	return time.Unix(r.img.Created, 0).Format("2006-01-02 15:04:05 -0700 MST")
+}
+func (r imageRow) Size() string { return humanSize(r.img.Size) }
+
+// humanSize is go-units' HumanSizeWithPrecision(size, 3), which docker uses: decimal units.
+func humanSize(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	f, i := float64(n), 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.3g%s", f, units[i])
+}
+
+func newLoadCommand() *cobra.Command {
+	var input string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "load [OPTIONS]",
+		Short: "Load an image from a tar archive or STDIN",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var r io.Reader = cmd.InOrStdin()
+			if input != "" {
+				f, err := os.Open(input)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			lines, err := c.ImageLoad(cmd.Context(), r)
+			for _, l := range lines {
+				fmt.Fprintln(cmd.OutOrStdout(), l)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "Read from tar archive file, instead of STDIN")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress the load output")
+	return cmd
+}
+
+func newRmiCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rmi [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Remove one or more images",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			var errs []string
+			for _, name := range args {
+				items, err := c.ImageRemove(cmd.Context(), name, force)
+				if err != nil {
+					if isConnectError(err) {
+						return err
+					}
+					errs = append(errs, describeError(err))
+					continue
+				}
+				for _, it := range items {
+					if it.Untagged != "" {
+						fmt.Fprintln(cmd.OutOrStdout(), "Untagged: "+it.Untagged)
+					}
+					if it.Deleted != "" {
+						fmt.Fprintln(cmd.OutOrStdout(), "Deleted: "+it.Deleted)
+					}
+				}
+			}
+			return joinErrors(errs)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")
+	return cmd
+}
+
+func newTagCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			return c.ImageTag(cmd.Context(), args[0], args[1])
+		},
+	}
+}
+
+func newImageInspectCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Display detailed information on one or more images",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			var objs []inspected
+			var errs []string
+			for _, ref := range args {
+				img, raw, err := c.ImageInspectWithRaw(cmd.Context(), ref)
+				if err != nil {
+					if isConnectError(err) {
+						return err
+					}
+					errs = append(errs, describeError(err))
+					continue
+				}
+				objs = append(objs, inspected{typed: img, raw: raw})
+			}
+			if err := writeInspect(cmd.OutOrStdout(), format, objs); err != nil {
+				return err
+			}
+			return joinErrors(errs)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format the output using the given Go template")
+	return cmd
+}
