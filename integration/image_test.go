@@ -1,0 +1,74 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cnet-dev/cnet/internal/testenv"
+)
+
+// TestImages: a `docker save` archive written with go-containerregistry from busybox-static is
+// loaded, listed, inspected, tagged and removed with Docker's commands and output; the docker
+// CLI lists it too; a truncated archive is refused and leaves nothing.
+func TestImages(t *testing.T) {
+	h := testenv.NewHost(t)
+	archive := filepath.Join(h.Dir, "busybox.tar")
+	busyboxImageTar(t, archive, "cnet.test/busybox:latest")
+
+	if out := h.MustCLI("load", "-i", archive); out != "Loaded image: cnet.test/busybox:latest\n" {
+		t.Errorf("load said %q", out)
+	}
+	id := strings.TrimSpace(h.MustCLI("image", "inspect", "-f", "{{.Id}}", "cnet.test/busybox"))
+	if !strings.HasPrefix(id, "sha256:") || len(id) != 71 {
+		t.Fatalf("image inspect .Id = %q", id)
+	}
+	if got := strings.TrimSpace(h.MustCLI("image", "inspect", "-f", "{{.Config.Cmd}} {{.Os}}", id[7:19])); got != "[sh] linux" {
+		t.Errorf("image inspect by short ID: %q", got)
+	}
+	h.MustCLI("tag", "cnet.test/busybox", "bb:1")
+	lines := strings.Split(strings.TrimSpace(h.MustCLI("images")), "\n")
+	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "REPOSITORY TAG IMAGE ID CREATED SIZE" ||
+		!strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), "bb 1 "+id[7:19]) ||
+		!strings.HasPrefix(strings.Join(strings.Fields(lines[2]), " "), "cnet.test/busybox latest "+id[7:19]) {
+		t.Errorf("images:\n%s", strings.Join(lines, "\n"))
+	}
+	if _, err := os.Stat("/usr/bin/docker"); err == nil {
+		cmd := h.Cmd("env", "DOCKER_HOST=unix://"+h.Socket, "DOCKER_CONFIG="+filepath.Join(h.Dir, "dockercfg"), "docker", "images", "--format", "{{.Repository}}:{{.Tag}}")
+		if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "bb:1\ncnet.test/busybox:latest" {
+			t.Errorf("docker images against cnet's socket: %v\n%s", err, out)
+		}
+	}
+	if _, stderr, code := h.CLI("rmi", id[7:19]); code == 0 || !strings.Contains(stderr, "must be forced") {
+		t.Errorf("rmi by ID of an image with two references: exit %d, %q", code, stderr)
+	}
+	if out := h.MustCLI("rmi", "bb:1"); out != "Untagged: bb:1\n" {
+		t.Errorf("rmi bb:1 said %q", out)
+	}
+	if out := h.MustCLI("rmi", "cnet.test/busybox"); out != "Untagged: cnet.test/busybox:latest\nDeleted: "+id+"\n" {
+		t.Errorf("rmi cnet.test/busybox said %q", out)
+	}
+	if out := h.MustCLI("images", "-q"); out != "" {
+		t.Errorf("images -q after rmi: %q", out)
+	}
+
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(h.Dir, "truncated.tar")
+	if err := os.WriteFile(truncated, data[:len(data)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := h.CLI("load", "-i", truncated); code == 0 || stderr == "" {
+		t.Errorf("a truncated archive loaded: exit %d, %q", code, stderr)
+	}
+	if out := h.MustCLI("images", "-q"); out != "" {
+		t.Errorf("a refused load left images: %q", out)
+	}
+	blobs, _ := filepath.Glob(filepath.Join(h.Dir, "data", "image", "layout", "blobs", "sha256", "*"))
+	if len(blobs) != 0 {
+		t.Errorf("a refused load left %d blobs", len(blobs))
+	}
+}
