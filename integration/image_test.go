@@ -10,8 +10,9 @@ import (
 )
 
 // TestImages: a `docker save` archive written with go-containerregistry from busybox-static is
-// loaded, listed, inspected, tagged and removed with Docker's commands and output; the docker
-// CLI lists it too; a truncated archive is refused and leaves nothing.
+// loaded, listed, inspected, tagged, saved and removed with Docker's commands and output, and
+// what save wrote loads back as the same image; the docker CLI lists it too; an import of a
+// root filesystem tar is dangling and pruned; a truncated archive is refused and leaves nothing.
 func TestImages(t *testing.T) {
 	h := testenv.NewHost(t)
 	archive := filepath.Join(h.Dir, "busybox.tar")
@@ -40,6 +41,20 @@ func TestImages(t *testing.T) {
 			t.Errorf("docker images against cnet's socket: %v\n%s", err, out)
 		}
 	}
+	// save writes what load reads back: the same image.
+	savedTar := filepath.Join(h.Dir, "saved.tar")
+	h.MustCLI("save", "-o", savedTar, "bb:1")
+	// import makes an image of one layer from a root filesystem tar; untagged, it is dangling
+	// and image prune removes it.
+	rootfs := filepath.Join(h.Dir, "rootfs.tar")
+	h.MustRun("sh", "-c", "mkdir -p "+h.Dir+"/rfs/bin && cp "+mustLookPath(t, "busybox")+" "+h.Dir+"/rfs/bin/ && tar -C "+h.Dir+"/rfs -cf "+rootfs+" .")
+	imported := strings.TrimSpace(h.MustCLI("import", rootfs))
+	if !strings.HasPrefix(imported, "sha256:") {
+		t.Fatalf("import printed %q, want the image ID", imported)
+	}
+	if out := h.MustCLI("image", "prune", "-f"); !strings.Contains(out, "deleted: "+imported) {
+		t.Errorf("image prune -f did not delete the dangling import:\n%s", out)
+	}
 	if _, stderr, code := h.CLI("rmi", id[7:19]); code == 0 || !strings.Contains(stderr, "must be forced") {
 		t.Errorf("rmi by ID of an image with two references: exit %d, %q", code, stderr)
 	}
@@ -52,6 +67,13 @@ func TestImages(t *testing.T) {
 	if out := h.MustCLI("images", "-q"); out != "" {
 		t.Errorf("images -q after rmi: %q", out)
 	}
+	if out := h.MustCLI("load", "-i", savedTar); out != "Loaded image: bb:1\n" {
+		t.Errorf("loading what save wrote said %q", out)
+	}
+	if got := strings.TrimSpace(h.MustCLI("image", "inspect", "-f", "{{.Id}}", "bb:1")); got != id {
+		t.Errorf("save then load changed the image: %s, want %s", got, id)
+	}
+	h.MustCLI("rmi", "bb:1")
 
 	data, err := os.ReadFile(archive)
 	if err != nil {

@@ -119,3 +119,10 @@ func (refusingBackend) ImageTag(context.Context, string, string) error { return 
 func (refusingBackend) ImageRemove(context.Context, string, bool) ([]ImageDeleteItem, error) {
 	return nil, errRefused
 }
+func (refusingBackend) ImageSave(context.Context, io.Writer, []string) error { return errRefused }
+func (refusingBackend) ImageImport(context.Context, io.Reader, string) (string, error) {
+	return "", errRefused
+}
+func (refusingBackend) ImagePrune(context.Context) (ImagePruneResponse, error) {
+	return ImagePruneResponse{}, errRefused
+}

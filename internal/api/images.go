@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/cnet-dev/cnet/internal/errdefs"
 )
 
 // Images, in the Engine API's shapes (v1.41): GET /images/json, GET /images/{name}/json,
@@ -75,6 +77,121 @@ type ImageBackend interface {
 	ImageLoad(ctx context.Context, r io.Reader) ([]string, error)
 	ImageTag(ctx context.Context, source, target string) error
 	ImageRemove(ctx context.Context, name string, force bool) ([]ImageDeleteItem, error)
+	// ImageSave writes the named images as one `docker save` archive to w.
+	ImageSave(ctx context.Context, w io.Writer, names []string) error
+	// ImageImport makes an image of a root filesystem tar, named ref ("" for none), and
+	// returns its ID.
+	ImageImport(ctx context.Context, r io.Reader, ref string) (string, error)
+	ImagePrune(ctx context.Context) (ImagePruneResponse, error)
+}
+
+// ImagePruneResponse is POST /images/prune's answer.
+type ImagePruneResponse struct {
+	ImagesDeleted  []ImageDeleteItem `json:"ImagesDeleted"`
+	SpaceReclaimed int64             `json:"SpaceReclaimed"`
+}
+
+func (s *server) imageSave(w http.ResponseWriter, r *http.Request) {
+	names := r.URL.Query()["names"]
+	if len(names) == 0 {
+		writeError(w, errdefs.Invalid("save needs at least one image"))
+		return
+	}
+	// Errors found before the first byte get a status; the archive is then streamed.
+	pw := &lazyWriter{w: w}
+	if err := s.b.ImageSave(r.Context(), pw, names); err != nil {
+		if !pw.started {
+			writeError(w, err)
+		}
+		return
+	}
+}
+
+// lazyWriter sets the archive's headers on its first write, so that an error before it can
+// still be answered with a status.
+type lazyWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.w.Header().Set("Content-Type", "application/x-tar")
+		l.w.WriteHeader(http.StatusOK)
+	}
+	return l.w.Write(p)
+}
+
+func (s *server) imageCreate(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("fromSrc") != "-" {
+		writeError(w, errdefs.Invalid("cnet imports from the request body only (fromSrc=-); pulling from a registry is not there yet"))
+		return
+	}
+	ref := q.Get("repo")
+	if t := q.Get("tag"); ref != "" && t != "" {
+		ref += ":" + t
+	}
+	id, err := s.b.ImageImport(r.Context(), r.Body, ref)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": id})
+}
+
+func (s *server) imagePrune(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.b.ImagePrune(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// ImageSave is GET /images/get: the archive, streamed to w.
+func (c *Client) ImageSave(ctx context.Context, w io.Writer, names []string) error {
+	resp, err := c.send(ctx, http.MethodGet, "/images/get", url.Values{"names": names}, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// ImageImport is POST /images/create?fromSrc=- with a root filesystem tar.
+func (c *Client) ImageImport(ctx context.Context, r io.Reader, ref string) (string, error) {
+	q := url.Values{"fromSrc": {"-"}}
+	if ref != "" {
+		repo, tag := ref, ""
+		if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+			repo, tag = ref[:i], ref[i+1:]
+		}
+		q.Set("repo", repo)
+		q.Set("tag", tag)
+	}
+	resp, err := c.send(ctx, http.MethodPost, "/images/create", q, rawBody{r, "application/x-tar"})
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string `json:"status"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return "", fmt.Errorf("reading the daemon's answer to import: %w", err)
+	}
+	return out.Status, nil
+}
+
+// ImagePrune is POST /images/prune.
+func (c *Client) ImagePrune(ctx context.Context) (ImagePruneResponse, error) {
+	var out ImagePruneResponse
+	err := c.call(ctx, http.MethodPost, "/images/prune", nil, nil, &out)
+	return out, err
 }
 
 // loadStream is one line of POST /images/load's answer (a JSON stream, as Docker's).

@@ -44,6 +44,9 @@ func NewHandler(b Backend) http.Handler {
 
 	mux.HandleFunc("GET /images/json", s.imageList)
 	mux.HandleFunc("POST /images/load", s.imageLoad)
+	mux.HandleFunc("GET /images/get", s.imageSave)
+	mux.HandleFunc("POST /images/create", s.imageCreate)
+	mux.HandleFunc("POST /images/prune", s.imagePrune)
 	mux.HandleFunc("/images/", s.imageByName)
 	mux.HandleFunc("POST /containers/create", s.containerCreate)
 	mux.HandleFunc("GET /containers/json", s.containerList)
@@ -65,7 +68,7 @@ func NewHandler(b Backend) http.Handler {
 		if loc := versionPrefix.FindStringIndex(r.URL.Path); loc != nil {
 			r.URL.Path = r.URL.Path[loc[1]-1:]
 		}
-		if r.URL.Path != "/images/load" { // an archive is as large as its images
+		if r.URL.Path != "/images/load" && r.URL.Path != "/images/create" { // an archive is as large as its images
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
 		mux.ServeHTTP(w, r)

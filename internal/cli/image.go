@@ -34,7 +34,7 @@ func newImageCommand() *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list"}
 	rm := newRmiCommand()
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	cmd.AddCommand(ls, rm, newLoadCommand(), newTagCommand(), newImageInspectCommand())
+	cmd.AddCommand(ls, rm, newLoadCommand(), newTagCommand(), newImageInspectCommand(), newSaveCommand(), newImportCommand(), newImagePruneCommand())
 	return cmd
 }
 
@@ -246,5 +246,101 @@ func newImageInspectCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format the output using the given Go template")
+	return cmd
+}
+
+func newSaveCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w := cmd.OutOrStdout()
+			if output != "" {
+				f, err := os.Create(output)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			} else if f, ok := w.(*os.File); ok && isTerminal(f) {
+				return fmt.Errorf("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			return c.ImageSave(cmd.Context(), w, args)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
+	return cmd
+}
+
+func newImportCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "import [OPTIONS] file|- [REPOSITORY[:TAG]]",
+		Short: "Import the contents from a tarball to create a filesystem image",
+		Args:  rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r io.Reader = cmd.InOrStdin()
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			ref := ""
+			if len(args) == 2 {
+				ref = args[1]
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			id, err := c.ImageImport(cmd.Context(), r, ref)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), id)
+			return nil
+		},
+	}
+}
+
+func newImagePruneCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused images",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !force && !confirm(cmd, "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] ") {
+				return nil
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			resp, err := c.ImagePrune(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(resp.ImagesDeleted) > 0 {
+				fmt.Fprintln(out, "Deleted Images:")
+				for _, it := range resp.ImagesDeleted {
+					fmt.Fprintln(out, "deleted: "+it.Deleted)
+				}
+				fmt.Fprintln(out)
+			}
+			fmt.Fprintf(out, "Total reclaimed space: %s\n", humanSize(resp.SpaceReclaimed))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	return cmd
 }

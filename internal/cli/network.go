@@ -265,6 +265,13 @@ func newNetworkRemoveCommand() *cobra.Command {
 
 const pruneWarning = "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] "
 
+// confirm prints prompt and reports whether the answer on stdin is y, as docker's prune asks.
+func confirm(cmd *cobra.Command, prompt string) bool {
+	fmt.Fprint(cmd.OutOrStdout(), prompt)
+	answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	return strings.ToLower(strings.TrimSpace(answer)) == "y"
+}
+
 func newNetworkPruneCommand() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
@@ -273,12 +280,8 @@ func newNetworkPruneCommand() *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
-			if !force {
-				fmt.Fprint(out, pruneWarning)
-				answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if strings.ToLower(strings.TrimSpace(answer)) != "y" {
-					return nil
-				}
+			if !force && !confirm(cmd, pruneWarning) {
+				return nil
 			}
 			c, err := newClient(cmd)
 			if err != nil {

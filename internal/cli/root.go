@@ -62,6 +62,8 @@ func NewRootCommand(extra ...*cobra.Command) *cobra.Command {
 		newLoadCommand(),
 		newRmiCommand(),
 		newTagCommand(),
+		newSaveCommand(),
+		newImportCommand(),
 	)
 	root.AddCommand(extra...)
 	disableFlagsInUseLine(root)

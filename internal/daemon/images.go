@@ -102,3 +102,27 @@ func (d *Daemon) ImageRemove(_ context.Context, name string, force bool) ([]api.
 	}
 	return out, nil
 }
+
+// ImageSave implements api.Backend.
+func (d *Daemon) ImageSave(_ context.Context, w io.Writer, names []string) error {
+	return d.images.Save(w, names)
+}
+
+// ImageImport implements api.Backend.
+func (d *Daemon) ImageImport(_ context.Context, r io.Reader, ref string) (string, error) {
+	id, err := d.images.Import(r, ref)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// ImagePrune implements api.Backend: the dangling images go.
+func (d *Daemon) ImagePrune(context.Context) (api.ImagePruneResponse, error) {
+	removed, freed, err := d.images.Prune(nil)
+	out := api.ImagePruneResponse{ImagesDeleted: []api.ImageDeleteItem{}, SpaceReclaimed: freed}
+	for _, r := range removed {
+		out.ImagesDeleted = append(out.ImagesDeleted, api.ImageDeleteItem{Deleted: r.Deleted.String()})
+	}
+	return out, err
+}

@@ -229,11 +229,14 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// add stores img under refs (none: an untagged image), after validating it whole. A reference
-// that named another image moves to this one, as in Docker.
-func (s *Store) add(img v1.Image, refs []string) error {
-	if err := validate.Image(img); err != nil {
-		return errdefs.Invalid("image refused: %v", err)
+// add stores img under refs (none: an untagged image). An image from outside (untrusted) is
+// validated whole first; one cnet made or already stores is not read again. A reference that
+// named another image moves to this one, as in Docker.
+func (s *Store) add(img v1.Image, refs []string, untrusted bool) error {
+	if untrusted {
+		if err := validate.Image(img); err != nil {
+			return errdefs.Invalid("image refused: %v", err)
+		}
 	}
 	m, err := img.Digest()
 	if err != nil {
@@ -285,7 +288,7 @@ func (s *Store) Tag(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return s.add(img, []string{ref})
+	return s.add(img, []string{ref}, false)
 }
 
 // Removed is one line of what `rmi` reports.
@@ -320,7 +323,7 @@ func (s *Store) Remove(ref string, force bool, inUse func(v1.Hash) bool) ([]Remo
 	if inUse != nil && inUse(sum.ID) && !force {
 		return nil, errdefs.Conflict("unable to delete %s (must be forced) - image is being used by a container", sum.ID.Hex[:12])
 	}
-	if err := s.layout.RemoveDescriptors(match.Digests(sum.Manifest)); err != nil {
+	if err := s.layout.RemoveDescriptors(matchManifest(sum.Manifest)); err != nil {
 		return nil, s.wrapWrite(err)
 	}
 	var out []Removed
@@ -330,6 +333,9 @@ func (s *Store) Remove(ref string, force bool, inUse func(v1.Hash) bool) ([]Remo
 	out = append(out, Removed{Deleted: sum.ID})
 	return out, s.collect()
 }
+
+// matchManifest matches every descriptor of one image, whatever its reference.
+func matchManifest(h v1.Hash) match.Matcher { return match.Digests(h) }
 
 // LoadTarball stores the images of a `docker save` archive (read whole from r first, as the
 // archive's manifest may come after its layers) and returns their references, or IDs for
@@ -378,7 +384,7 @@ func (s *Store) LoadTarball(r io.Reader) ([]string, error) {
 		if err != nil {
 			return loaded, errdefs.Invalid("reading the archive's image: %v", err)
 		}
-		if err := s.add(img, refs); err != nil {
+		if err := s.add(img, refs, true); err != nil {
 			return loaded, err
 		}
 		if len(refs) == 0 {
