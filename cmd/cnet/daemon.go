@@ -99,6 +99,7 @@ func daemonCommand() *cobra.Command {
 	f.StringVar(&bridgeName, "bridge-name", "cnet0", "Linux interface name of the default bridge network")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
 	f.StringVar(&cfg.Group, "group", "", "group that may use the API socket (default: root only)")
+	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to pull from over plain http (repeatable)")
 	f.StringVar(&cfg.DockerPlugin, "docker-plugin", "", "serve dockerd as its network and IPAM plugin \"cnet\" on this socket (--docker-plugin alone: "+dockerplugin.SocketPath+")")
 	f.Lookup("docker-plugin").NoOptDefVal = dockerplugin.SocketPath
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", false, "also carry published ports in the daemon (for hosts where kernel NAT cannot serve every path)")

@@ -126,3 +126,6 @@ func (refusingBackend) ImageImport(context.Context, io.Reader, string) (string, 
 func (refusingBackend) ImagePrune(context.Context) (ImagePruneResponse, error) {
 	return ImagePruneResponse{}, errRefused
 }
+func (refusingBackend) ImagePull(context.Context, string, func(string, string)) error {
+	return errRefused
+}

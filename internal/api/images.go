@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,6 +84,16 @@ type ImageBackend interface {
 	// returns its ID.
 	ImageImport(ctx context.Context, r io.Reader, ref string) (string, error)
 	ImagePrune(ctx context.Context) (ImagePruneResponse, error)
+	// ImagePull fetches ref from its registry, telling progress of each step (id: a layer's
+	// short digest, or "").
+	ImagePull(ctx context.Context, ref string, progress func(id, status string)) error
+}
+
+// progressMessage is one line of POST /images/create's answer (a JSON stream, as Docker's).
+type progressMessage struct {
+	Status string `json:"status,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // ImagePruneResponse is POST /images/prune's answer.
@@ -125,8 +136,12 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 
 func (s *server) imageCreate(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if from := q.Get("fromImage"); from != "" {
+		s.imagePull(w, r, from, q.Get("tag"))
+		return
+	}
 	if q.Get("fromSrc") != "-" {
-		writeError(w, errdefs.Invalid("cnet imports from the request body only (fromSrc=-); pulling from a registry is not there yet"))
+		writeError(w, errdefs.Invalid("cnet imports from the request body only (fromSrc=-) or pulls (fromImage=REF)"))
 		return
 	}
 	ref := q.Get("repo")
@@ -140,6 +155,29 @@ func (s *server) imageCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": id})
+}
+
+// imagePull streams a pull's progress. Docker answers 200 at once and reports a failure as the
+// stream's last message, which is what its clients read.
+func (s *server) imagePull(w http.ResponseWriter, r *http.Request, from, tag string) {
+	ref := from
+	if tag != "" && !strings.Contains(from[strings.LastIndex(from, "/")+1:], ":") && !strings.Contains(from, "@") {
+		ref += ":" + tag
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	send := func(m progressMessage) {
+		_ = enc.Encode(m)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	err := s.b.ImagePull(r.Context(), ref, func(id, status string) { send(progressMessage{ID: id, Status: status}) })
+	if err != nil {
+		send(progressMessage{Error: err.Error()})
+	}
 }
 
 func (s *server) imagePrune(w http.ResponseWriter, r *http.Request) {
@@ -319,4 +357,26 @@ func (c *Client) ImageInspectWithRaw(ctx context.Context, name string) (ImageIns
 	var out ImageInspect
 	raw, err := c.callRaw(ctx, "/images/"+name+"/json", &out)
 	return out, raw, err
+}
+
+// ImagePull is POST /images/create?fromImage=REF; each progress line goes to progress.
+func (c *Client) ImagePull(ctx context.Context, ref string, progress func(id, status string)) error {
+	resp, err := c.send(ctx, http.MethodPost, "/images/create", url.Values{"fromImage": {ref}}, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m progressMessage
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("reading the daemon's answer to pull: %w", err)
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+		progress(m.ID, m.Status)
+	}
 }

@@ -34,7 +34,7 @@ func newImageCommand() *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list"}
 	rm := newRmiCommand()
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	cmd.AddCommand(ls, rm, newLoadCommand(), newTagCommand(), newImageInspectCommand(), newSaveCommand(), newImportCommand(), newImagePruneCommand())
+	cmd.AddCommand(ls, rm, newLoadCommand(), newTagCommand(), newImageInspectCommand(), newSaveCommand(), newImportCommand(), newImagePruneCommand(), newPullCommand())
 	return cmd
 }
 
@@ -343,4 +343,26 @@ func newImagePruneCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	return cmd
+}
+
+func newPullCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "pull [OPTIONS] NAME[:TAG]",
+		Short: "Download an image from a registry",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			return c.ImagePull(cmd.Context(), args[0], func(id, status string) {
+				if id != "" {
+					fmt.Fprintf(out, "%s: %s\n", id, status)
+				} else {
+					fmt.Fprintln(out, status)
+				}
+			})
+		},
+	}
 }

@@ -64,6 +64,7 @@ func NewRootCommand(extra ...*cobra.Command) *cobra.Command {
 		newTagCommand(),
 		newSaveCommand(),
 		newImportCommand(),
+		newPullCommand(),
 	)
 	root.AddCommand(extra...)
 	disableFlagsInUseLine(root)

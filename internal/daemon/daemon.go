@@ -42,6 +42,8 @@ type Config struct {
 	// Cluster is the cluster store (--cluster-store), for overlay networks; nil without one.
 	// The daemon starts its loops once this host's endpoints are restored, and closes it.
 	Cluster *controller.ClusterStore
+	// InsecureRegistries are registries (host[:port]) pulled from over plain http.
+	InsecureRegistries []string
 	// DockerPlugin, if set, is the socket where dockerd finds cnet as its network and IPAM
 	// plugin (dockerplugin.SocketPath; see docker.go).
 	DockerPlugin string

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/image"
 )
 
 // The images' part of the API, on the local store (internal/image) under the data root.
@@ -125,4 +126,10 @@ func (d *Daemon) ImagePrune(context.Context) (api.ImagePruneResponse, error) {
 		out.ImagesDeleted = append(out.ImagesDeleted, api.ImageDeleteItem{Deleted: r.Deleted.String()})
 	}
 	return out, err
+}
+
+// ImagePull implements api.Backend.
+func (d *Daemon) ImagePull(ctx context.Context, ref string, progress func(id, status string)) error {
+	_, err := d.images.Pull(ctx, ref, image.PullOptions{Insecure: d.cfg.InsecureRegistries, Progress: progress})
+	return err
 }
