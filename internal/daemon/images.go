@@ -26,7 +26,11 @@ func (d *Daemon) ImageList(context.Context) ([]api.ImageSummary, error) {
 		if tags == nil {
 			tags = []string{}
 		}
-		out = append(out, api.ImageSummary{ID: s.ID.String(), RepoTags: tags, RepoDigests: []string{}, Created: s.Created.Unix(),
+		created := int64(0) // an image with no creation time (reproducible builds) is from the epoch, as in Docker
+		if !s.Created.IsZero() {
+			created = s.Created.Unix()
+		}
+		out = append(out, api.ImageSummary{ID: s.ID.String(), RepoTags: tags, RepoDigests: []string{}, Created: created,
 			Size: s.Size, VirtualSize: s.Size, SharedSize: -1, Containers: -1, Labels: map[string]string{}})
 	}
 	return out, nil
