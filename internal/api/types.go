@@ -149,8 +149,10 @@ type NetworksPruneResponse struct {
 }
 
 // ContainerConfig is the portable part of a container's configuration (Docker's Config).
-// Image is unused by cnet, which runs commands from the host's filesystem; Rootfs is cnet's
-// extension: a directory to chroot into.
+// Image, when set, names an image in cnet's store to run from (its layers as the root, its
+// Entrypoint, Cmd, Env, WorkingDir and ExposedPorts applied as Docker applies them); empty, the
+// command runs from the host's filesystem, or from Rootfs, cnet's extension: a directory to
+// chroot into.
 type ContainerConfig struct {
 	Hostname     string   `json:"Hostname"`
 	Domainname   string   `json:"Domainname"`
@@ -162,7 +164,9 @@ type ContainerConfig struct {
 	StdinOnce    bool     `json:"StdinOnce"`
 	Env          []string `json:"Env"`
 	Cmd          []string `json:"Cmd"`
-	Image        string   `json:"Image"`
+	// Entrypoint, when not nil, replaces the image's (--entrypoint; [] clears it).
+	Entrypoint []string `json:"Entrypoint"`
+	Image      string   `json:"Image"`
 	// ExposedPorts are "80/tcp" keys, as Docker's (--expose).
 	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
 	WorkingDir   string              `json:"WorkingDir"`

@@ -34,6 +34,8 @@ type containerRecord struct {
 	Links    []link
 	// LinkEnv is the link environment computed at the last start, which execs inherit too.
 	LinkEnv []string
+	// ImageID is the image the container runs from (its config digest), "" for none.
+	ImageID string `json:",omitempty"`
 	State   struct {
 		Status     string // created, running, exited
 		Running    bool
@@ -72,6 +74,7 @@ type ctrView struct {
 	Hostname, Domainname string
 	ExposedPorts         map[string]struct{}
 	Env                  []string
+	ImageID              string
 }
 
 func newCtr(rec containerRecord) *ctr {
@@ -86,7 +89,7 @@ func (c *ctr) show() {
 	c.shown.Store(&ctrView{
 		ID: c.rec.ID, Name: c.rec.Name, Running: c.rec.State.Running,
 		Hostname: c.rec.Config.Hostname, Domainname: c.rec.Config.Domainname,
-		ExposedPorts: c.rec.Config.ExposedPorts, Env: c.rec.Config.Env,
+		ExposedPorts: c.rec.Config.ExposedPorts, Env: c.rec.Config.Env, ImageID: c.rec.ImageID,
 	})
 }
 
@@ -134,6 +137,10 @@ func (d *Daemon) saveLocked(c *ctr) error {
 
 // ContainerCreate implements api.Backend.
 func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.ContainerCreateRequest) (api.ContainerCreateResponse, error) {
+	imageID, err := d.applyImage(&req.ContainerConfig)
+	if err != nil {
+		return api.ContainerCreateResponse{}, err
+	}
 	if len(req.Cmd) == 0 {
 		return api.ContainerCreateResponse{}, errdefs.Invalid("no command given: cnet runs a command from the host's filesystem, e.g. `cnet run busybox sh`")
 	}
@@ -142,7 +149,7 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 			return api.ContainerCreateResponse{}, errdefs.Invalid("rootfs %s is not a directory", req.Rootfs)
 		}
 	}
-	rec := containerRecord{Created: time.Now(), Config: req.ContainerConfig, Networks: map[string]*api.EndpointSettings{}}
+	rec := containerRecord{Created: time.Now(), Config: req.ContainerConfig, Networks: map[string]*api.EndpointSettings{}, ImageID: imageID}
 	if req.HostConfig != nil {
 		rec.HostConfig = *req.HostConfig
 	}
@@ -315,6 +322,13 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
 		Rootfs: c.rec.Config.Rootfs,
 	}
+	if c.rec.ImageID != "" {
+		root, err := d.mountImageRoot(c.rec.ID, c.rec.ImageID)
+		if err != nil {
+			return err
+		}
+		spec.Rootfs = root
+	}
 	if err := d.checkLinkTargets(c); err != nil {
 		return err
 	}
@@ -404,7 +418,7 @@ func (d *Daemon) remove(c *ctr) error {
 	if err := os.RemoveAll(d.dir(c.rec.ID)); err != nil {
 		return fmt.Errorf("removing the files of container %s: %w", c.rec.Name, err)
 	}
-	return nil
+	return d.removeImageRoot(c.rec.ID)
 }
 
 // restore loads the containers, finds which are still running, reconciles the networking with

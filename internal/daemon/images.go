@@ -2,13 +2,17 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/image"
 )
 
@@ -91,9 +95,9 @@ func (d *Daemon) ImageTag(_ context.Context, source, target string) error {
 	return d.images.Tag(source, target)
 }
 
-// ImageRemove implements api.Backend. Containers do not run from images yet, so none holds one.
+// ImageRemove implements api.Backend. An image a container runs from is kept unless force.
 func (d *Daemon) ImageRemove(_ context.Context, name string, force bool) ([]api.ImageDeleteItem, error) {
-	removed, err := d.images.Remove(name, force, nil)
+	removed, err := d.images.Remove(name, force, d.imageInUse)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +128,7 @@ func (d *Daemon) ImageImport(_ context.Context, r io.Reader, ref string) (string
 
 // ImagePrune implements api.Backend: the dangling images go.
 func (d *Daemon) ImagePrune(context.Context) (api.ImagePruneResponse, error) {
-	removed, freed, err := d.images.Prune(nil)
+	removed, freed, err := d.images.Prune(d.imageInUse)
 	out := api.ImagePruneResponse{ImagesDeleted: []api.ImageDeleteItem{}, SpaceReclaimed: freed}
 	for _, r := range removed {
 		out.ImagesDeleted = append(out.ImagesDeleted, api.ImageDeleteItem{Deleted: r.Deleted.String()})
@@ -136,4 +140,122 @@ func (d *Daemon) ImagePrune(context.Context) (api.ImagePruneResponse, error) {
 func (d *Daemon) ImagePull(ctx context.Context, ref string, progress func(id, status string)) error {
 	_, err := d.images.Pull(ctx, ref, image.PullOptions{Insecure: d.cfg.InsecureRegistries, Progress: progress})
 	return err
+}
+
+// applyImage resolves cfg.Image, when set, in the store and applies the image's config as
+// Docker does: Entrypoint (unless cfg gives one, even empty) then Cmd (cfg's, else the image's),
+// the image's Env under cfg's (cfg wins by key), its WorkingDir unless cfg gives one, its
+// ExposedPorts with cfg's (for -P). It returns the image's ID ("" for no image).
+func (d *Daemon) applyImage(cfg *api.ContainerConfig) (string, error) {
+	if cfg.Image == "" {
+		return "", nil
+	}
+	if cfg.Rootfs != "" {
+		return "", errdefs.Invalid("a container runs from an image or from --rootfs, not both")
+	}
+	img, sum, err := d.images.Resolve(cfg.Image)
+	if err != nil {
+		return "", err
+	}
+	ic, err := img.ConfigFile()
+	if err != nil {
+		return "", fmt.Errorf("reading image %s: %w", cfg.Image, err)
+	}
+	entry := ic.Config.Entrypoint
+	if cfg.Entrypoint != nil {
+		entry = cfg.Entrypoint
+	}
+	cmd := cfg.Cmd
+	if len(cmd) == 0 && cfg.Entrypoint == nil {
+		cmd = ic.Config.Cmd
+	}
+	cfg.Cmd = append(append([]string{}, entry...), cmd...)
+	cfg.Env = mergeEnv(ic.Config.Env, cfg.Env)
+	if cfg.WorkingDir == "" {
+		cfg.WorkingDir = ic.Config.WorkingDir
+	}
+	for p := range ic.Config.ExposedPorts {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = map[string]struct{}{}
+		}
+		cfg.ExposedPorts[p] = struct{}{}
+	}
+	return sum.ID.String(), nil
+}
+
+// mergeEnv is base with over's variables added or replacing base's of the same name.
+func mergeEnv(base, over []string) []string {
+	out := append([]string{}, base...)
+	for _, kv := range over {
+		name, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, b := range out {
+			if n, _, _ := strings.Cut(b, "="); n == name {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// imageRoot is where a container's root from an image lives: on disk under the data root (its
+// writes are the container's, kept across daemon restarts until it is removed).
+func (d *Daemon) imageRoot(id string) string { return filepath.Join(d.cfg.DataRoot, "containers", id) }
+
+// mountImageRoot mounts the overlay root of container id from its image, unpacking layers not
+// unpacked yet, and returns the mount point.
+func (d *Daemon) mountImageRoot(id, imageID string) (string, error) {
+	layers, err := d.images.Layers(imageID)
+	if err != nil {
+		return "", err
+	}
+	dir := d.imageRoot(id)
+	root := filepath.Join(dir, "rootfs")
+	if err := image.Mount(layers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), root); err != nil {
+		return "", err
+	}
+	return root, nil
+}
+
+// removeImageRoot unmounts a removed container's root and deletes its writes.
+func (d *Daemon) removeImageRoot(id string) error {
+	dir := d.imageRoot(id)
+	if err := image.Unmount(filepath.Join(dir, "rootfs")); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("removing the writes of container %s: %w", id[:12], err)
+	}
+	return nil
+}
+
+// imageName is a container's image as `ps` shows it: the name it was run with, or its rootfs.
+func imageName(rec containerRecord) string {
+	if rec.Config.Image != "" {
+		return rec.Config.Image
+	}
+	return rec.Config.Rootfs
+}
+
+// imageRef is a container's image as inspect's Image shows it: the image's ID, or its rootfs.
+func imageRef(rec containerRecord) string {
+	if rec.ImageID != "" {
+		return rec.ImageID
+	}
+	return rec.Config.Rootfs
+}
+
+// imageInUse reports whether a container runs from the image id, which refuses its removal.
+func (d *Daemon) imageInUse(id v1.Hash) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.containers {
+		if c.view().ImageID == id.String() {
+			return true
+		}
+	}
+	return false
 }

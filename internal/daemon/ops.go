@@ -202,7 +202,7 @@ func (d *Daemon) ContainerList(_ context.Context, all bool) ([]api.ContainerSumm
 			continue
 		}
 		s := api.ContainerSummary{
-			ID: rec.ID, Names: []string{"/" + rec.Name}, Image: rec.Config.Rootfs, Command: strings.Join(rec.Config.Cmd, " "),
+			ID: rec.ID, Names: []string{"/" + rec.Name}, Image: imageName(rec), Command: strings.Join(rec.Config.Cmd, " "),
 			Created: rec.Created.Unix(), Ports: d.portsList(rec), Labels: map[string]string{}, State: rec.State.Status,
 			Status: statusLine(rec), NetworkSettings: &api.SummaryNetworkSettings{Networks: d.endpointSettings(rec)},
 		}
@@ -292,7 +292,7 @@ func (d *Daemon) ContainerInspect(_ context.Context, ref string) (api.ContainerJ
 	hc := rec.HostConfig
 	out := api.ContainerJSON{
 		ID: rec.ID, Created: rec.Created, Path: rec.Config.Cmd[0], Args: rec.Config.Cmd[1:], State: st,
-		Image: rec.Config.Rootfs, Name: "/" + rec.Name, Driver: "cnet", Platform: "linux",
+		Image: imageRef(rec), Name: "/" + rec.Name, Driver: "cnet", Platform: "linux",
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
 		HostsPath: filepath.Join(dir, "hosts"), LogPath: filepath.Join(dir, "log"),
 		HostConfig: &hc, Config: &cfg,

@@ -39,9 +39,11 @@ const RefAnnotation = "org.opencontainers.image.ref.name"
 // Store is the local image store. Safe for concurrent use: one mutex orders changes to the
 // index (its lock is a leaf).
 type Store struct {
-	mu     sync.Mutex
-	root   string
-	layout layout.Path
+	mu sync.Mutex
+	// unpackMu orders unpacking layers (rootfs.go); taken after mu when both are.
+	unpackMu sync.Mutex
+	root     string
+	layout   layout.Path
 }
 
 // Open opens (or creates) the store under root and collects blobs no image references.
@@ -331,7 +333,7 @@ func (s *Store) Remove(ref string, force bool, inUse func(v1.Hash) bool) ([]Remo
 		out = append(out, Removed{Untagged: t})
 	}
 	out = append(out, Removed{Deleted: sum.ID})
-	return out, s.collect()
+	return out, errors.Join(s.collect(), s.collectLayers())
 }
 
 // matchManifest matches every descriptor of one image, whatever its reference.

@@ -131,7 +131,7 @@ func (s *Store) Prune(inUse func(v1.Hash) bool) ([]Removed, int64, error) {
 		out = append(out, Removed{Deleted: sum.ID})
 		freed += sum.Size
 	}
-	return out, freed, s.collect()
+	return out, freed, errors.Join(s.collect(), s.collectLayers())
 }
 
 // checkTar reads a layer's tar through to its end: LayerFromFile takes any bytes as a layer.

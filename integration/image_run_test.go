@@ -1,0 +1,105 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/testenv"
+)
+
+// createFromImage creates (and starts, with start) container name from image through the API,
+// as the docker CLI's run does.
+func createFromImage(t *testing.T, h *testenv.Host, name, image string, cmd []string, start bool) {
+	t.Helper()
+	err := h.Call(func(ctx context.Context) error {
+		req := api.ContainerCreateRequest{ContainerConfig: api.ContainerConfig{Image: image, Cmd: cmd}}
+		if _, err := h.API().ContainerCreate(ctx, name, req); err != nil {
+			return err
+		}
+		if start {
+			return h.API().ContainerStart(ctx, name)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("creating %s from %s: %v", name, image, err)
+	}
+}
+
+// TestRunFromImage: a container created with an image runs on an overlay of its unpacked
+// layers (the image's files, not the host's) with the image's config applied; two containers
+// of one image share its unpacked layer and not their writes; an image in use is not removed;
+// removing the containers and the image leaves no root, writes or unpacked layer behind.
+func TestRunFromImage(t *testing.T) {
+	h := testenv.NewHost(t)
+	archive := filepath.Join(h.Dir, "busybox.tar")
+	busyboxImageTar(t, archive, "cnet.test/busybox:latest")
+	h.MustCLI("load", "-i", archive)
+
+	createFromImage(t, h, "web", "cnet.test/busybox", []string{"httpd", "-f", "-p", "80", "-h", "/www"}, true)
+	ip := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"))
+	waitFor(t, "the image's httpd serving the image's /www", func() bool {
+		out, err := httpGet(h, "", ip, "80")
+		return err == nil && strings.Contains(out, "served by the busybox image")
+	})
+	// The image's files, not the host's: its /etc/passwd is one line.
+	if out := h.MustCLI("exec", "web", "cat", "/etc/passwd"); out != "root:x:0:0:root:/:/bin/sh\n" {
+		t.Errorf("/etc/passwd in the container is not the image's: %q", out)
+	}
+	if got := strings.TrimSpace(h.MustCLI("ps", "--format", "{{.Image}} {{.Command}}")); !strings.HasPrefix(got, `cnet.test/busybox "httpd`) {
+		t.Errorf("ps shows %q", got)
+	}
+
+	// Writes stay in the container that made them.
+	createFromImage(t, h, "other", "cnet.test/busybox", []string{"sleep", "3600"}, true)
+	h.MustCLI("exec", "web", "sh", "-c", "echo mine > /tmp/x")
+	if out, _, code := h.CLI("exec", "other", "cat", "/tmp/x"); code == 0 {
+		t.Errorf("a write of web's shows in other: %q", out)
+	}
+	if layers, _ := os.ReadDir(filepath.Join(h.Dir, "data", "image", "layers")); len(layers) != 1 {
+		t.Errorf("%d unpacked layers for two containers of a one-layer image, want 1", len(layers))
+	}
+
+	// No command: the image's (Cmd ["sh"]), with its Env.
+	createFromImage(t, h, "idle", "cnet.test/busybox", nil, false)
+	if got := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{json .Config.Cmd}} {{json .Config.Env}}", "idle")); got != `["sh"] ["PATH=/bin"]` {
+		t.Errorf("a container with no command has %s, want the image's Cmd and Env", got)
+	}
+	// An unknown image is not found, as in Docker.
+	err := h.Call(func(ctx context.Context) error {
+		_, err := h.API().ContainerCreate(ctx, "nope", api.ContainerCreateRequest{ContainerConfig: api.ContainerConfig{Image: "no/such:image"}})
+		return err
+	})
+	if !isStatus(err, 404) {
+		t.Errorf("create from a missing image: %v, want 404", err)
+	}
+
+	if _, stderr, code := h.CLI("rmi", "cnet.test/busybox"); code == 0 || !strings.Contains(stderr, "being used by a container") {
+		t.Errorf("rmi of an image containers run from: exit %d, %q", code, stderr)
+	}
+	ids := strings.Fields(h.MustCLI("ps", "-aq", "--no-trunc"))
+	h.MustCLI(append([]string{"rm", "-f"}, "web", "other", "idle")...)
+	for _, id := range ids {
+		if _, err := os.Stat(filepath.Join(h.Dir, "data", "containers", id)); err == nil {
+			t.Errorf("container %s's root and writes are still on disk after rm", id[:12])
+		}
+	}
+	if mounts := h.MustRun("cat", "/proc/self/mountinfo"); strings.Contains(mounts, filepath.Join(h.Dir, "data", "containers")) {
+		t.Errorf("a container root is still mounted after rm")
+	}
+	h.MustCLI("rmi", "cnet.test/busybox")
+	if layers, _ := os.ReadDir(filepath.Join(h.Dir, "data", "image", "layers")); len(layers) != 0 {
+		t.Errorf("%d unpacked layers left after the image's removal", len(layers))
+	}
+}
+
+// isStatus reports an API error with the given HTTP status.
+func isStatus(err error, status int) bool {
+	var se *api.StatusError
+	return errors.As(err, &se) && se.Status == status
+}
