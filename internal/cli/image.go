@@ -174,15 +174,10 @@ func newRmiCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []string
-			for _, name := range args {
+			return eachArg(args, func(name string) error {
 				items, err := c.ImageRemove(cmd.Context(), name, force)
 				if err != nil {
-					if isConnectError(err) {
-						return err
-					}
-					errs = append(errs, describeError(err))
-					continue
+					return err
 				}
 				for _, it := range items {
 					if it.Untagged != "" {
@@ -192,8 +187,8 @@ func newRmiCommand() *cobra.Command {
 						fmt.Fprintln(cmd.OutOrStdout(), "Deleted: "+it.Deleted)
 					}
 				}
-			}
-			return joinErrors(errs)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")
@@ -227,22 +222,20 @@ func newImageInspectCommand() *cobra.Command {
 				return err
 			}
 			var objs []inspected
-			var errs []string
-			for _, ref := range args {
+			errs := eachArg(args, func(ref string) error {
 				img, raw, err := c.ImageInspectWithRaw(cmd.Context(), ref)
-				if err != nil {
-					if isConnectError(err) {
-						return err
-					}
-					errs = append(errs, describeError(err))
-					continue
+				if err == nil {
+					objs = append(objs, inspected{typed: img, raw: raw})
 				}
-				objs = append(objs, inspected{typed: img, raw: raw})
+				return err
+			})
+			if isConnectError(errs) {
+				return errs
 			}
 			if err := writeInspect(cmd.OutOrStdout(), format, objs); err != nil {
 				return err
 			}
-			return joinErrors(errs)
+			return errs
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format the output using the given Go template")
@@ -365,4 +358,20 @@ func newPullCommand() *cobra.Command {
 			})
 		},
 	}
+}
+
+// eachArg runs fn for every argument, as docker's commands on several objects do: a failure is
+// reported and the next one tried, and the errors are joined at the end; a daemon that cannot
+// be reached stops at once.
+func eachArg(args []string, fn func(string) error) error {
+	var errs []string
+	for _, a := range args {
+		if err := fn(a); err != nil {
+			if isConnectError(err) {
+				return err
+			}
+			errs = append(errs, describeError(err))
+		}
+	}
+	return joinErrors(errs)
 }

@@ -72,7 +72,6 @@ func Open(root string) (*Store, error) {
 // collect removes blobs that no image references. The layout package's GarbageCollect only
 // finds them (it knows which blobs its index reaches); they are removed here.
 func (s *Store) collect() error {
-	//lint:ignore SA1019 the layout package's own walk of what its index reaches; writing another would repeat it
 	unused, err := s.layout.GarbageCollect()
 	if err != nil {
 		return fmt.Errorf("finding unreferenced image blobs: %w", err)
