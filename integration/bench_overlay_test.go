@@ -60,8 +60,8 @@ func BenchmarkOverlayThroughput(b *testing.B) {
 	})
 	// iperf3 is a host binary: containers see the host's filesystem (as BenchmarkThroughput
 	// runs it), so the server is the container's command and the client runs with cnet exec.
-	h2.MustCLI("run", "-d", "--name", "srv", "--network", "ovperf", "iperf3", "-s")
-	h1.MustCLI("run", "-d", "--name", "cli", "--network", "ovperf", "busybox", "sleep", "3600")
+	h2.MustCLI("run", "--rootfs", "/", "-d", "--name", "srv", "--network", "ovperf", "iperf3", "-s")
+	h1.MustCLI("run", "--rootfs", "/", "-d", "--name", "cli", "--network", "ovperf", "busybox", "sleep", "3600")
 	srvIP := strings.TrimSpace(h2.MustCLI("inspect", "-f", `{{(index .NetworkSettings.Networks "ovperf").IPAddress}}`, "srv"))
 
 	// The hand-made pair, in the host namespaces themselves.
@@ -168,7 +168,7 @@ func BenchmarkOverlayConvergence(b *testing.B) {
 			return strings.Contains(h.MustCLI("network", "ls"), " ov ")
 		})
 	}
-	h2.MustCLI("run", "-d", "--name", "probe", "--network", "ov", "busybox", "sleep", "3600")
+	h2.MustCLI("run", "--rootfs", "/", "-d", "--name", "probe", "--network", "ov", "busybox", "sleep", "3600")
 	probe := h2.Path(strings.TrimSpace(h2.MustCLI("inspect", "-f", "{{.NetworkSettings.SandboxKey}}", "probe")))
 	ask := func(name string) bool { return len(resolveIn(b, probe, name, 250*time.Millisecond)) > 0 }
 	if !ask("probe") {
@@ -185,7 +185,7 @@ func BenchmarkOverlayConvergence(b *testing.B) {
 		for i := range containers {
 			name := fmt.Sprintf("r%d-%d", n, i)
 			call := time.Now()
-			h1.MustCLI("run", "-d", "--name", name, "--network", "ov", "busybox", "sleep", "3600")
+			h1.MustCLI("run", "--rootfs", "/", "-d", "--name", name, "--network", "ov", "busybox", "sleep", "3600")
 			t0 := time.Now()
 			calls = append(calls, t0.Sub(call))
 			for !ask(name) {
@@ -215,7 +215,7 @@ func BenchmarkOverlayConvergence(b *testing.B) {
 	b.ReportMetric(float64(polls), "lookups-missed")
 
 	// Host death, once per run.
-	h3.MustCLI("run", "-d", "--name", "doomed", "--network", "ov", "busybox", "sleep", "3600")
+	h3.MustCLI("run", "--rootfs", "/", "-d", "--name", "doomed", "--network", "ov", "busybox", "sleep", "3600")
 	mac := strings.TrimSpace(h3.MustCLI("inspect", "-f", `{{(index .NetworkSettings.Networks "ov").MacAddress}}`, "doomed"))
 	vx := "vx-" + id[:12]
 	inFDB := func() bool {
@@ -244,8 +244,8 @@ func BenchmarkOverlayAttach(b *testing.B) {
 	waitTB(b, 10*time.Second, 50*time.Millisecond, "ovatt on host 2", func() bool {
 		return strings.Contains(h2.MustCLI("network", "ls"), "ovatt")
 	})
-	h2.MustCLI("run", "-d", "--name", "peer", "--network", "ovatt", "busybox", "sleep", "3600")
-	h.MustCLI("run", "-d", "--name", "c", "busybox", "sleep", "3600")
+	h2.MustCLI("run", "--rootfs", "/", "-d", "--name", "peer", "--network", "ovatt", "busybox", "sleep", "3600")
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "c", "busybox", "sleep", "3600")
 	cl := h.API()
 	ctx := context.Background()
 	cycle := func(network string) time.Duration {

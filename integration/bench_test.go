@@ -27,7 +27,7 @@ func BenchmarkDetach(b *testing.B) { benchConnectCycle(b, false) }
 func benchConnectCycle(b *testing.B, timeConnect bool) {
 	h := testenv.NewHost(b)
 	h.MustCLI("network", "create", "bench")
-	h.MustCLI("run", "-d", "--name", "c", "busybox", "sleep", "3600")
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "c", "busybox", "sleep", "3600")
 	cl := h.API()
 	ctx := context.Background()
 	connect := func() error { return cl.NetworkConnect(ctx, "bench", api.NetworkConnectRequest{Container: "c"}) }

@@ -20,7 +20,7 @@ func BenchmarkThroughput(b *testing.B) {
 		b.Skip("iperf3 is not installed: apt-get install iperf3")
 	}
 	h := testenv.NewHost(b)
-	h.MustCLI("run", "-d", "--name", "perf", "-p", "5201:5201", "iperf3", "-s")
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "perf", "-p", "5201:5201", "iperf3", "-s")
 	ip := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "perf"))
 	measure := func(addr string) float64 {
 		var best float64

@@ -32,7 +32,7 @@ func TestCrashAnywhere(t *testing.T) {
 			case "endpoint-unplugged":
 				op = []string{"network", "disconnect", "bridge", "survivor"}
 			default:
-				op = []string{"run", "-d", "--name", "victim", "--net", "crashnet", "-p", "8080:80", "busybox", "sleep", "3600"}
+				op = []string{"run", "--rootfs", "/", "-d", "--name", "victim", "--net", "crashnet", "-p", "8080:80", "busybox", "sleep", "3600"}
 			}
 			if _, _, code := h.CLI(op...); code == 0 {
 				t.Fatalf("cnet %s succeeded: the daemon did not crash at %s", strings.Join(op, " "), point)

@@ -51,7 +51,7 @@ func TestHostConnectTranslation(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.MustCLI("network", "create", "--subnet", "10.77.0.0/24", "front")
-	h.MustCLI("run", "-d", "--name", "web", "--network", "front", "-p", "5000:80", "-p", "127.0.0.1:5001:80",
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "web", "--network", "front", "-p", "5000:80", "-p", "127.0.0.1:5001:80",
 		"busybox", "httpd", "-f", "-p", "80", "-h", www)
 	waitFor(t, "httpd", func() bool { _, _, s, err := hostGet(t, h, "127.0.0.1:5000"); return err == nil && s != "" })
 

@@ -20,12 +20,12 @@ func TestForegroundRun(t *testing.T) {
 		stderr   string
 		exitCode int
 	}{
-		{"exit code and streams", []string{"run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"}, "out\n", "err\n", 3},
-		{"sees its own address", []string{"run", "--rm", "busybox", "sh", "-c", "ip -o -4 addr show eth0 | grep -o '172.17.0.2/16'"}, "172.17.0.2/16\n", "", 0},
-		{"flags stop at the command", []string{"run", "--rm", "--name", "x", "busybox", "echo", "-n", "--name"}, "--name", "", 0},
-		{"hostname flag", []string{"run", "--rm", "-h", "myhost", "busybox", "hostname"}, "myhost\n", "", 0},
-		{"none has only lo", []string{"run", "--rm", "--net", "none", "busybox", "sh", "-c", "ls /sys/class/net"}, "lo\n", "", 0},
-		{"env", []string{"run", "--rm", "-e", "FOO=bar", "busybox", "sh", "-c", "echo $FOO"}, "bar\n", "", 0},
+		{"exit code and streams", []string{"run", "--rootfs", "/", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"}, "out\n", "err\n", 3},
+		{"sees its own address", []string{"run", "--rootfs", "/", "--rm", "busybox", "sh", "-c", "ip -o -4 addr show eth0 | grep -o '172.17.0.2/16'"}, "172.17.0.2/16\n", "", 0},
+		{"flags stop at the command", []string{"run", "--rootfs", "/", "--rm", "--name", "x", "busybox", "echo", "-n", "--name"}, "--name", "", 0},
+		{"hostname flag", []string{"run", "--rootfs", "/", "--rm", "-h", "myhost", "busybox", "hostname"}, "myhost\n", "", 0},
+		{"none has only lo", []string{"run", "--rootfs", "/", "--rm", "--net", "none", "busybox", "sh", "-c", "ls /sys/class/net"}, "lo\n", "", 0},
+		{"env", []string{"run", "--rootfs", "/", "--rm", "-e", "FOO=bar", "busybox", "sh", "-c", "echo $FOO"}, "bar\n", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,7 +41,7 @@ func TestForegroundRun(t *testing.T) {
 		t.Errorf("ps -aq after --rm runs: %q", out)
 	}
 	// stdin with -i.
-	cmd := h.Cmd(h.Bin, "-H", "unix://"+h.Socket, "run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z")
+	cmd := h.Cmd(h.Bin, "-H", "unix://"+h.Socket, "run", "--rootfs", "/", "--rm", "-i", "busybox", "tr", "a-z", "A-Z")
 	cmd.Stdin = strings.NewReader("hello\n")
 	if out, err := cmd.Output(); err != nil || string(out) != "HELLO\n" {
 		t.Errorf("run -i tr: %v %q", err, out)
@@ -50,7 +50,7 @@ func TestForegroundRun(t *testing.T) {
 
 func TestPsInspectLogsStopRm(t *testing.T) {
 	h := testenv.NewHost(t)
-	id := strings.TrimSpace(h.MustCLI("run", "-d", "--name", "web", "busybox", "sh", "-c", "echo started; exec sleep 3600"))
+	id := strings.TrimSpace(h.MustCLI("run", "--rootfs", "/", "-d", "--name", "web", "busybox", "sh", "-c", "echo started; exec sleep 3600"))
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(id) {
 		t.Fatalf("run -d printed %q", id)
 	}
@@ -98,7 +98,7 @@ func TestConcurrentRuns(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if out, errOut, code := h.CLI("run", "-d", "--name", fmt.Sprintf("c%d", i), "--net", "busy", "busybox", "sleep", "3600"); code != 0 {
+			if out, errOut, code := h.CLI("run", "--rootfs", "/", "-d", "--name", fmt.Sprintf("c%d", i), "--net", "busy", "busybox", "sleep", "3600"); code != 0 {
 				errs <- fmt.Sprintf("c%d: exit %d %s %s", i, code, out, errOut)
 			}
 		}()

@@ -27,7 +27,7 @@ func TestLinks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("<html><body><h1>It works!</h1></body></html>\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	webID := strings.TrimSpace(h.MustCLI("run", "-d", "--name", "web-nasa", "--expose", "80", "-e", "SECRET=x",
+	webID := strings.TrimSpace(h.MustCLI("run", "--rootfs", "/", "-d", "--name", "web-nasa", "--expose", "80", "-e", "SECRET=x",
 		"busybox", "httpd", "-f", "-p", "80", "-h", www))
 	runSleeper(t, h, "link-alias", "--link", "web-nasa:nasa1515", "--add-host", "db:10.1.2.3")
 	selfID := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{.Id}}", "link-alias"))
@@ -72,11 +72,11 @@ func TestLinks(t *testing.T) {
 	}
 
 	// Refusals: an unknown target; a stopped target at start.
-	if _, errOut, code := h.CLI("run", "-d", "--link", "nosuch:x", "busybox", "sleep", "1"); code == 0 || !strings.Contains(errOut, "nosuch") {
+	if _, errOut, code := h.CLI("run", "--rootfs", "/", "-d", "--link", "nosuch:x", "busybox", "sleep", "1"); code == 0 || !strings.Contains(errOut, "nosuch") {
 		t.Errorf("link to an unknown container: exit %d %q", code, errOut)
 	}
 	h.MustCLI("stop", "-t", "0", "newcomer")
-	_, errOut, code := h.CLI("run", "-d", "--name", "late", "--link", "newcomer:n", "busybox", "sleep", "1")
+	_, errOut, code := h.CLI("run", "--rootfs", "/", "-d", "--name", "late", "--link", "newcomer:n", "busybox", "sleep", "1")
 	if code == 0 || !strings.Contains(errOut, "Cannot link to a non running container: /newcomer AS /late/n") {
 		t.Errorf("link to a stopped container: exit %d %q", code, errOut)
 	}
@@ -84,18 +84,18 @@ func TestLinks(t *testing.T) {
 
 func TestDNSFlags(t *testing.T) {
 	h := testenv.NewHost(t)
-	out := h.MustCLI("run", "--rm", "--dns", "192.0.2.53", "--dns-search", "example.test", "--dns-option", "ndots:3",
+	out := h.MustCLI("run", "--rootfs", "/", "--rm", "--dns", "192.0.2.53", "--dns-search", "example.test", "--dns-option", "ndots:3",
 		"busybox", "cat", "/etc/resolv.conf")
 	if out != "nameserver 192.0.2.53\nsearch example.test\noptions ndots:3\n" {
 		t.Errorf("resolv.conf with --dns flags:\n%s", out)
 	}
-	if _, errOut, code := h.CLI("run", "--rm", "--dns", "not-an-ip", "busybox", "true"); code == 0 || !strings.Contains(errOut, "--dns") {
+	if _, errOut, code := h.CLI("run", "--rootfs", "/", "--rm", "--dns", "not-an-ip", "busybox", "true"); code == 0 || !strings.Contains(errOut, "--dns") {
 		t.Errorf("bad --dns: exit %d %q", code, errOut)
 	}
-	if _, errOut, code := h.CLI("run", "--rm", "--add-host", "nocolon", "busybox", "true"); code == 0 || !strings.Contains(errOut, "--add-host") {
+	if _, errOut, code := h.CLI("run", "--rootfs", "/", "--rm", "--add-host", "nocolon", "busybox", "true"); code == 0 || !strings.Contains(errOut, "--add-host") {
 		t.Errorf("bad --add-host: exit %d %q", code, errOut)
 	}
-	if got := h.MustCLI("run", "--rm", "-h", "web", "--domainname", "example.test", "busybox", "tail", "-n", "1", "/etc/hosts"); !strings.HasSuffix(got, "\tweb.example.test web\n") {
+	if got := h.MustCLI("run", "--rootfs", "/", "--rm", "-h", "web", "--domainname", "example.test", "busybox", "tail", "-n", "1", "/etc/hosts"); !strings.HasSuffix(got, "\tweb.example.test web\n") {
 		t.Errorf("hosts line with a domain name: %q", got)
 	}
 }

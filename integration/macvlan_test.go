@@ -181,7 +181,7 @@ func TestMacvlanModes(t *testing.T) {
 			if mode == "passthru" {
 				// One container takes over the parent: a second is refused and left as
 				// created, its start undone.
-				_, errOut, code := h.CLI("run", "-d", "--name", "b", "--network", "m-"+mode, "busybox", "sleep", "3600")
+				_, errOut, code := h.CLI("run", "--rootfs", "/", "-d", "--name", "b", "--network", "m-"+mode, "busybox", "sleep", "3600")
 				if code == 0 || !strings.Contains(errOut, "passthru mode: its parent ext0 carries one container at a time") {
 					t.Errorf("second container in passthru mode: exit %d %s", code, errOut)
 				}

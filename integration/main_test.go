@@ -61,7 +61,7 @@ func execPing(t *testing.T, h *testenv.Host, name, ip string) {
 // runSleeper starts a detached container that just waits.
 func runSleeper(t *testing.T, h *testenv.Host, name string, flags ...string) string {
 	t.Helper()
-	args := append([]string{"run", "-d", "--name", name}, flags...)
+	args := append([]string{"run", "--rootfs", "/", "-d", "--name", name}, flags...)
 	args = append(args, "busybox", "sleep", "3600")
 	return strings.TrimSpace(h.MustCLI(args...))
 }

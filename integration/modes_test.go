@@ -27,16 +27,16 @@ func TestHostMode(t *testing.T) {
 	h := testenv.NewHost(t)
 	h.MustCLI("network", "create", "mybridge")
 	hostLinks := h.MustRun("ls", "/sys/class/net")
-	if got := h.MustCLI("run", "--rm", "--net", "host", "busybox", "ls", "/sys/class/net"); got != hostLinks {
+	if got := h.MustCLI("run", "--rootfs", "/", "--rm", "--net", "host", "busybox", "ls", "/sys/class/net"); got != hostLinks {
 		t.Errorf("host mode sees links %q, the host has %q", got, hostLinks)
 	}
 	hostName := strings.TrimSpace(h.MustRun("hostname"))
-	if got := strings.TrimSpace(h.MustCLI("run", "--rm", "--net", "host", "busybox", "hostname")); got != hostName {
+	if got := strings.TrimSpace(h.MustCLI("run", "--rootfs", "/", "--rm", "--net", "host", "busybox", "hostname")); got != hostName {
 		t.Errorf("host mode hostname %q, host's %q", got, hostName)
 	}
 	// A server in host mode binds a port of the host itself.
 	received := filepath.Join(h.Dir, "host-mode.out")
-	h.MustCLI("run", "-d", "--name", "srv", "--net", "host", "busybox", "nc", "-l", "-p", "9999", "-e", "sh", "-c", "cat > "+received)
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "srv", "--net", "host", "busybox", "nc", "-l", "-p", "9999", "-e", "sh", "-c", "cat > "+received)
 	waitFor(t, "the host-mode server to listen", func() bool {
 		out, _ := h.Run("busybox", "netstat", "-ltn")
 		return strings.Contains(out, ":9999")
@@ -53,7 +53,7 @@ func TestHostMode(t *testing.T) {
 	if strings.TrimSpace(nets) != "host host key=" {
 		t.Errorf("inspect of a host-mode container: %q", nets)
 	}
-	h.MustCLI("run", "-d", "--name", "hostc", "--net", "host", "busybox", "sleep", "3600")
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "hostc", "--net", "host", "busybox", "sleep", "3600")
 	for _, args := range [][]string{
 		{"network", "connect", "mybridge", "hostc"},
 		{"network", "disconnect", "host", "hostc"},
@@ -145,15 +145,15 @@ func TestContainerMode(t *testing.T) {
 	if _, errOut, code := h.CLI("network", "connect", "mybridge", "c2"); code == 0 || !strings.Contains(errOut, "sharing network namespace") {
 		t.Errorf("connect c2: exit %d %q", code, errOut)
 	}
-	if _, errOut, code := h.CLI("run", "-d", "-h", "x", "--net", "container:c1", "busybox", "sleep", "1"); code == 0 || !strings.Contains(errOut, "conflicting options") {
+	if _, errOut, code := h.CLI("run", "--rootfs", "/", "-d", "-h", "x", "--net", "container:c1", "busybox", "sleep", "1"); code == 0 || !strings.Contains(errOut, "conflicting options") {
 		t.Errorf("run -h with container mode: exit %d %q", code, errOut)
 	}
-	if _, errOut, code := h.CLI("run", "-d", "--net", "container:nosuch", "busybox", "sleep", "1"); code == 0 || !strings.Contains(errOut, "No such container: nosuch") {
+	if _, errOut, code := h.CLI("run", "--rootfs", "/", "-d", "--net", "container:nosuch", "busybox", "sleep", "1"); code == 0 || !strings.Contains(errOut, "No such container: nosuch") {
 		t.Errorf("run with an unknown target: exit %d %q", code, errOut)
 	}
 	runSleeper(t, h, "stopped")
 	h.MustCLI("stop", "-t", "0", "stopped")
-	_, errOut, code := h.CLI("run", "-d", "--name", "late", "--net", "container:stopped", "busybox", "sleep", "1")
+	_, errOut, code := h.CLI("run", "--rootfs", "/", "-d", "--name", "late", "--net", "container:stopped", "busybox", "sleep", "1")
 	if code == 0 || !strings.Contains(errOut, "cannot join network of a non running container: stopped") {
 		t.Errorf("run against a stopped target: exit %d %q", code, errOut)
 	}

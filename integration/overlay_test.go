@@ -201,7 +201,7 @@ func TestOverlayConcurrentRuns(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			h := c.Hosts[i%3]
-			if _, e, code := h.CLI("run", "-d", "--name", fmt.Sprintf("r%d", i), "--network", "ov2", "busybox", "sleep", "3600"); code != 0 {
+			if _, e, code := h.CLI("run", "--rootfs", "/", "-d", "--name", fmt.Sprintf("r%d", i), "--network", "ov2", "busybox", "sleep", "3600"); code != 0 {
 				t.Errorf("run r%d on %s: %s", i, h.Underlay, e)
 			}
 		}(i)
@@ -218,10 +218,10 @@ func TestOverlayConcurrentRuns(t *testing.T) {
 	}
 	// A static --ip is honoured cluster-wide: taken on one host, refused on another.
 	runSleeper(t, c.Hosts[0], "fixed", "--network", "ov2", "--ip", "10.10.0.200")
-	expectRefused(t, c.Hosts[1], []string{"run", "-d", "--name", "fixed2", "--network", "ov2", "--ip", "10.10.0.200", "busybox", "sleep", "1"}, "in use")
+	expectRefused(t, c.Hosts[1], []string{"run", "--rootfs", "/", "-d", "--name", "fixed2", "--network", "ov2", "--ip", "10.10.0.200", "busybox", "sleep", "1"}, "in use")
 	// A released address is not handed out again at once.
 	c.Hosts[0].MustCLI("rm", "-f", "fixed")
-	expectRefused(t, c.Hosts[2], []string{"run", "-d", "--name", "fixed3", "--network", "ov2", "--ip", "10.10.0.200", "busybox", "sleep", "1"}, "cooling down")
+	expectRefused(t, c.Hosts[2], []string{"run", "--rootfs", "/", "-d", "--name", "fixed3", "--network", "ov2", "--ip", "10.10.0.200", "busybox", "sleep", "1"}, "cooling down")
 
 	// Once no host has an endpoint on it, removing the network on any host removes it from all.
 	for i := 0; i < 30; i++ {
@@ -314,7 +314,7 @@ func TestOverlayCutOff(t *testing.T) {
 	c.CutOff(h1)
 	execPing(t, h1, "b1", "b2")
 	before := state(t, h1)
-	expectRefused(t, h1, []string{"run", "-d", "--name", "b3", "--network", "ov4", "busybox", "sleep", "3600"}, "cluster store")
+	expectRefused(t, h1, []string{"run", "--rootfs", "/", "-d", "--name", "b3", "--network", "ov4", "busybox", "sleep", "3600"}, "cluster store")
 	h1.CLI("rm", "-f", "b3") // as in Docker, a container that failed to start stays, created
 	expectRefused(t, h1, []string{"network", "create", "-d", "overlay", "ov5"}, "cluster store")
 	if after := state(t, h1); after != before {
@@ -325,7 +325,7 @@ func TestOverlayCutOff(t *testing.T) {
 
 	c.Reconnect(h1)
 	waitUntil(t, 15*time.Second, "host 1 taking overlay work again", func() bool {
-		_, _, code := h1.CLI("run", "-d", "--name", "b3", "--network", "ov4", "busybox", "sleep", "3600")
+		_, _, code := h1.CLI("run", "--rootfs", "/", "-d", "--name", "b3", "--network", "ov4", "busybox", "sleep", "3600")
 		if code != 0 {
 			h1.CLI("rm", "-f", "b3") // created, not started: out of the way of the next try
 		}
@@ -365,7 +365,7 @@ func TestOverlayEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	runSleeper(t, h1, "e1", "--network", "ove")
-	h2.MustCLI("run", "-d", "--name", "web", "--network", "ove", "-p", "8080:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
+	h2.MustCLI("run", "--rootfs", "/", "-d", "--name", "web", "--network", "ove", "-p", "8080:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
 	if mtu := strings.TrimSpace(h1.MustCLI("exec", "e1", "cat", "/sys/class/net/eth0/mtu")); mtu != "1400" {
 		t.Errorf("e1's MTU on ove: %s, want the 1400 given", mtu)
 	}
@@ -463,7 +463,7 @@ func TestOverlayCrash(t *testing.T) {
 			runSleeper(t, h2, "leaver", "--network", "ovc")
 			op = []string{"network", "disconnect", "ovc", "leaver"}
 		default:
-			op = []string{"run", "-d", "--name", fmt.Sprintf("victim%d", i), "--network", "ovc", "busybox", "sleep", "3600"}
+			op = []string{"run", "--rootfs", "/", "-d", "--name", fmt.Sprintf("victim%d", i), "--network", "ovc", "busybox", "sleep", "3600"}
 		}
 		if _, _, code := h2.CLI(op...); code == 0 {
 			t.Fatalf("cnet %s succeeded: the daemon did not crash at %s", strings.Join(op, " "), point)

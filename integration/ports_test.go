@@ -37,7 +37,7 @@ func TestPublishedPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.MustCLI("network", "create", "localnet")
-	h.MustCLI("run", "-d", "--name", "web", "--network", "localnet", "-p", "5000:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "web", "--network", "localnet", "-p", "5000:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
 	if got := h.MustCLI("port", "web"); got != "80/tcp -> 0.0.0.0:5000\n" {
 		t.Errorf("cnet port web = %q", got)
 	}
@@ -95,7 +95,7 @@ func TestPublishedPorts(t *testing.T) {
 	}
 
 	// A taken host port is refused, and nothing changes.
-	_, errOut, code := h.CLI("run", "-d", "--name", "web2", "-p", "5000:80", "busybox", "sleep", "60")
+	_, errOut, code := h.CLI("run", "--rootfs", "/", "-d", "--name", "web2", "-p", "5000:80", "busybox", "sleep", "60")
 	if code == 0 || !strings.Contains(errOut, "port is already allocated") {
 		t.Errorf("second -p 5000: exit %d %q", code, errOut)
 	}
@@ -105,7 +105,7 @@ func TestPublishedPorts(t *testing.T) {
 	}
 
 	// A port published on 127.0.0.1 only: the host reaches it, the client does not.
-	h.MustCLI("run", "-d", "--name", "local", "--network", "localnet", "-p", "127.0.0.1:5001:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "local", "--network", "localnet", "-p", "127.0.0.1:5001:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
 	waitFor(t, "the loopback-only port", func() bool {
 		out, _ := httpGet(h, "", "127.0.0.1", "5001")
 		return strings.Contains(out, "served by web")
@@ -115,7 +115,7 @@ func TestPublishedPorts(t *testing.T) {
 	}
 
 	// Ranges and random ports.
-	h.MustCLI("run", "-d", "--name", "ranged", "-p", "6000-6002:7000-7002", "-p", "80", "busybox", "sleep", "3600")
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "ranged", "-p", "6000-6002:7000-7002", "-p", "80", "busybox", "sleep", "3600")
 	out := h.MustCLI("port", "ranged")
 	for _, want := range []string{"7000/tcp -> 0.0.0.0:6000\n", "7001/tcp -> 0.0.0.0:6001\n", "7002/tcp -> 0.0.0.0:6002\n", "80/tcp -> 0.0.0.0:"} {
 		if !strings.Contains(out, want) {
@@ -240,7 +240,7 @@ func TestUserlandProxy(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("via the proxy\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.MustCLI("run", "-d", "--name", "web", "-p", "5000:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "web", "-p", "5000:80", "busybox", "httpd", "-f", "-p", "80", "-h", www)
 	if out := h.MustRun("busybox", "netstat", "-ltn"); !strings.Contains(out, "0.0.0.0:5000 ") {
 		t.Fatalf("no proxy listening on :5000:\n%s", out)
 	}

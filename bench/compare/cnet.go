@@ -112,7 +112,7 @@ func (c *cnetSys) run(args ...string) (string, error) { return runCmd(c.cmd(args
 
 func (c *cnetSys) runContainers(prefix string, n int, net string, extra ...string) error {
 	return parallel(n, 4, func(i int) error {
-		args := append([]string{"run", "-d", "--name", fmt.Sprintf("%s%d", prefix, i), "--net", net}, extra...)
+		args := append([]string{"run", "--rootfs", "/", "-d", "--name", fmt.Sprintf("%s%d", prefix, i), "--net", net}, extra...)
 		_, err := c.run(append(args, "busybox", "sleep", "36000")...)
 		return err
 	})
@@ -167,9 +167,9 @@ func (c *cnetSys) PublishRange(first, count int) (PublishResult, error) {
 		return PublishResult{}, err
 	}
 	return measurePublish(c.hostCmd, pid, func() (time.Duration, error) {
-		return timed(c.cmd("run", "-d", "--name", "noports", "busybox", "sleep", "36000"))
+		return timed(c.cmd("run", "--rootfs", "/", "-d", "--name", "noports", "busybox", "sleep", "36000"))
 	}, func() (time.Duration, error) {
-		return timed(c.cmd("run", "-d", "--name", "ports", "-p", spec, "busybox", "sleep", "36000"))
+		return timed(c.cmd("run", "--rootfs", "/", "-d", "--name", "ports", "-p", spec, "busybox", "sleep", "36000"))
 	})
 }
 
@@ -180,7 +180,7 @@ func (c *cnetSys) DNS(names int, cfg DNSConfig) (DNSResult, error) {
 	if err := c.runContainers("n", names, "dnsnet"); err != nil {
 		return DNSResult{}, err
 	}
-	if _, err := c.run("run", "-d", "--name", "client", "--net", "dnsnet", "busybox", "sleep", "36000"); err != nil {
+	if _, err := c.run("run", "--rootfs", "/", "-d", "--name", "client", "--net", "dnsnet", "busybox", "sleep", "36000"); err != nil {
 		return DNSResult{}, err
 	}
 	client, err := c.ctrCmd("client")
@@ -196,10 +196,10 @@ func (c *cnetSys) DataPath(seconds int, also []path) (DataPathResult, error) {
 		return r, err
 	}
 	// No ProxyProcs to count: cnet's userland proxy, when it is on, lives in the daemon.
-	if _, err := c.run("run", "-d", "--name", "srv", "--net", "datanet", "-p", "127.0.0.1:25201:5201", "busybox", "sleep", "36000"); err != nil {
+	if _, err := c.run("run", "--rootfs", "/", "-d", "--name", "srv", "--net", "datanet", "-p", "127.0.0.1:25201:5201", "busybox", "sleep", "36000"); err != nil {
 		return r, err
 	}
-	if _, err := c.run("run", "-d", "--name", "peer", "--net", "datanet", "busybox", "sleep", "36000"); err != nil {
+	if _, err := c.run("run", "--rootfs", "/", "-d", "--name", "peer", "--net", "datanet", "busybox", "sleep", "36000"); err != nil {
 		return r, err
 	}
 	ip, err := c.run("inspect", "-f", "{{.NetworkSettings.Networks.datanet.IPAddress}}", "srv")

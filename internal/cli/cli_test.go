@@ -92,7 +92,7 @@ func TestNetworkInspectRmPruneConnect(t *testing.T) {
 
 func TestRunForeground(t *testing.T) {
 	d := newFakeDaemon(t)
-	out, errOut, code := d.cli("", "run", "--name", "a", "sh", "-c", "echo hi; echo oops >&2; exit 3")
+	out, errOut, code := d.cli("", "run", "--rootfs", "/", "--name", "a", "sh", "-c", "echo hi; echo oops >&2; exit 3")
 	if code != 3 || out != "hi\n" || errOut != "oops\n" {
 		t.Errorf("code %d stdout %q stderr %q", code, out, errOut)
 	}
@@ -106,16 +106,16 @@ func TestRunForeground(t *testing.T) {
 
 func TestRunStdinAndTTY(t *testing.T) {
 	d := newFakeDaemon(t)
-	out, errOut, code := d.cli("piped input\n", "run", "-i", "cat")
+	out, errOut, code := d.cli("piped input\n", "run", "--rootfs", "/", "-i", "cat")
 	if code != 0 || out != "piped input\n" || errOut != "" {
 		t.Errorf("-i: code %d stdout %q stderr %q", code, out, errOut)
 	}
 	// With a tty, stderr arrives on the one raw stream, as from a terminal.
-	out, errOut, code = d.cli("", "run", "-t", "sh", "-c", "echo raw >&2")
+	out, errOut, code = d.cli("", "run", "--rootfs", "/", "-t", "sh", "-c", "echo raw >&2")
 	if code != 0 || out != "raw\n" || errOut != "" {
 		t.Errorf("-t: code %d stdout %q stderr %q", code, out, errOut)
 	}
-	_, errOut, code = d.cli("", "run", "-it", "sh")
+	_, errOut, code = d.cli("", "run", "--rootfs", "/", "-it", "sh")
 	if code != 125 || errOut != "cnet: the input device is not a TTY.\nSee 'cnet run --help'.\n" {
 		t.Errorf("-it without a terminal: code %d stderr %q", code, errOut)
 	}
@@ -123,34 +123,34 @@ func TestRunStdinAndTTY(t *testing.T) {
 
 func TestRunDetachedAndFailures(t *testing.T) {
 	d := newFakeDaemon(t)
-	out, _, code := d.cli("", "run", "-d", "--name", "bg", "sh", "-c", "exit 0")
+	out, _, code := d.cli("", "run", "--rootfs", "/", "-d", "--name", "bg", "sh", "-c", "exit 0")
 	if code != 0 || out != fakeID("container 0 bg")+"\n" {
 		t.Errorf("-d: code %d stdout %q", code, out)
 	}
 	if got := d.callLog(); !reflect.DeepEqual(got, []string{"create", "start"}) {
 		t.Errorf("-d calls %q", got)
 	}
-	_, errOut, code := d.cli("", "run", "--net", "nonet", "sh")
+	_, errOut, code := d.cli("", "run", "--rootfs", "/", "--net", "nonet", "sh")
 	if code != 125 || errOut != "cnet: Error response from daemon: network nonet not found.\nSee 'cnet run --help'.\n" {
 		t.Errorf("unknown network: code %d stderr %q", code, errOut)
 	}
-	_, errOut, code = d.cli("", "run", "nosuchcmd")
+	_, errOut, code = d.cli("", "run", "--rootfs", "/", "nosuchcmd")
 	if code != 127 || !strings.Contains(errOut, "executable file not found") {
 		t.Errorf("unknown command: code %d stderr %q", code, errOut)
 	}
-	_, errOut, code = d.cli("", "run", "--bogus", "sh")
+	_, errOut, code = d.cli("", "run", "--rootfs", "/", "--bogus", "sh")
 	if code != 125 || errOut != "unknown flag: --bogus\nSee 'cnet run --help'.\n" {
 		t.Errorf("unknown flag: code %d stderr %q", code, errOut)
 	}
 	_, errOut, code = d.cli("", "run")
-	if code != 1 || !strings.HasPrefix(errOut, "\"cnet run\" requires at least 1 argument.\nSee 'cnet run --help'.\n\nUsage:  cnet run [OPTIONS] COMMAND [ARG...]\n") {
+	if code != 1 || !strings.HasPrefix(errOut, "\"cnet run\" requires at least 1 argument.\nSee 'cnet run --help'.\n\nUsage:  cnet run [OPTIONS] IMAGE [COMMAND] [ARG...]\n") {
 		t.Errorf("no command: code %d stderr %q", code, errOut)
 	}
 }
 
 func TestExecThroughTheDaemon(t *testing.T) {
 	d := newFakeDaemon(t)
-	d.cli("", "run", "-d", "--name", "c1", "sh")
+	d.cli("", "run", "--rootfs", "/", "-d", "--name", "c1", "sh")
 	out, errOut, code := d.cli("in\n", "exec", "-i", "c1", "sh", "-c", "cat; echo done >&2; exit 2")
 	if code != 2 || out != "in\n" || errOut != "done\n" {
 		t.Errorf("code %d stdout %q stderr %q", code, out, errOut)
@@ -163,7 +163,7 @@ func TestExecThroughTheDaemon(t *testing.T) {
 
 func TestContainerCommandsThroughTheDaemon(t *testing.T) {
 	d := newFakeDaemon(t)
-	d.cli("", "run", "-d", "--name", "c1", "sh")
+	d.cli("", "run", "--rootfs", "/", "-d", "--name", "c1", "sh")
 	out, _, code := d.cli("", "inspect", "-f", "{{.State.Pid}} {{.NetworkSettings.IPAddress}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "c1")
 	if code != 0 || out != "4242 172.17.0.2 172.17.0.2\n" {
 		t.Errorf("inspect container: code %d stdout %q", code, out)
@@ -214,7 +214,7 @@ func TestNoDaemon(t *testing.T) {
 	}
 	t.Setenv(hostEnv, host)
 	root := NewRootCommand()
-	root.SetArgs([]string{"run", "sh"})
+	root.SetArgs([]string{"run", "--rootfs", "/", "sh"})
 	var errOut strings.Builder
 	root.SetErr(&errOut)
 	if code := Execute(root); code != 125 || errOut.String() != want {
@@ -245,7 +245,7 @@ func TestRunWithATerminalRestoresIt(t *testing.T) {
 	}
 	d := newFakeDaemon(t)
 	root := NewRootCommand()
-	root.SetArgs([]string{"-H", "unix://" + d.sock, "run", "-it", "sh", "-c", "echo hi; exit 4"})
+	root.SetArgs([]string{"-H", "unix://" + d.sock, "run", "--rootfs", "/", "-it", "sh", "-c", "echo hi; exit 4"})
 	var out strings.Builder
 	root.SetIn(tty)
 	root.SetOut(&out)

@@ -24,6 +24,7 @@ type runOptions struct {
 	aliases     []string
 	env         []string
 	rootfs      string
+	entrypoint  *string // --entrypoint, nil when not given
 	workdir     string
 	links       []string
 	dns         []string
@@ -42,12 +43,17 @@ func newRunCommand() *cobra.Command {
 
 func (o *runOptions) command() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "run [OPTIONS] COMMAND [ARG...]",
-		Short: "Run a command in a new container",
-		Long: "Run a command in a new container.\n\ncnet has no images: the first argument is the command, " +
-			"run from the host's filesystem or from --rootfs.",
+		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create and run a new container from an image",
+		Long: "Create and run a new container from an image.\n\nIMAGE is one of cnet's (cnet images: load, pull, import). " +
+			"With --rootfs DIR there is no image: the first argument is the command, run chrooted in DIR; " +
+			"--rootfs / runs it from the host's own filesystem.",
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f := cmd.Flags().Lookup("entrypoint"); f.Changed {
+				v := f.Value.String()
+				o.entrypoint = &v
+			}
 			return o.run(cmd, args)
 		},
 	}
@@ -70,7 +76,8 @@ func (o *runOptions) command() *cobra.Command {
 	addList(f, &o.aliases, "network-alias", "", "Add network-scoped alias for the container")
 	addList(f, &o.aliases, "net-alias", "", "Add network-scoped alias for the container")
 	addList(f, &o.env, "env", "e", "Set environment variables")
-	f.StringVar(&o.rootfs, "rootfs", "", "Directory to use as the container's root filesystem (default: the host's)")
+	f.StringVar(&o.rootfs, "rootfs", "", "Run from this directory instead of an image (the first argument is then the command; / is the host's own filesystem)")
+	f.String("entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
 	addList(f, &o.links, "link", "", "Add link to another container (name[:alias])")
 	addList(f, &o.dns, "dns", "", "Set custom DNS servers")
@@ -87,6 +94,23 @@ func (o *runOptions) command() *cobra.Command {
 
 // request builds the create request the daemon expects from the flags and the command.
 func (o *runOptions) request(args []string) (api.ContainerCreateRequest, error) {
+	// Docker's order, IMAGE [COMMAND] [ARG...]; with --rootfs there is no image.
+	image, command, rootfs := "", args, o.rootfs
+	if rootfs == "" {
+		image, command = args[0], args[1:]
+	} else if rootfs == "/" {
+		rootfs = "" // the host's own filesystem, no chroot
+	}
+	var entrypoint []string
+	if o.entrypoint != nil {
+		if rootfs != "" || image == "" {
+			return api.ContainerCreateRequest{}, fmt.Errorf("--entrypoint replaces an image's entrypoint: it needs an image, not --rootfs")
+		}
+		entrypoint = []string{}
+		if *o.entrypoint != "" {
+			entrypoint = []string{*o.entrypoint}
+		}
+	}
 	env, err := envList(o.env)
 	if err != nil {
 		return api.ContainerCreateRequest{}, err
@@ -124,9 +148,11 @@ func (o *runOptions) request(args []string) (api.ContainerCreateRequest, error) 
 			// reaches the process as EOF.
 			StdinOnce:    attach && o.interactive,
 			Env:          env,
-			Cmd:          args,
+			Cmd:          command,
+			Entrypoint:   entrypoint,
+			Image:        image,
 			WorkingDir:   o.workdir,
-			Rootfs:       o.rootfs,
+			Rootfs:       rootfs,
 			ExposedPorts: exposed,
 		},
 		HostConfig: &api.HostConfig{NetworkMode: o.network, AutoRemove: o.autoRemove, Links: o.links,

@@ -16,7 +16,7 @@ func TestRunRequestFromFlags(t *testing.T) {
 	}{
 		{
 			name: "flags stop at the command",
-			args: []string{"--name", "a", "sh", "-c", "echo -n x"},
+			args: []string{"--name", "a", "--rootfs", "/", "sh", "-c", "echo -n x"},
 			want: api.ContainerCreateRequest{
 				ContainerConfig:  api.ContainerConfig{AttachStdout: true, AttachStderr: true, Env: []string{}, Cmd: []string{"sh", "-c", "echo -n x"}},
 				HostConfig:       &api.HostConfig{NetworkMode: "default"},
@@ -25,7 +25,7 @@ func TestRunRequestFromFlags(t *testing.T) {
 		},
 		{
 			name: "the command's own flags are left alone",
-			args: []string{"ls", "-la", "--name", "x"},
+			args: []string{"--rootfs", "/", "ls", "-la", "--name", "x"},
 			want: api.ContainerCreateRequest{
 				ContainerConfig:  api.ContainerConfig{AttachStdout: true, AttachStderr: true, Env: []string{}, Cmd: []string{"ls", "-la", "--name", "x"}},
 				HostConfig:       &api.HostConfig{NetworkMode: "default"},
@@ -34,11 +34,29 @@ func TestRunRequestFromFlags(t *testing.T) {
 		},
 		{
 			name: "interactive tty",
-			args: []string{"-it", "--net", "host", "sh"},
+			args: []string{"-it", "--net", "host", "--rootfs", "/", "sh"},
 			want: api.ContainerCreateRequest{
 				ContainerConfig: api.ContainerConfig{AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: true,
 					OpenStdin: true, StdinOnce: true, Env: []string{}, Cmd: []string{"sh"}},
 				HostConfig:       &api.HostConfig{NetworkMode: "host"},
+				NetworkingConfig: &api.NetworkingConfig{EndpointsConfig: map[string]*api.EndpointSettings{}},
+			},
+		},
+		{
+			name: "an image, then its command",
+			args: []string{"-d", "busybox", "httpd", "-f"},
+			want: api.ContainerCreateRequest{
+				ContainerConfig:  api.ContainerConfig{Env: []string{}, Image: "busybox", Cmd: []string{"httpd", "-f"}},
+				HostConfig:       &api.HostConfig{NetworkMode: "default"},
+				NetworkingConfig: &api.NetworkingConfig{EndpointsConfig: map[string]*api.EndpointSettings{}},
+			},
+		},
+		{
+			name: "an image alone: its own command",
+			args: []string{"-d", "busybox"},
+			want: api.ContainerCreateRequest{
+				ContainerConfig:  api.ContainerConfig{Env: []string{}, Image: "busybox", Cmd: []string{}},
+				HostConfig:       &api.HostConfig{NetworkMode: "default"},
 				NetworkingConfig: &api.NetworkingConfig{EndpointsConfig: map[string]*api.EndpointSettings{}},
 			},
 		},
@@ -65,6 +83,10 @@ func TestRunRequestFromFlags(t *testing.T) {
 			cmd := o.command()
 			if err := cmd.ParseFlags(tt.args); err != nil {
 				t.Fatal(err)
+			}
+			if f := cmd.Flags().Lookup("entrypoint"); f.Changed {
+				v := f.Value.String()
+				o.entrypoint = &v
 			}
 			got, err := o.request(cmd.Flags().Args())
 			if err != nil {
@@ -109,5 +131,38 @@ func TestExecRequestFromFlags(t *testing.T) {
 		Env: []string{"A=1"}, Cmd: []string{"sh", "-c", "exit 2"}, WorkingDir: "/srv"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+// TestRunEntrypoint: --entrypoint replaces the image's, "" clears it, and needs an image.
+func TestRunEntrypoint(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    []string
+		wantErr bool
+	}{
+		{[]string{"--entrypoint", "/bin/sh", "busybox", "-c", "true"}, []string{"/bin/sh"}, false},
+		{[]string{"--entrypoint", "", "busybox", "true"}, []string{}, false},
+		{[]string{"busybox"}, nil, false},
+		{[]string{"--entrypoint", "/bin/sh", "--rootfs", "/", "sh"}, nil, true},
+	}
+	for _, tt := range tests {
+		var o runOptions
+		cmd := o.command()
+		if err := cmd.ParseFlags(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if f := cmd.Flags().Lookup("entrypoint"); f.Changed {
+			v := f.Value.String()
+			o.entrypoint = &v
+		}
+		got, err := o.request(cmd.Flags().Args())
+		if (err != nil) != tt.wantErr {
+			t.Errorf("%v: error %v", tt.args, err)
+			continue
+		}
+		if err == nil && !reflect.DeepEqual(got.Entrypoint, tt.want) {
+			t.Errorf("%v: Entrypoint %#v, want %#v", tt.args, got.Entrypoint, tt.want)
+		}
 	}
 }
