@@ -338,7 +338,8 @@ func (s *Store) Remove(ref string, force bool, inUse func(v1.Hash) bool) ([]Remo
 // matchManifest matches every descriptor of one image, whatever its reference.
 func matchManifest(h v1.Hash) match.Matcher { return match.Digests(h) }
 
-// LoadTarball stores the images of a `docker save` archive (read whole from r first, as the
+// LoadTarball stores the images of a `docker save` archive (or of an OCI image layout archive,
+// ocilayout.go) (read whole from r first, as the
 // archive's manifest may come after its layers) and returns their references, or IDs for
 // untagged ones.
 func (s *Store) LoadTarball(r io.Reader) ([]string, error) {
@@ -355,12 +356,13 @@ func (s *Store) LoadTarball(r io.Reader) ([]string, error) {
 		return nil, fmt.Errorf("receiving the archive: %w", err)
 	}
 	opener := func() (io.ReadCloser, error) { return os.Open(tmp.Name()) }
-	mf, err := tarball.LoadManifest(opener)
-	if err != nil {
-		return nil, errdefs.Invalid("not an image archive (what docker save writes): %v", err)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	mf, err := tarball.LoadManifest(opener)
+	if err != nil {
+		// No manifest.json: an OCI image layout, or nothing cnet can read.
+		return s.loadLayoutArchive(tmp.Name())
+	}
 	var loaded []string
 	for _, d := range mf {
 		var refs []string

@@ -3,9 +3,13 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/cnet-dev/cnet/internal/errdefs"
 )
@@ -80,5 +84,103 @@ func TestImportAndPrune(t *testing.T) {
 	}
 	if list, _ := s.List(); len(list) != 1 || list[0].ID != tagged {
 		t.Errorf("after prune: %+v", list)
+	}
+}
+
+// tarDir is the tar of a directory's regular files and directories, as an archive tool writes it.
+func tarDir(t *testing.T, dir string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		h.Name = rel
+		if d.IsDir() {
+			h.Name += "/"
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			_, err = tw.Write(data)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// TestLoadOCILayout: an OCI image layout archive loads under the full name Docker and
+// containerd annotate; one whose ref.name is only a tag loads untagged; a layout with a
+// corrupt blob is refused and stores nothing.
+func TestLoadOCILayout(t *testing.T) {
+	img := imageOf(t, "oci", layerOf(t, map[string]string{"etc/oci": "x"}))
+	want, _ := img.ConfigName()
+	for _, tt := range []struct {
+		name        string
+		annotations map[string]string
+		ref         string
+	}{
+		{"docker 25", map[string]string{containerdNameAnnotation: "docker.io/library/ocibox:1", RefAnnotation: "1"}, "ocibox:1"},
+		{"tag only", map[string]string{RefAnnotation: "latest"}, want.String()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			lp, err := layout.Write(dir, empty.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := lp.AppendImage(img, layout.WithAnnotations(tt.annotations)); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := s.LoadTarball(bytes.NewReader(tarDir(t, dir)))
+			if err != nil || len(loaded) != 1 || loaded[0] != tt.ref {
+				t.Fatalf("loaded %v, %v; want %s", loaded, err, tt.ref)
+			}
+			if _, sum, err := s.Resolve(tt.ref); err != nil || sum.ID != want {
+				t.Errorf("Resolve(%s): %v, %v", tt.ref, sum.ID, err)
+			}
+		})
+	}
+	// A blob changed after the index was written.
+	dir := t.TempDir()
+	lp, _ := layout.Write(dir, empty.Index)
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{containerdNameAnnotation: "bad:1"})); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", d.Hex), []byte("not the layer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Open(t.TempDir())
+	if _, err := s.LoadTarball(bytes.NewReader(tarDir(t, dir))); err == nil {
+		t.Fatal("a layout with a corrupt blob loaded")
+	}
+	if n := blobCount(t, s); n != 0 {
+		t.Errorf("%d blobs left behind", n)
 	}
 }
