@@ -70,6 +70,16 @@ func TestRunFromImage(t *testing.T) {
 	if got := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{json .Config.Cmd}} {{json .Config.Env}}", "idle")); got != `["sh"] ["PATH=/bin"]` {
 		t.Errorf("a container with no command has %s, want the image's Cmd and Env", got)
 	}
+	// --user: a uid:gid the image's files need not name, and a name they must.
+	if out := h.MustCLI("run", "--rm", "--user", "1000:1001", "cnet.test/busybox", "sh", "-c", "cat /proc/self/status; echo HOME=$HOME"); !strings.Contains(out, "Uid:\t1000\t") || !strings.Contains(out, "Gid:\t1001\t") {
+		t.Errorf("run --user 1000:1001 ran as:\n%s", out)
+	}
+	if out := h.MustCLI("run", "--rm", "--user", "root", "cnet.test/busybox", "sh", "-c", "echo HOME=$HOME"); out != "HOME=/\n" {
+		t.Errorf("run --user root: %q, want root's home from the image's passwd (/)", out)
+	}
+	if _, stderr, code := h.CLI("run", "--rm", "--user", "nobody", "cnet.test/busybox", "true"); code == 0 || !strings.Contains(stderr, "unable to find user nobody") {
+		t.Errorf("run --user nobody: exit %d, %q", code, stderr)
+	}
 	// An unknown image is not found, as in Docker.
 	err := h.Call(func(ctx context.Context) error {
 		_, err := h.API().ContainerCreate(ctx, "nope", api.ContainerCreateRequest{ContainerConfig: api.ContainerConfig{Image: "no/such:image"}})
@@ -83,7 +93,7 @@ func TestRunFromImage(t *testing.T) {
 		t.Errorf("rmi of an image containers run from: exit %d, %q", code, stderr)
 	}
 	ids := strings.Fields(h.MustCLI("ps", "-aq", "--no-trunc"))
-	h.MustCLI(append([]string{"rm", "-f"}, "web", "other", "idle")...)
+	h.MustCLI(append([]string{"rm", "-f"}, ids...)...)
 	for _, id := range ids {
 		if _, err := os.Stat(filepath.Join(h.Dir, "data", "containers", id)); err == nil {
 			t.Errorf("container %s's root and writes are still on disk after rm", id[:12])

@@ -113,7 +113,7 @@ func TestClientJSONRoundTrips(t *testing.T) {
 		{"POST", "/v1.41/networks/create", `{"Name":"n1","CheckDuplicate":true,"Driver":"bridge"}`},
 		{"GET", "/v1.41/networks", ""},
 		{"GET", "/v1.41/networks/my%20net", ""},
-		{"POST", "/v1.41/containers/create?name=web", `{"Hostname":"","Domainname":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["sh"],"Entrypoint":null,"Image":"","WorkingDir":""}`},
+		{"POST", "/v1.41/containers/create?name=web", `{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["sh"],"Entrypoint":null,"Image":"","WorkingDir":""}`},
 		{"GET", "/v1.41/containers/json?all=1", ""},
 		{"POST", "/v1.41/containers/web/stop?t=5", ""},
 		{"DELETE", "/v1.41/containers/web?force=1", ""},

@@ -154,8 +154,11 @@ type NetworksPruneResponse struct {
 // command runs from the host's filesystem, or from Rootfs, cnet's extension: a directory to
 // chroot into.
 type ContainerConfig struct {
-	Hostname     string   `json:"Hostname"`
-	Domainname   string   `json:"Domainname"`
+	Hostname   string `json:"Hostname"`
+	Domainname string `json:"Domainname"`
+	// User is -u: name, uid, name:group or uid:gid in the container's files; "" is the
+	// image's, else root.
+	User         string   `json:"User"`
 	AttachStdin  bool     `json:"AttachStdin"`
 	AttachStdout bool     `json:"AttachStdout"`
 	AttachStderr bool     `json:"AttachStderr"`

@@ -25,6 +25,7 @@ type runOptions struct {
 	env         []string
 	rootfs      string
 	entrypoint  *string // --entrypoint, nil when not given
+	user        string
 	workdir     string
 	links       []string
 	dns         []string
@@ -78,6 +79,7 @@ func (o *runOptions) command() *cobra.Command {
 	addList(f, &o.env, "env", "e", "Set environment variables")
 	f.StringVar(&o.rootfs, "rootfs", "", "Run from this directory instead of an image (the first argument is then the command; / is the host's own filesystem)")
 	f.String("entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
+	f.StringVarP(&o.user, "user", "u", "", "Username or UID (format: <name|uid>[:<group|gid>])")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
 	addList(f, &o.links, "link", "", "Add link to another container (name[:alias])")
 	addList(f, &o.dns, "dns", "", "Set custom DNS servers")
@@ -139,6 +141,7 @@ func (o *runOptions) request(args []string) (api.ContainerCreateRequest, error) 
 		ContainerConfig: api.ContainerConfig{
 			Hostname:     o.hostname,
 			Domainname:   o.domainname,
+			User:         o.user,
 			AttachStdin:  attach && o.interactive,
 			AttachStdout: attach,
 			AttachStderr: attach,

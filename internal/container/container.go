@@ -60,6 +60,9 @@ type Spec struct {
 	NetNSPath string
 	// Host-side files bind-mounted over /etc/hosts, /etc/resolv.conf and /etc/hostname; "" = none.
 	HostsPath, ResolvConfPath, HostnamePath string
+	// User runs the process as name, uid, name:group or uid:gid, looked up in the container's
+	// /etc/passwd and /etc/group; "" is root.
+	User string `json:",omitempty"`
 	// Rootfs, if set, is chrooted into, with proc, /dev and sysfs mounted where it has those
 	// directories; "" runs on the host's filesystem.
 	Rootfs string

@@ -140,7 +140,7 @@ func (e *Exec) start() (*os.Process, *stdio, error) {
 		var path string
 		var env []string
 		if path, env, err = enterContainer(e.target, e.spec); err == nil {
-			proc, err = startProcess(path, e.spec.Args, env, sio.child, e.spec.Tty)
+			proc, err = startProcess(path, e.spec.Args, env, sio.child, e.spec.Tty, nil)
 		}
 	})
 	sio.closeChild()
@@ -213,7 +213,7 @@ func enterContainer(pid int, spec ExecSpec) (path string, env []string, err erro
 	} else if err := unix.Fchdir(cwdFd); err != nil {
 		return "", nil, fmt.Errorf("entering container's working directory: %w", err)
 	}
-	env = withDefaults(spec.Env)
+	env = withDefaults(spec.Env, "/root") // exec runs as root (no --user yet)
 	pathEnv, _ := lookupEnv(env, "PATH")
 	path, err = lookPath(spec.Args[0], pathEnv)
 	return path, env, err

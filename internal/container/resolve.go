@@ -16,14 +16,14 @@ import (
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // withDefaults completes a process's environment the way runc does for Docker: a PATH to find
-// the command with, and HOME for root.
-func withDefaults(env []string) []string {
+// the command with, and HOME (the user's, /root for root).
+func withDefaults(env []string, home string) []string {
 	out := append([]string(nil), env...)
 	if _, ok := lookupEnv(env, "PATH"); !ok {
 		out = append(out, "PATH="+defaultPath)
 	}
 	if _, ok := lookupEnv(env, "HOME"); !ok {
-		out = append(out, "HOME=/root")
+		out = append(out, "HOME="+home)
 	}
 	return out
 }
@@ -87,11 +87,11 @@ func startErrorFor(name string, err error) *StartError {
 // group never reach it), with files as its fds 0, 1, 2 and, when tty, fd 0 as its controlling
 // terminal. It starts from the calling thread, whose namespaces, root and working directory the
 // process inherits.
-func startProcess(path string, args, env []string, files []*os.File, tty bool) (*os.Process, error) {
+func startProcess(path string, args, env []string, files []*os.File, tty bool, cred *syscall.Credential) (*os.Process, error) {
 	p, err := os.StartProcess(path, args, &os.ProcAttr{
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: tty, Ctty: 0},
+		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: tty, Ctty: 0, Credential: cred},
 	})
 	if err != nil {
 		var pe *fs.PathError

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,37 +18,37 @@ import (
 // It returns the resolved command, its environment and the new mount namespace; a process
 // started from this thread then inherits all of it. The mounts live in the new mount namespace
 // only, so they vanish with the container's last process and need no cleanup.
-func prepareContainer(spec *Spec, logger *slog.Logger) (path string, env []string, mnt nsID, err error) {
+func prepareContainer(spec *Spec, logger *slog.Logger) (path string, env []string, cred *syscall.Credential, mnt nsID, err error) {
 	var netns *os.File
 	if spec.NetNSPath != "" {
 		if netns, err = os.Open(spec.NetNSPath); err != nil {
-			return "", nil, mnt, fmt.Errorf("opening network namespace: %w", err)
+			return "", nil, nil, mnt, fmt.Errorf("opening network namespace: %w", err)
 		}
 		defer netns.Close()
 	}
 	// CLONE_NEWNS implies CLONE_FS, which gives this thread a root and cwd of its own.
 	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_NEWUTS); err != nil {
-		return "", nil, mnt, fmt.Errorf("creating mount and UTS namespaces: %w", err)
+		return "", nil, nil, mnt, fmt.Errorf("creating mount and UTS namespaces: %w", err)
 	}
 	// Identified while /proc is still at hand (a rootfs may have none).
 	if mnt, err = threadNS("mnt"); err != nil {
-		return "", nil, mnt, err
+		return "", nil, nil, mnt, err
 	}
 	if netns != nil {
 		if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
-			return "", nil, mnt, fmt.Errorf("joining network namespace %s: %w", spec.NetNSPath, err)
+			return "", nil, nil, mnt, fmt.Errorf("joining network namespace %s: %w", spec.NetNSPath, err)
 		}
 	}
 	// Without this our mounts would propagate back to the host's shared mounts.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return "", nil, mnt, fmt.Errorf("making the container's mounts private: %w", err)
+		return "", nil, nil, mnt, fmt.Errorf("making the container's mounts private: %w", err)
 	}
 
 	root := "/"
 	if spec.Rootfs != "" {
 		root = spec.Rootfs
 		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
-			return "", nil, mnt, fmt.Errorf("rootfs %q is not a directory", root)
+			return "", nil, nil, mnt, fmt.Errorf("rootfs %q is not a directory", root)
 		}
 	}
 	for _, b := range []struct{ src, target string }{
@@ -59,41 +60,45 @@ func prepareContainer(spec *Spec, logger *slog.Logger) (path string, env []strin
 			continue
 		}
 		if err := bindFile(root, b.src, b.target, spec.Rootfs != "", logger); err != nil {
-			return "", nil, mnt, err
+			return "", nil, nil, mnt, err
 		}
 	}
 	if spec.Rootfs != "" {
 		if err := mountRootfsFilesystems(root); err != nil {
-			return "", nil, mnt, err
+			return "", nil, nil, mnt, err
 		}
 	} else if spec.NetNSPath != "" {
 		if err := remountSys(); err != nil {
-			return "", nil, mnt, err
+			return "", nil, nil, mnt, err
 		}
 	}
 
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-			return "", nil, mnt, fmt.Errorf("setting hostname %q: %w", spec.Hostname, err)
+			return "", nil, nil, mnt, fmt.Errorf("setting hostname %q: %w", spec.Hostname, err)
 		}
 	}
 	if spec.Domainname != "" {
 		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
-			return "", nil, mnt, fmt.Errorf("setting domain name %q: %w", spec.Domainname, err)
+			return "", nil, nil, mnt, fmt.Errorf("setting domain name %q: %w", spec.Domainname, err)
 		}
 	}
 	if spec.Rootfs != "" {
 		if err := unix.Chroot(root); err != nil {
-			return "", nil, mnt, fmt.Errorf("changing root to %s: %w", root, err)
+			return "", nil, nil, mnt, fmt.Errorf("changing root to %s: %w", root, err)
 		}
 	}
 	if err := enterWorkingDir(spec.WorkingDir); err != nil {
-		return "", nil, mnt, err
+		return "", nil, nil, mnt, err
 	}
-	env = withDefaults(spec.Env)
+	cred, home, err := resolveUser(spec.User)
+	if err != nil {
+		return "", nil, nil, mnt, err
+	}
+	env = withDefaults(spec.Env, home)
 	pathEnv, _ := lookupEnv(env, "PATH")
 	path, err = lookPath(spec.Args[0], pathEnv)
-	return path, env, mnt, err
+	return path, env, cred, mnt, err
 }
 
 // enterWorkingDir changes to dir ("/" if empty) relative to the thread's root.

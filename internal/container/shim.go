@@ -90,14 +90,14 @@ func (s *shim) run() int {
 	started := make(chan startResult, 1)
 	var mntNS nsID
 	go onTaintedThread(func() {
-		path, env, mnt, err := prepareContainer(&s.spec, s.log)
+		path, env, cred, mnt, err := prepareContainer(&s.spec, s.log)
 		mntNS = mnt
 		ready <- err
 		if err != nil {
 			return
 		}
 		<-gate
-		p, err := startProcess(path, s.spec.Args, env, s.io.child, s.spec.Tty)
+		p, err := startProcess(path, s.spec.Args, env, s.io.child, s.spec.Tty, cred)
 		started <- startResult{p, err}
 	})
 	if err := <-ready; err != nil {

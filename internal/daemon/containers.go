@@ -320,7 +320,7 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 		Hostname: c.rec.Config.Hostname, Domainname: c.rec.Config.Domainname,
 		Tty: c.rec.Config.Tty, OpenStdin: c.rec.Config.OpenStdin, Attach: c.attachPending,
 		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
-		Rootfs: c.rec.Config.Rootfs,
+		Rootfs: c.rec.Config.Rootfs, User: c.rec.Config.User,
 	}
 	if c.rec.ImageID != "" {
 		root, err := d.mountImageRoot(c.rec.ID, c.rec.ImageID)

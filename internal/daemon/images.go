@@ -144,7 +144,7 @@ func (d *Daemon) ImagePull(ctx context.Context, ref string, progress func(id, st
 
 // applyImage resolves cfg.Image, when set, in the store and applies the image's config as
 // Docker does: Entrypoint (unless cfg gives one, even empty) then Cmd (cfg's, else the image's),
-// the image's Env under cfg's (cfg wins by key), its WorkingDir unless cfg gives one, its
+// the image's Env under cfg's (cfg wins by key), its WorkingDir and User unless cfg gives them, its
 // ExposedPorts with cfg's (for -P). It returns the image's ID ("" for no image).
 func (d *Daemon) applyImage(cfg *api.ContainerConfig) (string, error) {
 	if cfg.Image == "" {
@@ -173,6 +173,9 @@ func (d *Daemon) applyImage(cfg *api.ContainerConfig) (string, error) {
 	cfg.Env = mergeEnv(ic.Config.Env, cfg.Env)
 	if cfg.WorkingDir == "" {
 		cfg.WorkingDir = ic.Config.WorkingDir
+	}
+	if cfg.User == "" {
+		cfg.User = ic.Config.User
 	}
 	for p := range ic.Config.ExposedPorts {
 		if cfg.ExposedPorts == nil {
