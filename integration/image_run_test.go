@@ -77,8 +77,12 @@ func TestRunFromImage(t *testing.T) {
 	if out := h.MustCLI("run", "--rm", "--user", "root", "cnet.test/busybox", "sh", "-c", "echo HOME=$HOME"); out != "HOME=/\n" {
 		t.Errorf("run --user root: %q, want root's home from the image's passwd (/)", out)
 	}
+	before := h.MustCLI("ps", "-aq")
 	if _, stderr, code := h.CLI("run", "--rm", "--user", "nobody", "cnet.test/busybox", "true"); code == 0 || !strings.Contains(stderr, "unable to find user nobody") {
 		t.Errorf("run --user nobody: exit %d, %q", code, stderr)
+	}
+	if after := h.MustCLI("ps", "-aq"); after != before {
+		t.Errorf("run --rm that failed to start left its container: before %q, after %q", before, after)
 	}
 	// An unknown image is not found, as in Docker.
 	err := h.Call(func(ctx context.Context) error {

@@ -294,7 +294,14 @@ func (d *Daemon) ContainerStart(_ context.Context, ref string) error {
 	if err := d.startLocked(c); err != nil {
 		c.rec.State.Error = err.Error()
 		_ = d.saveLocked(c)
+		autoRemove := c.rec.HostConfig.AutoRemove
 		c.mu.Unlock()
+		// --rm: a container that never ran is removed too, as dockerd does.
+		if autoRemove {
+			if rerr := d.remove(c); rerr != nil {
+				slog.Error("auto-removing a container that failed to start", "container", c.rec.ID[:12], "err", rerr)
+			}
+		}
 		return err
 	}
 	id := c.rec.ID
