@@ -77,6 +77,14 @@ func TestRunFromImage(t *testing.T) {
 	if out := h.MustCLI("run", "--rm", "--user", "root", "cnet.test/busybox", "sh", "-c", "echo HOME=$HOME"); out != "HOME=/\n" {
 		t.Errorf("run --user root: %q, want root's home from the image's passwd (/)", out)
 	}
+	// exec runs as the container's user unless -u says otherwise, as in Docker.
+	h.MustCLI("run", "-d", "--name", "asuser", "--user", "1000", "cnet.test/busybox", "sleep", "3600")
+	if out := h.MustCLI("exec", "asuser", "cat", "/proc/self/status"); !strings.Contains(out, "Uid:\t1000\t") {
+		t.Errorf("exec in a --user 1000 container did not run as 1000:\n%s", out)
+	}
+	if out := h.MustCLI("exec", "-u", "0", "asuser", "cat", "/proc/self/status"); !strings.Contains(out, "Uid:\t0\t") {
+		t.Errorf("exec -u 0 did not run as root:\n%s", out)
+	}
 	before := h.MustCLI("ps", "-aq")
 	if _, stderr, code := h.CLI("run", "--rm", "--user", "nobody", "cnet.test/busybox", "true"); code == 0 || !strings.Contains(stderr, "unable to find user nobody") {
 		t.Errorf("run --user nobody: exit %d, %q", code, stderr)

@@ -313,6 +313,8 @@ type ExecCreateRequest struct {
 	Env          []string `json:"Env"`
 	Cmd          []string `json:"Cmd"`
 	WorkingDir   string   `json:"WorkingDir"`
+	// User is exec -u; "" is the container's user.
+	User string `json:"User,omitempty"`
 }
 
 // IDResponse answers calls that create something identified by an id.

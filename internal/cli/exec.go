@@ -15,6 +15,7 @@ type execOptions struct {
 	tty         bool
 	env         []string
 	workdir     string
+	user        string
 }
 
 func newExecCommand() *cobra.Command {
@@ -37,6 +38,7 @@ func (o *execOptions) command() *cobra.Command {
 	f.BoolVarP(&o.tty, "tty", "t", false, "Allocate a pseudo-TTY")
 	addList(f, &o.env, "env", "e", "Set environment variables")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
+	f.StringVarP(&o.user, "user", "u", "", "Username or UID (format: \"<name|uid>[:<group|gid>]\")")
 	return cmd
 }
 
@@ -53,6 +55,7 @@ func (o *execOptions) request(command []string) (api.ExecCreateRequest, error) {
 		Env:          env,
 		Cmd:          command,
 		WorkingDir:   o.workdir,
+		User:         o.user,
 	}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -19,6 +20,8 @@ type ExecSpec struct {
 	// WorkingDir is inside the container; "" is the container process's current directory.
 	WorkingDir     string
 	Tty, OpenStdin bool
+	// User is as Spec.User, looked up in the container's files.
+	User string
 }
 
 // Exec is one such process, started by Serve. It implements api.Attachment.
@@ -139,8 +142,9 @@ func (e *Exec) start() (*os.Process, *stdio, error) {
 	onTaintedThread(func() {
 		var path string
 		var env []string
-		if path, env, err = enterContainer(e.target, e.spec); err == nil {
-			proc, err = startProcess(path, e.spec.Args, env, sio.child, e.spec.Tty, nil)
+		var cred *syscall.Credential
+		if path, env, cred, err = enterContainer(e.target, e.spec); err == nil {
+			proc, err = startProcess(path, e.spec.Args, env, sio.child, e.spec.Tty, cred)
 		}
 	})
 	sio.closeChild()
@@ -153,7 +157,7 @@ func (e *Exec) start() (*os.Process, *stdio, error) {
 
 // enterContainer moves the calling thread (see onTaintedThread) into the namespaces, root and
 // working directory of process pid, and resolves the command there.
-func enterContainer(pid int, spec ExecSpec) (path string, env []string, err error) {
+func enterContainer(pid int, spec ExecSpec) (path string, env []string, cred *syscall.Credential, err error) {
 	// Everything of the target is opened first: once in its mount namespace, our /proc paths
 	// may not exist any more (a rootfs container without /proc).
 	var fds []int
@@ -177,46 +181,50 @@ func enterContainer(pid int, spec ExecSpec) (path string, env []string, err erro
 	nsTypes := [3]int{unix.CLONE_NEWNET, unix.CLONE_NEWUTS, unix.CLONE_NEWNS}
 	for i, name := range []string{"ns/net", "ns/uts", "ns/mnt"} {
 		if nsFds[i], err = open(name, unix.O_RDONLY); err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 	}
 	rootFd, err := open("root", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	cwdFd, err := open("cwd", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 
 	// Joining a mount namespace needs a root and cwd this thread does not share.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return "", nil, fmt.Errorf("entering container: unsharing filesystem context: %w", err)
+		return "", nil, nil, fmt.Errorf("entering container: unsharing filesystem context: %w", err)
 	}
 	for i, fd := range nsFds {
 		if err := unix.Setns(fd, nsTypes[i]); err != nil {
-			return "", nil, fmt.Errorf("entering container process %d's namespaces: %w", pid, err)
+			return "", nil, nil, fmt.Errorf("entering container process %d's namespaces: %w", pid, err)
 		}
 	}
 	// Joining the mount namespace reset root and cwd to the namespace's; the container's root
 	// may be a chroot inside it.
 	if err := unix.Fchdir(rootFd); err != nil {
-		return "", nil, fmt.Errorf("entering container root: %w", err)
+		return "", nil, nil, fmt.Errorf("entering container root: %w", err)
 	}
 	if err := unix.Chroot("."); err != nil {
-		return "", nil, fmt.Errorf("entering container root: %w", err)
+		return "", nil, nil, fmt.Errorf("entering container root: %w", err)
 	}
 	if spec.WorkingDir != "" {
 		if err := enterWorkingDir(spec.WorkingDir); err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 	} else if err := unix.Fchdir(cwdFd); err != nil {
-		return "", nil, fmt.Errorf("entering container's working directory: %w", err)
+		return "", nil, nil, fmt.Errorf("entering container's working directory: %w", err)
 	}
-	env = withDefaults(spec.Env, "/root") // exec runs as root (no --user yet)
+	cred, home, err := resolveUser(spec.User)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	env = withDefaults(spec.Env, home)
 	pathEnv, _ := lookupEnv(env, "PATH")
 	path, err = lookPath(spec.Args[0], pathEnv)
-	return path, env, err
+	return path, env, cred, err
 }
 
 // connSink writes output to a client until the client fails, then discards it: the process's

@@ -30,6 +30,10 @@ func (d *Daemon) ExecCreate(_ context.Context, ref string, req api.ExecCreateReq
 	c.mu.Lock()
 	running, id := c.rec.State.Running, c.rec.ID
 	env := append(append(append([]string{}, c.rec.LinkEnv...), c.rec.Config.Env...), req.Env...)
+	user := req.User
+	if user == "" {
+		user = c.rec.Config.User // as Docker: exec runs as the container's user unless told
+	}
 	c.mu.Unlock()
 	if !running {
 		return "", errdefs.Conflict("container %s is not running", ref)
@@ -39,7 +43,7 @@ func (d *Daemon) ExecCreate(_ context.Context, ref string, req api.ExecCreateReq
 		return "", errdefs.Conflict("container %s has not started its process yet", ref)
 	}
 	e := &execRecord{id: controller.NewID(), containerID: id, exec: container.NewExec(pid, container.ExecSpec{
-		Args: req.Cmd, Env: env, WorkingDir: req.WorkingDir, Tty: req.Tty, OpenStdin: req.AttachStdin,
+		Args: req.Cmd, Env: env, WorkingDir: req.WorkingDir, Tty: req.Tty, OpenStdin: req.AttachStdin, User: user,
 	})}
 	d.mu.Lock()
 	d.execs[e.id] = e
