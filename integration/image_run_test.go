@@ -89,7 +89,7 @@ func TestRunFromImage(t *testing.T) {
 	if _, stderr, code := h.CLI("run", "--rm", "--user", "nobody", "cnet.test/busybox", "true"); code == 0 || !strings.Contains(stderr, "unable to find user nobody") {
 		t.Errorf("run --user nobody: exit %d, %q", code, stderr)
 	}
-	if after := h.MustCLI("ps", "-aq"); after != before {
+	if after := h.MustCLI("ps", "-aq"); !sameLines(after, before) {
 		t.Errorf("run --rm that failed to start left its container: before %q, after %q", before, after)
 	}
 	// An unknown image is not found, as in Docker.
