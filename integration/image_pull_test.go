@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/vishvananda/netns"
 
 	"github.com/cnet-dev/cnet/internal/testenv"
 )
@@ -51,28 +49,19 @@ func startRegistry(t *testing.T, h *testenv.Host) {
 	})
 }
 
-// inHost is an http.Transport whose connections are made inside h's network namespace, so the
-// test process reaches the host's own addresses.
+// inHost is an http.Transport whose connections are made inside h's network namespace (by
+// onThreadIn), so the test process reaches the host's own addresses.
 func inHost(h *testenv.Host) *http.Transport {
-	return &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return nil, err
+	return &http.Transport{DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+		derr := onThreadIn(h.NetNS(), func() error {
+			var d net.Dialer
+			conn, err = d.DialContext(ctx, network, addr)
+			return nil
+		})
+		if derr != nil {
+			return nil, derr
 		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(h.NetNS())
-		if err != nil {
-			return nil, err
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			return nil, err
-		}
-		defer netns.Set(orig)
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
+		return conn, err
 	}}
 }
 
