@@ -24,7 +24,7 @@ type runOptions struct {
 	aliases     []string
 	env         []string
 	rootfs      string
-	entrypoint  *string // --entrypoint, nil when not given
+	entrypoint  optionalString // --entrypoint
 	user        string
 	workdir     string
 	links       []string
@@ -51,10 +51,6 @@ func (o *runOptions) command() *cobra.Command {
 			"--rootfs / runs it from the host's own filesystem.",
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f := cmd.Flags().Lookup("entrypoint"); f.Changed {
-				v := f.Value.String()
-				o.entrypoint = &v
-			}
 			return o.run(cmd, args)
 		},
 	}
@@ -78,7 +74,7 @@ func (o *runOptions) command() *cobra.Command {
 	addList(f, &o.aliases, "net-alias", "", "Add network-scoped alias for the container")
 	addList(f, &o.env, "env", "e", "Set environment variables")
 	f.StringVar(&o.rootfs, "rootfs", "", "Run from this directory instead of an image (the first argument is then the command; / is the host's own filesystem)")
-	f.String("entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
+	f.Var(&o.entrypoint, "entrypoint", "Overwrite the default ENTRYPOINT of the image")
 	f.StringVarP(&o.user, "user", "u", "", "Username or UID (format: <name|uid>[:<group|gid>])")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
 	addList(f, &o.links, "link", "", "Add link to another container (name[:alias])")
@@ -104,13 +100,13 @@ func (o *runOptions) request(args []string) (api.ContainerCreateRequest, error) 
 		rootfs = "" // the host's own filesystem, no chroot
 	}
 	var entrypoint []string
-	if o.entrypoint != nil {
+	if o.entrypoint.set {
 		if rootfs != "" || image == "" {
 			return api.ContainerCreateRequest{}, fmt.Errorf("--entrypoint replaces an image's entrypoint: it needs an image, not --rootfs")
 		}
 		entrypoint = []string{}
-		if *o.entrypoint != "" {
-			entrypoint = []string{*o.entrypoint}
+		if o.entrypoint.value != "" {
+			entrypoint = []string{o.entrypoint.value}
 		}
 	}
 	env, err := envList(o.env)
@@ -294,3 +290,14 @@ func portBindings(specs []string) (map[string][]api.PortBinding, error) {
 	}
 	return out, nil
 }
+
+// optionalString is a string flag that knows whether it was given: `--entrypoint ""` (clear the
+// image's) differs from no --entrypoint (keep it).
+type optionalString struct {
+	value string
+	set   bool
+}
+
+func (o *optionalString) Set(v string) error { o.value, o.set = v, true; return nil }
+func (o *optionalString) String() string     { return o.value }
+func (o *optionalString) Type() string       { return "string" }

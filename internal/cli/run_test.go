@@ -84,10 +84,6 @@ func TestRunRequestFromFlags(t *testing.T) {
 			if err := cmd.ParseFlags(tt.args); err != nil {
 				t.Fatal(err)
 			}
-			if f := cmd.Flags().Lookup("entrypoint"); f.Changed {
-				v := f.Value.String()
-				o.entrypoint = &v
-			}
 			got, err := o.request(cmd.Flags().Args())
 			if err != nil {
 				t.Fatal(err)
@@ -151,10 +147,6 @@ func TestRunEntrypoint(t *testing.T) {
 		cmd := o.command()
 		if err := cmd.ParseFlags(tt.args); err != nil {
 			t.Fatal(err)
-		}
-		if f := cmd.Flags().Lookup("entrypoint"); f.Changed {
-			v := f.Value.String()
-			o.entrypoint = &v
 		}
 		got, err := o.request(cmd.Flags().Args())
 		if (err != nil) != tt.wantErr {
