@@ -95,12 +95,25 @@ func TestPull(t *testing.T) {
 	h.SetDaemonArgs(append(h.DaemonArgs(), "--insecure-registry", registryAddr)...)
 	h.StartDaemon()
 	out := h.MustCLI("pull", registryAddr+"/bb:1")
-	if !strings.Contains(out, ": Pull complete") || !strings.Contains(out, "Status: Downloaded newer image for "+registryAddr+"/bb:1") {
+	if !strings.Contains(out, ": Pull complete") || !strings.Contains(out, "Status: Downloaded newer image for "+registryAddr+"/bb:1") ||
+		strings.Contains(out, "Downloading") || strings.Contains(out, "\x1b") {
 		t.Errorf("pull printed:\n%s", out)
 	}
 	want, _ := img.ConfigName()
 	if got := strings.TrimSpace(h.MustCLI("image", "inspect", "-f", "{{.Id}}", registryAddr+"/bb:1")); got != want.String() {
 		t.Errorf("the pulled image is %s, the pushed one %s", got, want)
+	}
+	// On a terminal (script(1) gives the CLI one), each layer's line is redrawn in place with
+	// Docker's bar, ending full.
+	h.MustCLI("rmi", registryAddr+"/bb:1")
+	tty, err := h.Run("script", "-qec", h.Bin+" -H unix://"+h.Socket+" pull "+registryAddr+"/bb:1", "/dev/null")
+	if err != nil {
+		t.Fatalf("pull on a terminal: %v\n%s", err, tty)
+	}
+	for _, want := range []string{"\x1b[2K\r", ": Downloading [", "[==================================================>]", ": Pull complete\r", "Status: Downloaded newer image"} {
+		if !strings.Contains(tty, want) {
+			t.Errorf("pull on a terminal printed no %q:\n%q", want, tty)
+		}
 	}
 	if _, stderr, code := h.CLI("pull", registryAddr+"/nothing:here"); code == 0 || !strings.Contains(stderr, "does not exist") {
 		t.Errorf("pull of a missing repository: exit %d, %q", code, stderr)

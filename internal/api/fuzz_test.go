@@ -126,6 +126,6 @@ func (refusingBackend) ImageImport(context.Context, io.Reader, string) (string, 
 func (refusingBackend) ImagePrune(context.Context) (ImagePruneResponse, error) {
 	return ImagePruneResponse{}, errRefused
 }
-func (refusingBackend) ImagePull(context.Context, string, func(string, string)) error {
+func (refusingBackend) ImagePull(context.Context, string, func(Progress)) error {
 	return errRefused
 }

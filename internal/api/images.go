@@ -84,16 +84,53 @@ type ImageBackend interface {
 	// returns its ID.
 	ImageImport(ctx context.Context, r io.Reader, ref string) (string, error)
 	ImagePrune(ctx context.Context) (ImagePruneResponse, error)
-	// ImagePull fetches ref from its registry, telling progress of each step (id: a layer's
-	// short digest, or "").
-	ImagePull(ctx context.Context, ref string, progress func(id, status string)) error
+	// ImagePull fetches ref from its registry, telling progress of each step.
+	ImagePull(ctx context.Context, ref string, progress func(Progress)) error
+}
+
+// Progress is one step of a pull, as Docker's JSON stream tells it.
+type Progress struct {
+	// ID is a layer's short digest, or "" for the image as a whole.
+	ID     string
+	Status string
+	// Layer is true for a layer's steps (Docker sends them with a progressDetail, which its
+	// clients draw as one line per layer); Current and Total are the bytes of a download.
+	Layer          bool
+	Current, Total int64
 }
 
 // progressMessage is one line of POST /images/create's answer (a JSON stream, as Docker's).
 type progressMessage struct {
-	Status string `json:"status,omitempty"`
-	ID     string `json:"id,omitempty"`
-	Error  string `json:"error,omitempty"`
+	Status         string          `json:"status,omitempty"`
+	ProgressDetail *progressDetail `json:"progressDetail,omitempty"`
+	// Progress is the bar as text, which Docker's daemon sends for clients that draw none.
+	Progress string `json:"progress,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+type progressDetail struct {
+	Current int64 `json:"current,omitempty"`
+	Total   int64 `json:"total,omitempty"`
+}
+
+func (p Progress) message() progressMessage {
+	m := progressMessage{ID: p.ID, Status: p.Status}
+	if p.Layer {
+		m.ProgressDetail = &progressDetail{Current: p.Current, Total: p.Total}
+	}
+	if p.Total > 0 {
+		m.Progress = ProgressBar(p.Current, p.Total, 50)
+	}
+	return m
+}
+
+func (m progressMessage) progress() Progress {
+	p := Progress{ID: m.ID, Status: m.Status, Layer: m.ProgressDetail != nil}
+	if m.ProgressDetail != nil {
+		p.Current, p.Total = m.ProgressDetail.Current, m.ProgressDetail.Total
+	}
+	return p
 }
 
 // ImagePruneResponse is POST /images/prune's answer.
@@ -174,7 +211,7 @@ func (s *server) imagePull(w http.ResponseWriter, r *http.Request, from, tag str
 			flusher.Flush()
 		}
 	}
-	err := s.b.ImagePull(r.Context(), ref, func(id, status string) { send(progressMessage{ID: id, Status: status}) })
+	err := s.b.ImagePull(r.Context(), ref, func(p Progress) { send(p.message()) })
 	if err != nil {
 		send(progressMessage{Error: err.Error()})
 	}
@@ -360,7 +397,7 @@ func (c *Client) ImageInspectWithRaw(ctx context.Context, name string) (ImageIns
 }
 
 // ImagePull is POST /images/create?fromImage=REF; each progress line goes to progress.
-func (c *Client) ImagePull(ctx context.Context, ref string, progress func(id, status string)) error {
+func (c *Client) ImagePull(ctx context.Context, ref string, progress func(Progress)) error {
 	resp, err := c.send(ctx, http.MethodPost, "/images/create", url.Values{"fromImage": {ref}}, nil)
 	if err != nil {
 		return err
@@ -377,6 +414,6 @@ func (c *Client) ImagePull(ctx context.Context, ref string, progress func(id, st
 		if m.Error != "" {
 			return errors.New(m.Error)
 		}
-		progress(m.ID, m.Status)
+		progress(m.progress())
 	}
 }

@@ -119,16 +119,7 @@ func (r imageRow) CreatedAt() string {
 }
 func (r imageRow) Size() string { return humanSize(r.img.Size) }
 
-// humanSize is go-units' HumanSizeWithPrecision(size, 3), which docker uses: decimal units.
-func humanSize(n int64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
-	f, i := float64(n), 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.3g%s", f, units[i])
-}
+func humanSize(n int64) string { return api.HumanSize(n) }
 
 func newLoadCommand() *cobra.Command {
 	var input string
@@ -348,14 +339,7 @@ func newPullCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			return c.ImagePull(cmd.Context(), args[0], func(id, status string) {
-				if id != "" {
-					fmt.Fprintf(out, "%s: %s\n", id, status)
-				} else {
-					fmt.Fprintln(out, status)
-				}
-			})
+			return c.ImagePull(cmd.Context(), args[0], newProgressPrinter(cmd.OutOrStdout()).show)
 		},
 	}
 }

@@ -137,8 +137,10 @@ func (d *Daemon) ImagePrune(context.Context) (api.ImagePruneResponse, error) {
 }
 
 // ImagePull implements api.Backend.
-func (d *Daemon) ImagePull(ctx context.Context, ref string, progress func(id, status string)) error {
-	_, err := d.images.Pull(ctx, ref, image.PullOptions{Insecure: d.cfg.InsecureRegistries, Progress: progress})
+func (d *Daemon) ImagePull(ctx context.Context, ref string, progress func(api.Progress)) error {
+	_, err := d.images.Pull(ctx, ref, image.PullOptions{Insecure: d.cfg.InsecureRegistries, Progress: func(p image.Progress) {
+		progress(api.Progress{ID: p.ID, Status: p.Status, Layer: p.Layer, Current: p.Current, Total: p.Total})
+	}})
 	return err
 }
 

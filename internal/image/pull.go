@@ -27,9 +27,19 @@ type PullOptions struct {
 	Insecure []string
 	// Transport, if set, carries the requests (tests dial into their own namespaces).
 	Transport http.RoundTripper
-	// Progress, if set, is told of each step, as Docker's pull reports them: id is a layer's
-	// short digest, or "" for the image as a whole.
-	Progress func(id, status string)
+	// Progress, if set, is told of each step, as Docker's pull reports them.
+	Progress func(Progress)
+}
+
+// Progress is one step of a pull, in Docker's terms.
+type Progress struct {
+	// ID is a layer's short digest, or "" for the image as a whole.
+	ID     string
+	Status string
+	// Layer is true for a layer's steps, which Docker's clients draw as one line per layer;
+	// Current and Total (bytes) are set while it downloads.
+	Layer          bool
+	Current, Total int64
 }
 
 // Pull fetches ref from its registry for this machine's platform and stores it. Every layer
@@ -51,10 +61,11 @@ func (s *Store) Pull(ctx context.Context, ref string, o PullOptions) (string, er
 	if err != nil {
 		return "", errdefs.Invalid("invalid reference format %q: %v", ref, err)
 	}
-	progress := o.Progress
-	if progress == nil {
-		progress = func(string, string) {}
+	report := o.Progress
+	if report == nil {
+		report = func(Progress) {}
 	}
+	progress := func(id, status string) { report(Progress{ID: id, Status: status, Layer: id != ""}) }
 	base := o.Transport
 	if base == nil {
 		base = remote.DefaultTransport
@@ -82,7 +93,10 @@ func (s *Store) Pull(ctx context.Context, ref string, o PullOptions) (string, er
 			progress(d.Hex[:12], "Pulling fs layer")
 		}
 	}
-	// Downloads every layer into the cache, checking digests and sizes on the way.
+	if err := download(ctx, layers, report); err != nil {
+		return "", pullError(ref, err)
+	}
+	// Reads the image back from the cache, checking every digest and size.
 	if err := validate.Image(cached); err != nil {
 		return "", errdefs.Invalid("image %s refused: %v", ref, err)
 	}
