@@ -123,7 +123,7 @@ func (refusingBackend) ImageSave(context.Context, io.Writer, []string) error { r
 func (refusingBackend) ImageImport(context.Context, io.Reader, string) (string, error) {
 	return "", errRefused
 }
-func (refusingBackend) ImagePrune(context.Context) (ImagePruneResponse, error) {
+func (refusingBackend) ImagePrune(context.Context, Filters) (ImagePruneResponse, error) {
 	return ImagePruneResponse{}, errRefused
 }
 func (refusingBackend) ImagePull(context.Context, string, func(Progress)) error {

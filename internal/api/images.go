@@ -83,7 +83,8 @@ type ImageBackend interface {
 	// ImageImport makes an image of a root filesystem tar, named ref ("" for none), and
 	// returns its ID.
 	ImageImport(ctx context.Context, r io.Reader, ref string) (string, error)
-	ImagePrune(ctx context.Context) (ImagePruneResponse, error)
+	// ImagePrune removes unused images as Docker's filters (dangling, until, label) select.
+	ImagePrune(ctx context.Context, f Filters) (ImagePruneResponse, error)
 	// ImagePull fetches ref from its registry, telling progress of each step.
 	ImagePull(ctx context.Context, ref string, progress func(Progress)) error
 }
@@ -218,7 +219,12 @@ func (s *server) imagePull(w http.ResponseWriter, r *http.Request, from, tag str
 }
 
 func (s *server) imagePrune(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.b.ImagePrune(r.Context())
+	f, err := ParseFilters(r.URL.Query().Get("filters"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := s.b.ImagePrune(r.Context(), f)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -262,10 +268,14 @@ func (c *Client) ImageImport(ctx context.Context, r io.Reader, ref string) (stri
 	return out.Status, nil
 }
 
-// ImagePrune is POST /images/prune.
-func (c *Client) ImagePrune(ctx context.Context) (ImagePruneResponse, error) {
+// ImagePrune is POST /images/prune?filters=….
+func (c *Client) ImagePrune(ctx context.Context, f Filters) (ImagePruneResponse, error) {
 	var out ImagePruneResponse
-	err := c.call(ctx, http.MethodPost, "/images/prune", nil, nil, &out)
+	var q url.Values
+	if len(f) > 0 {
+		q = url.Values{"filters": {f.Encode()}}
+	}
+	err := c.call(ctx, http.MethodPost, "/images/prune", q, nil, &out)
 	return out, err
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/cnet-dev/cnet/internal/api"
 )
 
 // listValue is a repeatable flag that keeps every value whole (no comma splitting, unlike
@@ -77,4 +79,18 @@ func nilIfEmpty(m map[string]string) map[string]string {
 		return nil
 	}
 	return m
+}
+
+// parseFilterFlags turns --filter key=value words into the API's filters, which the daemon
+// applies (and whose keys it checks).
+func parseFilterFlags(args []string) (api.Filters, error) {
+	f := api.Filters{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			return nil, fmt.Errorf("bad format of filter %q (expected name=value)", a)
+		}
+		f.Add(strings.ToLower(strings.TrimSpace(k)), v)
+	}
+	return f, nil
 }

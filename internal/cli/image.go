@@ -296,20 +296,32 @@ func newImportCommand() *cobra.Command {
 }
 
 func newImagePruneCommand() *cobra.Command {
-	var force bool
+	var force, all bool
+	var filters []string
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove unused images",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !force && !confirm(cmd, "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] ") {
+			f, err := parseFilterFlags(filters)
+			if err != nil {
+				return err
+			}
+			if all {
+				f.Add("dangling", "false")
+			}
+			warning := "WARNING! This will remove all dangling images."
+			if all {
+				warning = "WARNING! This will remove all images without at least one container associated to them."
+			}
+			if !force && !confirm(cmd, warning+"\nAre you sure you want to continue? [y/N] ") {
 				return nil
 			}
 			c, err := newClient(cmd)
 			if err != nil {
 				return err
 			}
-			resp, err := c.ImagePrune(cmd.Context())
+			resp, err := c.ImagePrune(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
@@ -317,7 +329,11 @@ func newImagePruneCommand() *cobra.Command {
 			if len(resp.ImagesDeleted) > 0 {
 				fmt.Fprintln(out, "Deleted Images:")
 				for _, it := range resp.ImagesDeleted {
-					fmt.Fprintln(out, "deleted: "+it.Deleted)
+					if it.Untagged != "" {
+						fmt.Fprintln(out, "untagged: "+it.Untagged)
+					} else {
+						fmt.Fprintln(out, "deleted: "+it.Deleted)
+					}
 				}
 				fmt.Fprintln(out)
 			}
@@ -325,7 +341,9 @@ func newImagePruneCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	addList(cmd.Flags(), &filters, "filter", "", `Provide filter values (e.g. "until=<timestamp>")`)
 	return cmd
 }
 

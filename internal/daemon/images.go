@@ -126,12 +126,33 @@ func (d *Daemon) ImageImport(_ context.Context, r io.Reader, ref string) (string
 	return id.String(), nil
 }
 
-// ImagePrune implements api.Backend: the dangling images go.
-func (d *Daemon) ImagePrune(context.Context) (api.ImagePruneResponse, error) {
-	removed, freed, err := d.images.Prune(d.imageInUse)
+// ImagePrune implements api.Backend, with Docker's filters: dangling=true (the default) removes
+// the images no reference names, dangling=false (`prune -a`) every image; never one a container
+// uses; `until` keeps images created after a time, `label`/`label!` select by the image's labels.
+func (d *Daemon) ImagePrune(_ context.Context, f api.Filters) (api.ImagePruneResponse, error) {
+	if err := f.Only("dangling", "until", "label", "label!"); err != nil {
+		return api.ImagePruneResponse{}, err
+	}
+	dangling, set, err := f.Bool("dangling")
+	if err != nil {
+		return api.ImagePruneResponse{}, err
+	}
+	onlyDangling := dangling || !set
+	until, byTime, err := f.Until(time.Now())
+	if err != nil {
+		return api.ImagePruneResponse{}, err
+	}
+	removed, freed, err := d.images.Prune(func(s image.Summary) bool {
+		return (!onlyDangling || len(s.RepoTags) == 0) && !d.imageInUse(s.ID) &&
+			(!byTime || s.Created.Before(until)) && f.MatchLabels(s.Labels)
+	})
 	out := api.ImagePruneResponse{ImagesDeleted: []api.ImageDeleteItem{}, SpaceReclaimed: freed}
 	for _, r := range removed {
-		out.ImagesDeleted = append(out.ImagesDeleted, api.ImageDeleteItem{Deleted: r.Deleted.String()})
+		if r.Untagged != "" {
+			out.ImagesDeleted = append(out.ImagesDeleted, api.ImageDeleteItem{Untagged: r.Untagged})
+		} else {
+			out.ImagesDeleted = append(out.ImagesDeleted, api.ImageDeleteItem{Deleted: r.Deleted.String()})
+		}
 	}
 	return out, err
 }

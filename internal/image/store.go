@@ -46,7 +46,12 @@ type Store struct {
 	layout   layout.Path
 }
 
-// Open opens (or creates) the store under root and collects blobs no image references.
+// scratch names what the store's ways in write beside the layout while they work; a crash
+// leaves them, and only one daemon opens a store, so Open removes them.
+var scratch = []string{"oci-*", "pull-*", "load-*.tar", "import-*.tar"}
+
+// Open opens (or creates) the store under root and collects what a crash may have left: blobs no
+// image references, the ways in's scratch files, half-done unpacks and unused unpacked layers.
 func Open(root string) (*Store, error) {
 	dir := filepath.Join(root, "layout")
 	lp, err := layout.FromPath(dir)
@@ -63,8 +68,15 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("creating the image store: %w", err)
 	}
 	s := &Store{root: root, layout: lp}
-	if err := s.collect(); err != nil {
-		return nil, err
+	var errs []error
+	for _, pattern := range scratch {
+		left, _ := filepath.Glob(filepath.Join(root, pattern))
+		for _, p := range left {
+			errs = append(errs, os.RemoveAll(p))
+		}
+	}
+	if err := errors.Join(append(errs, s.collect(), s.collectLayers())...); err != nil {
+		return nil, fmt.Errorf("cleaning the image store: %w", err)
 	}
 	return s, nil
 }
@@ -107,6 +119,7 @@ type Summary struct {
 	RepoTags []string
 	Created  time.Time
 	Size     int64 // the layers' sizes as stored
+	Labels   map[string]string
 }
 
 // List returns every image, newest first, with its references.
@@ -179,7 +192,7 @@ func summarize(img v1.Image) (*Summary, error) {
 		}
 		size += n
 	}
-	return &Summary{ID: id, Manifest: m, Created: cfg.Created.Time, Size: size}, nil
+	return &Summary{ID: id, Manifest: m, Created: cfg.Created.Time, Size: size, Labels: cfg.Config.Labels}, nil
 }
 
 // Resolve finds an image by reference, full ID, or a prefix of its ID of at least 4 hex digits

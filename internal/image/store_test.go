@@ -251,3 +251,42 @@ func corruptLayer(t *testing.T, archive []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// TestOpenCleansCrashLeftovers: what a daemon killed in the middle of a load, import, pull or
+// unpack leaves is gone at the next Open, and an image's unpacked layer stays.
+func TestOpenCleansCrashLeftovers(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imageOf(t, "a", layerOf(t, map[string]string{"etc/a": "a"}))
+	if _, err := s.LoadTarball(bytes.NewReader(saved(t, map[string]v1.Image{"cnet.test/a:1": img}))); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := img.ConfigName()
+	kept, err := s.Layers(id.String())
+	if err != nil || len(kept) != 1 {
+		t.Fatalf("Layers: %v %v", kept, err)
+	}
+	left := []string{"oci-123/blobs", "pull-9/x", "load-1.tar", "import-2.tar", "layers/.unpack-77/etc", "layers/" + strings.Repeat("e", 64)}
+	for _, p := range left {
+		if err := os.MkdirAll(filepath.Join(root, p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range left {
+		if _, err := os.Stat(filepath.Join(root, strings.Split(p, "/")[0])); err == nil && !strings.HasPrefix(p, "layers/") {
+			t.Errorf("%s is still there", p)
+		}
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
+			t.Errorf("%s is still there", p)
+		}
+	}
+	if _, err := os.Stat(kept[0]); err != nil {
+		t.Errorf("the image's unpacked layer went: %v", err)
+	}
+}

@@ -110,9 +110,10 @@ func (s *Store) Import(r io.Reader, ref string) (v1.Hash, error) {
 	return img.ConfigName()
 }
 
-// Prune removes the images no reference names (dangling ones, as `image prune` without -a)
-// that no container uses, and returns what went and the bytes freed.
-func (s *Store) Prune(inUse func(v1.Hash) bool) ([]Removed, int64, error) {
+// Prune removes the images that match says should go (the caller applies Docker's rules: dangling
+// or, with -a, every image no container uses, and the filters), with all their references, and
+// returns what went (each reference untagged, then the image deleted) and the bytes freed.
+func (s *Store) Prune(match func(Summary) bool) ([]Removed, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	all, err := s.list()
@@ -122,11 +123,14 @@ func (s *Store) Prune(inUse func(v1.Hash) bool) ([]Removed, int64, error) {
 	var out []Removed
 	var freed int64
 	for _, sum := range all {
-		if len(sum.RepoTags) > 0 || (inUse != nil && inUse(sum.ID)) {
+		if !match(sum) {
 			continue
 		}
 		if err := s.layout.RemoveDescriptors(matchManifest(sum.Manifest)); err != nil {
 			return out, freed, s.wrapWrite(err)
+		}
+		for _, ref := range sum.RepoTags {
+			out = append(out, Removed{Untagged: ref})
 		}
 		out = append(out, Removed{Deleted: sum.ID})
 		freed += sum.Size
