@@ -130,28 +130,7 @@ func isStatus(err error, status int) bool {
 // seed's command as written, from it.
 func TestQuickStartImage(t *testing.T) {
 	h := testenv.NewHost(t)
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var script []string
-	in := false
-	for _, line := range strings.Split(string(readme), "\n") {
-		if strings.HasPrefix(line, "    d=$(mktemp -d)") {
-			in = true
-		}
-		if in {
-			script = append(script, strings.TrimPrefix(line, "    "))
-			if !strings.HasSuffix(line, "\\") {
-				break
-			}
-		}
-	}
-	if len(script) == 0 {
-		t.Fatal("README has no one-command busybox image")
-	}
-	cmd := strings.ReplaceAll(strings.Join(script, "\n"), "sudo ./cnet", h.Bin+" -H unix://"+h.Socket)
-	h.MustRun("sh", "-c", cmd)
+	h.MustRun("sh", "-c", readmeImageScript(t, h))
 	if out := h.MustCLI("run", "--rm", "busybox", "cat", "/srv/www/index.html"); !strings.Contains(out, "served by web") {
 		t.Errorf("run from the README's busybox image printed %q", out)
 	}
