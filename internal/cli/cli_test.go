@@ -263,3 +263,21 @@ func TestRunWithATerminalRestoresIt(t *testing.T) {
 		t.Error("the terminal was left in raw mode")
 	}
 }
+
+// TestCreate: create makes the container and prints its ID without starting it; it has no -d.
+func TestCreate(t *testing.T) {
+	d := newFakeDaemon(t)
+	out, _, code := d.cli("", "create", "--rootfs", "/", "--name", "made", "sh")
+	if code != 0 || out != fakeID("container 0 made")+"\n" {
+		t.Errorf("create: code %d stdout %q", code, out)
+	}
+	if got := d.callLog(); !reflect.DeepEqual(got, []string{"create"}) {
+		t.Errorf("create calls %q", got)
+	}
+	if _, errOut, code := d.cli("", "create", "-d", "--rootfs", "/", "sh"); code == 0 || !strings.Contains(errOut, "unknown shorthand flag: 'd'") {
+		t.Errorf("create -d: code %d stderr %q", code, errOut)
+	}
+	if _, errOut, code := d.cli("", "create", "--rootfs", "/", "--net", "nonet", "sh"); code != 125 || !strings.Contains(errOut, "See 'cnet create --help'") {
+		t.Errorf("create on an unknown network: code %d stderr %q", code, errOut)
+	}
+}

@@ -49,6 +49,7 @@ func NewRootCommand(extra ...*cobra.Command) *cobra.Command {
 	root.AddCommand(
 		newNetworkCommand(),
 		newRunCommand(),
+		newCreateCommand(),
 		newExecCommand(),
 		newPsCommand(),
 		newInspectCommand(),

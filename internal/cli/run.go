@@ -11,6 +11,8 @@ import (
 )
 
 type runOptions struct {
+	// createOnly is `create`: the container is made and its ID printed, not started.
+	createOnly  bool
 	detach      bool
 	autoRemove  bool
 	interactive bool
@@ -42,6 +44,16 @@ func newRunCommand() *cobra.Command {
 	return o.command()
 }
 
+// newCreateCommand is `create`: run's options, without starting (so without -d).
+func newCreateCommand() *cobra.Command {
+	o := runOptions{createOnly: true}
+	cmd := o.command()
+	cmd.Use = "create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+	cmd.Short = "Create a new container"
+	cmd.Long = strings.Replace(cmd.Long, "Create and run a new container", "Create a new container", 1)
+	return cmd
+}
+
 func (o *runOptions) command() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
@@ -59,7 +71,9 @@ func (o *runOptions) command() *cobra.Command {
 	f.SetInterspersed(false)
 	// -h is --hostname here, as in docker; help stays reachable as --help.
 	f.Bool("help", false, "Print usage")
-	f.BoolVarP(&o.detach, "detach", "d", false, "Run container in background and print container ID")
+	if !o.createOnly {
+		f.BoolVarP(&o.detach, "detach", "d", false, "Run container in background and print container ID")
+	}
 	f.BoolVar(&o.autoRemove, "rm", false, "Automatically remove the container when it exits")
 	f.BoolVarP(&o.interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
 	f.BoolVarP(&o.tty, "tty", "t", false, "Allocate a pseudo-TTY")
@@ -180,6 +194,10 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	}
 	for _, w := range created.Warnings {
 		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w)
+	}
+	if o.createOnly {
+		fmt.Fprintln(cmd.OutOrStdout(), created.ID)
+		return nil
 	}
 	if o.detach {
 		if err := c.ContainerStart(ctx, created.ID); err != nil {

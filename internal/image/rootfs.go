@@ -40,6 +40,22 @@ func (s *Store) Layers(id string) ([]string, error) {
 	return dirs, nil
 }
 
+// unpackLayers unpacks every layer of img not unpacked yet. Called with s.mu held.
+func (s *Store) unpackLayers(img v1.Image) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	s.unpackMu.Lock()
+	defer s.unpackMu.Unlock()
+	for _, l := range layers {
+		if _, err := s.unpacked(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // unpacked returns the directory of layer l, unpacking it first if needed: into a temporary
 // directory renamed into place, so that a crash leaves no half-unpacked layer under its name.
 func (s *Store) unpacked(l v1.Layer) (string, error) {

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -251,6 +252,17 @@ func (s *Store) add(img v1.Image, refs []string, untrusted bool) error {
 		if err := validate.Image(img); err != nil {
 			return errdefs.Invalid("image refused: %v", err)
 		}
+	}
+	// Layers are unpacked now, as Docker extracts them at load and pull: a hostile layer is
+	// refused before anything of its image is stored, and a first container does not wait.
+	if err := s.unpackLayers(img); err != nil {
+		if cerr := s.collectLayers(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("unpacking the image's layers: %w", err)
+		}
+		return errdefs.Invalid("image refused: %v", err)
 	}
 	m, err := img.Digest()
 	if err != nil {

@@ -185,7 +185,10 @@ func TestStore(t *testing.T) {
 // TestLoadRefused: what is not a whole, true archive is refused and stores nothing.
 func TestLoadRefused(t *testing.T) {
 	good := saved(t, map[string]v1.Image{"x": imageOf(t, "x", layerOf(t, map[string]string{"f": strings.Repeat("payload", 100)}))})
-	corrupt := corruptLayer(t, good) // a layer's content no longer matches its digest
+	corrupt := corruptLayer(t, good, false) // a layer's content no longer matches its digest
+	missing := corruptLayer(t, good, true)  // the manifest names a layer the archive lacks
+	hostile := saved(t, map[string]v1.Image{"x": imageOf(t, "x",
+		layerOf(t, map[string]string{"etc/fine": "fine"}), layerOf(t, map[string]string{"../escape": "x"}))})
 	for _, tt := range []struct {
 		name string
 		data []byte
@@ -194,14 +197,20 @@ func TestLoadRefused(t *testing.T) {
 		{"empty", nil},
 		{"truncated", good[:len(good)/2]},
 		{"digest mismatch", corrupt},
+		{"missing layer", missing},
+		{"a layer escaping its root", hostile},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := Open(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.LoadTarball(bytes.NewReader(tt.data)); err == nil {
+			_, err = s.LoadTarball(bytes.NewReader(tt.data))
+			if err == nil {
 				t.Fatal("loaded")
+			}
+			if tt.name == "a layer escaping its root" && !strings.Contains(err.Error(), `"../escape"`) {
+				t.Errorf("the refusal does not name the entry: %v", err)
 			}
 			if n := blobCount(t, s); n != 0 {
 				t.Errorf("%d blobs left behind", n)
@@ -209,12 +218,16 @@ func TestLoadRefused(t *testing.T) {
 			if list, _ := s.List(); len(list) != 0 {
 				t.Errorf("images left behind: %+v", list)
 			}
+			if left, _ := os.ReadDir(filepath.Join(s.root, "layers")); len(left) != 0 {
+				t.Errorf("unpacked layers left behind: %v", left)
+			}
 		})
 	}
 }
 
-// corruptLayer rewrites a `docker save` archive with one byte of its layer flipped.
-func corruptLayer(t *testing.T, archive []byte) []byte {
+// corruptLayer rewrites a `docker save` archive with one byte of its layer flipped, or with the
+// layer left out (drop).
+func corruptLayer(t *testing.T, archive []byte, drop bool) []byte {
 	t.Helper()
 	tr := tar.NewReader(bytes.NewReader(archive))
 	var out bytes.Buffer
@@ -235,6 +248,9 @@ func corruptLayer(t *testing.T, archive []byte) []byte {
 		if !done && h.Name != "manifest.json" && !strings.HasSuffix(h.Name, ".json") && len(data) > 16 {
 			data[len(data)/2] ^= 0xff
 			done = true
+			if drop {
+				continue
+			}
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)

@@ -78,7 +78,7 @@ func TestImportAndPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	removed, _, err := s.Prune(nil)
+	removed, _, err := s.Prune(func(s Summary) bool { return len(s.RepoTags) == 0 })
 	if err != nil || len(removed) != 1 || removed[0].Deleted != dangling {
 		t.Fatalf("Prune: %+v, %v; want the dangling %s only", removed, err, dangling)
 	}
