@@ -43,6 +43,11 @@ type Backend interface {
 	ContainerInspect(ctx context.Context, idOrName string) (ContainerJSON, error)
 	ContainerStop(ctx context.Context, idOrName string, timeoutSeconds *int) error
 	ContainerRemove(ctx context.Context, idOrName string, force bool) error
+	ContainerKill(ctx context.Context, idOrName, signal string) error
+	ContainerRestart(ctx context.Context, idOrName string, timeoutSeconds *int) error
+	ContainerRename(ctx context.Context, idOrName, newName string) error
+	// ContainersPrune removes stopped containers as Docker's filters (until, label) select.
+	ContainersPrune(ctx context.Context, f Filters) (ContainersPruneResponse, error)
 	// ContainerLogs returns the container's output so far: frames, or raw bytes when tty.
 	ContainerLogs(ctx context.Context, idOrName string) (rc io.ReadCloser, tty bool, err error)
 
@@ -51,4 +56,5 @@ type Backend interface {
 	ExecInspect(ctx context.Context, execID string) (ExecInspect, error)
 
 	ImageBackend
+	SystemBackend
 }

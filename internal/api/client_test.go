@@ -48,31 +48,31 @@ func TestClientJSONRoundTrips(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		got = append(got, seen{r.Method, r.URL.RequestURI(), strings.TrimSpace(string(b))})
 	}
-	mux.HandleFunc("POST /v1.41/networks/create", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+Version+"/networks/create", func(w http.ResponseWriter, r *http.Request) {
 		record(r)
 		writeTestJSON(w, http.StatusCreated, NetworkCreateResponse{ID: strings.Repeat("a", 64)})
 	})
-	mux.HandleFunc("GET /v1.41/networks", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v"+Version+"/networks", func(w http.ResponseWriter, r *http.Request) {
 		record(r)
 		writeTestJSON(w, http.StatusOK, []Network{{Name: "bridge", Driver: "bridge"}})
 	})
-	mux.HandleFunc("GET /v1.41/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v"+Version+"/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		record(r)
 		_, _ = io.WriteString(w, `{"Name":"my net","Id":"abc","Options":null,"Labels":{}}`)
 	})
-	mux.HandleFunc("POST /v1.41/containers/create", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+Version+"/containers/create", func(w http.ResponseWriter, r *http.Request) {
 		record(r)
 		writeTestJSON(w, http.StatusCreated, ContainerCreateResponse{ID: "c1"})
 	})
-	mux.HandleFunc("GET /v1.41/containers/json", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v"+Version+"/containers/json", func(w http.ResponseWriter, r *http.Request) {
 		record(r)
 		writeTestJSON(w, http.StatusOK, []ContainerSummary{{ID: "c1", Names: []string{"/web"}}})
 	})
-	mux.HandleFunc("POST /v1.41/containers/{id}/stop", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+Version+"/containers/{id}/stop", func(w http.ResponseWriter, r *http.Request) {
 		record(r)
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("DELETE /v1.41/containers/{id}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("DELETE /v"+Version+"/containers/{id}", func(w http.ResponseWriter, r *http.Request) {
 		record(r)
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -110,13 +110,13 @@ func TestClientJSONRoundTrips(t *testing.T) {
 	}
 
 	want := []seen{
-		{"POST", "/v1.41/networks/create", `{"Name":"n1","CheckDuplicate":true,"Driver":"bridge"}`},
-		{"GET", "/v1.41/networks", ""},
-		{"GET", "/v1.41/networks/my%20net", ""},
-		{"POST", "/v1.41/containers/create?name=web", `{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["sh"],"Entrypoint":null,"Image":"","WorkingDir":""}`},
-		{"GET", "/v1.41/containers/json?all=1", ""},
-		{"POST", "/v1.41/containers/web/stop?t=5", ""},
-		{"DELETE", "/v1.41/containers/web?force=1", ""},
+		{"POST", "/v" + Version + "/networks/create", `{"Name":"n1","CheckDuplicate":true,"Driver":"bridge"}`},
+		{"GET", "/v" + Version + "/networks", ""},
+		{"GET", "/v" + Version + "/networks/my%20net", ""},
+		{"POST", "/v" + Version + "/containers/create?name=web", `{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":["sh"],"Entrypoint":null,"Image":"","WorkingDir":"","Labels":null}`},
+		{"GET", "/v" + Version + "/containers/json?all=1", ""},
+		{"POST", "/v" + Version + "/containers/web/stop?t=5", ""},
+		{"DELETE", "/v" + Version + "/containers/web?force=1", ""},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("requests:\n got %q\nwant %q", got, want)
@@ -125,10 +125,10 @@ func TestClientJSONRoundTrips(t *testing.T) {
 
 func TestClientStatusError(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1.41/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v"+Version+"/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		writeTestJSON(w, http.StatusNotFound, ErrorResponse{Message: "network nope not found"})
 	})
-	mux.HandleFunc("DELETE /v1.41/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("DELETE /v"+Version+"/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "plain text failure", http.StatusInternalServerError)
 	})
 	c := serveUnix(t, mux)
@@ -202,7 +202,7 @@ func upgrade(t *testing.T, w http.ResponseWriter, contentType string) net.Conn {
 
 func TestClientHijackBothWays(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1.41/containers/{id}/attach", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+Version+"/containers/{id}/attach", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "tcp" || r.URL.Query().Get("stdin") != "1" {
 			http.Error(w, "bad attach request", http.StatusBadRequest)
 			return
@@ -214,7 +214,7 @@ func TestClientHijackBothWays(t *testing.T) {
 		in, _ := io.ReadAll(conn) // until the client's CloseWrite
 		_, _ = stdout.Write(bytes.ToUpper(in))
 	})
-	mux.HandleFunc("POST /v1.41/exec/{id}/start", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+Version+"/exec/{id}/start", func(w http.ResponseWriter, r *http.Request) {
 		var req ExecStartRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || !req.Tty {
 			http.Error(w, "want Tty in the start request", http.StatusBadRequest)
@@ -262,7 +262,7 @@ func TestClientHijackBothWays(t *testing.T) {
 
 func TestClientHijackRefused(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1.41/containers/{id}/attach", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+Version+"/containers/{id}/attach", func(w http.ResponseWriter, r *http.Request) {
 		writeTestJSON(w, http.StatusConflict, ErrorResponse{Message: "container c1 is not running"})
 	})
 	c := serveUnix(t, mux)
@@ -276,7 +276,7 @@ func TestClientHijackRefused(t *testing.T) {
 func TestClientWaitReturnsOnceRegistered(t *testing.T) {
 	release := make(chan struct{})
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1.41/containers/{id}/wait", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+Version+"/containers/{id}/wait", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("condition") != "next-exit" {
 			http.Error(w, "want condition=next-exit", http.StatusBadRequest)
 			return
@@ -311,7 +311,7 @@ func TestClientWaitReturnsOnceRegistered(t *testing.T) {
 
 func TestClientLogs(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1.41/containers/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v"+Version+"/containers/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("id") == "tty" {
 			w.Header().Set("Content-Type", MediaTypeRawStream)
 			_, _ = io.WriteString(w, "plain\r\n")

@@ -129,3 +129,13 @@ func (refusingBackend) ImagePrune(context.Context, Filters) (ImagePruneResponse,
 func (refusingBackend) ImagePull(context.Context, string, func(Progress)) error {
 	return errRefused
 }
+
+func (refusingBackend) Info(context.Context) (Info, error)           { return Info{}, errRefused }
+func (refusingBackend) DiskUsage(context.Context) (DiskUsage, error) { return DiskUsage{}, errRefused }
+
+func (refusingBackend) ContainerKill(context.Context, string, string) error   { return errRefused }
+func (refusingBackend) ContainerRestart(context.Context, string, *int) error  { return errRefused }
+func (refusingBackend) ContainerRename(context.Context, string, string) error { return errRefused }
+func (refusingBackend) ContainersPrune(context.Context, Filters) (ContainersPruneResponse, error) {
+	return ContainersPruneResponse{}, errRefused
+}

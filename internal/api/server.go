@@ -25,10 +25,11 @@ var versionPrefix = regexp.MustCompile(`^/v[0-9]+(\.[0-9]+)?/`)
 func NewHandler(b Backend) http.Handler {
 	s := &server{b: b}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /_ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "OK") })
-	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"ApiVersion": Version, "Os": "linux", "Version": "cnet"})
-	})
+	mux.HandleFunc("GET /_ping", ping)
+	mux.HandleFunc("HEAD /_ping", ping)
+	mux.HandleFunc("GET /version", version)
+	mux.HandleFunc("GET /info", s.info)
+	mux.HandleFunc("GET /system/df", s.diskUsage)
 
 	mux.HandleFunc("GET /networks", s.networkList)
 	mux.HandleFunc("GET /networks/{id}", s.networkInspect)
@@ -56,16 +57,25 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /containers/{id}/wait", s.containerWait)
 	mux.HandleFunc("POST /containers/{id}/stop", s.containerStop)
 	mux.HandleFunc("DELETE /containers/{id}", s.containerRemove)
+	mux.HandleFunc("POST /containers/{id}/kill", s.containerKill)
+	mux.HandleFunc("POST /containers/{id}/restart", s.containerRestart)
+	mux.HandleFunc("POST /containers/{id}/rename", s.containerRename)
+	mux.HandleFunc("POST /containers/prune", s.containersPrune)
 	mux.HandleFunc("GET /containers/{id}/logs", s.containerLogs)
 	mux.HandleFunc("POST /containers/{id}/exec", s.execCreate)
 	mux.HandleFunc("POST /exec/{id}/start", s.execStart)
 	mux.HandleFunc("GET /exec/{id}/json", s.execInspect)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Message: "page not found: " + r.Method + " " + r.URL.Path})
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Message: "page not found"})
 	})
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setEngineHeaders(w.Header())
 		if loc := versionPrefix.FindStringIndex(r.URL.Path); loc != nil {
+			if err := checkVersion(r.URL.Path[2 : loc[1]-1]); err != nil {
+				writeJSON(w, http.StatusBadRequest, ErrorResponse{Message: err.Error()})
+				return
+			}
 			r.URL.Path = r.URL.Path[loc[1]-1:]
 		}
 		if r.URL.Path != "/images/load" && r.URL.Path != "/images/create" { // an archive is as large as its images
@@ -257,15 +267,24 @@ func (s *server) containerWait(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// stopTimeout reads stop's and restart's t parameter (whole seconds; nil for the default).
+func stopTimeout(r *http.Request) (*int, error) {
+	t := r.URL.Query().Get("t")
+	if t == "" {
+		return nil, nil
+	}
+	v, err := strconv.Atoi(t)
+	if err != nil || v < -1 {
+		return nil, errdefs.Invalid("invalid stop timeout %q: want whole seconds", t)
+	}
+	return &v, nil
+}
+
 func (s *server) containerStop(w http.ResponseWriter, r *http.Request) {
-	var timeout *int
-	if t := r.URL.Query().Get("t"); t != "" {
-		v, err := strconv.Atoi(t)
-		if err != nil || v < -1 {
-			writeError(w, errdefs.Invalid("invalid stop timeout %q: want whole seconds", t))
-			return
-		}
-		timeout = &v
+	timeout, err := stopTimeout(r)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	if err := s.b.ContainerStop(r.Context(), r.PathValue("id"), timeout); err != nil {
 		writeError(w, err)

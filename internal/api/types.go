@@ -1,13 +1,15 @@
 // Package api holds the wire types of cnet's HTTP+JSON API. They follow the Docker Engine API
-// (v1.41) field for field, so that output rendered from them matches what docker prints and so
+// (v1.24 to v1.43) field for field, so that output rendered from them matches what docker prints and so
 // that Docker's own client can later talk to cnet.
 package api
 
 import "time"
 
-// Version is the Docker Engine API version whose shapes cnet serves; requests may carry a
-// "/v1.41" (or any "/vX.Y") path prefix, which the server strips.
-const Version = "1.41"
+// Version is the newest Docker Engine API version cnet serves (MinVersion the oldest); requests
+// may carry a "/vX.Y" path prefix in that range, which the server strips. 1.42 and 1.43 differ
+// from 1.41 only in what cnet does not have (volumes, builds, swarm), so serving them is free,
+// and clients that negotiate (the docker CLI 28, docker-py) then speak 1.43.
+const Version = "1.43"
 
 // ErrorResponse is the body of every non-2xx answer.
 type ErrorResponse struct {
@@ -173,6 +175,7 @@ type ContainerConfig struct {
 	// ExposedPorts are "80/tcp" keys, as Docker's (--expose).
 	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
 	WorkingDir   string              `json:"WorkingDir"`
+	Labels       map[string]string   `json:"Labels"`
 	Rootfs       string              `json:"Rootfs,omitempty"`
 }
 
@@ -289,14 +292,23 @@ type ContainerSummary struct {
 	ID              string                       `json:"Id"`
 	Names           []string                     `json:"Names"` // with the leading "/"
 	Image           string                       `json:"Image"`
+	ImageID         string                       `json:"ImageID"`
 	Command         string                       `json:"Command"`
 	Created         int64                        `json:"Created"` // unix seconds
 	Ports           []Port                       `json:"Ports"`
+	SizeRw          int64                        `json:"SizeRw,omitempty"`
+	SizeRootFs      int64                        `json:"SizeRootFs,omitempty"`
 	Labels          map[string]string            `json:"Labels"`
 	State           string                       `json:"State"`
 	Status          string                       `json:"Status"` // "Up 5 seconds", "Exited (0) 3 minutes ago"
 	HostConfig      struct{ NetworkMode string } `json:"HostConfig"`
 	NetworkSettings *SummaryNetworkSettings      `json:"NetworkSettings"`
+}
+
+// ContainersPruneResponse answers POST /containers/prune.
+type ContainersPruneResponse struct {
+	ContainersDeleted []string `json:"ContainersDeleted"`
+	SpaceReclaimed    int64    `json:"SpaceReclaimed"`
 }
 
 // ContainerWaitResponse answers POST /containers/{id}/wait.

@@ -124,12 +124,12 @@ func (d *fakeDaemon) container(ref string) *fakeContainer {
 
 func (d *fakeDaemon) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1.41/networks", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v"+api.Version+"/networks", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		reply(w, 200, d.networks)
 	})
-	mux.HandleFunc("GET /v1.41/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v"+api.Version+"/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		i := d.network(r.PathValue("id"))
@@ -139,7 +139,7 @@ func (d *fakeDaemon) routes() http.Handler {
 		}
 		reply(w, 200, d.networks[i])
 	})
-	mux.HandleFunc("POST /v1.41/networks/create", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+api.Version+"/networks/create", func(w http.ResponseWriter, r *http.Request) {
 		var req api.NetworkCreateRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		d.mu.Lock()
@@ -152,7 +152,7 @@ func (d *fakeDaemon) routes() http.Handler {
 		d.networks = append(d.networks, api.Network{Name: req.Name, ID: fakeID(req.Name), Driver: req.Driver, Scope: "local"})
 		reply(w, 201, api.NetworkCreateResponse{ID: fakeID(req.Name)})
 	})
-	mux.HandleFunc("DELETE /v1.41/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("DELETE /v"+api.Version+"/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		i := d.network(r.PathValue("id"))
@@ -163,7 +163,7 @@ func (d *fakeDaemon) routes() http.Handler {
 		d.networks = append(d.networks[:i], d.networks[i+1:]...)
 		w.WriteHeader(204)
 	})
-	mux.HandleFunc("POST /v1.41/networks/prune", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+api.Version+"/networks/prune", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		var kept []api.Network
@@ -178,7 +178,7 @@ func (d *fakeDaemon) routes() http.Handler {
 		d.networks = kept
 		reply(w, 200, api.NetworksPruneResponse{NetworksDeleted: deleted})
 	})
-	mux.HandleFunc("POST /v1.41/networks/{id}/connect", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+api.Version+"/networks/{id}/connect", func(w http.ResponseWriter, r *http.Request) {
 		var req api.NetworkConnectRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		d.mu.Lock()
@@ -191,7 +191,7 @@ func (d *fakeDaemon) routes() http.Handler {
 }
 
 func (d *fakeDaemon) containerRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1.41/containers/create", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+api.Version+"/containers/create", func(w http.ResponseWriter, r *http.Request) {
 		var req api.ContainerCreateRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		d.record("create")
@@ -219,7 +219,7 @@ func (d *fakeDaemon) containerRoutes(mux *http.ServeMux) {
 			h(w, r, c)
 		}
 	}
-	mux.HandleFunc("POST /v1.41/containers/{id}/attach", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	mux.HandleFunc("POST /v"+api.Version+"/containers/{id}/attach", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
 		d.record("attach")
 		conn, in := d.hijack(w)
 		// Registered before the client hears 101, as the daemon does: start may follow at once.
@@ -228,14 +228,14 @@ func (d *fakeDaemon) containerRoutes(mux *http.ServeMux) {
 		d.mu.Unlock()
 		announce(conn, c.req.Tty)
 	}))
-	mux.HandleFunc("POST /v1.41/containers/{id}/wait", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	mux.HandleFunc("POST /v"+api.Version+"/containers/{id}/wait", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
 		d.record("wait " + r.URL.Query().Get("condition"))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(200)
 		w.(http.Flusher).Flush()
 		_ = json.NewEncoder(w).Encode(api.ContainerWaitResponse{StatusCode: <-c.exit})
 	}))
-	mux.HandleFunc("POST /v1.41/containers/{id}/start", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	mux.HandleFunc("POST /v"+api.Version+"/containers/{id}/start", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
 		d.record("start")
 		switch c.req.Cmd[0] {
 		case "sh", "echo", "cat", "exit":
@@ -263,25 +263,25 @@ func (d *fakeDaemon) containerRoutes(mux *http.ServeMux) {
 		}()
 		w.WriteHeader(204)
 	}))
-	mux.HandleFunc("POST /v1.41/containers/{id}/stop", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	mux.HandleFunc("POST /v"+api.Version+"/containers/{id}/stop", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
 		d.record("stop t=" + r.URL.Query().Get("t"))
 		w.WriteHeader(204)
 	}))
-	mux.HandleFunc("DELETE /v1.41/containers/{id}", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	mux.HandleFunc("DELETE /v"+api.Version+"/containers/{id}", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
 		d.record("rm force=" + r.URL.Query().Get("force"))
 		w.WriteHeader(204)
 	}))
-	mux.HandleFunc("GET /v1.41/containers/{id}/json", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	mux.HandleFunc("GET /v"+api.Version+"/containers/{id}/json", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
 		reply(w, 200, api.ContainerJSON{ID: c.id, Name: "/" + c.name, State: &api.ContainerState{Status: "running", Running: true, Pid: 4242},
 			NetworkSettings: &api.NetworkSettings{IPAddress: "172.17.0.2", Networks: map[string]*api.EndpointSettings{"bridge": {IPAddress: "172.17.0.2"}}}})
 	}))
-	mux.HandleFunc("GET /v1.41/containers/{id}/logs", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	mux.HandleFunc("GET /v"+api.Version+"/containers/{id}/logs", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
 		w.Header().Set("Content-Type", api.MediaTypeMultiplexedStream)
 		stdout, stderr := api.NewFrameWriters(w)
 		fmt.Fprintln(stdout, "logged out")
 		fmt.Fprintln(stderr, "logged err")
 	}))
-	mux.HandleFunc("POST /v1.41/containers/{id}/exec", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	mux.HandleFunc("POST /v"+api.Version+"/containers/{id}/exec", withContainer(func(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
 		var req api.ExecCreateRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		id := fakeID("exec " + strings.Join(req.Cmd, " "))
@@ -290,7 +290,7 @@ func (d *fakeDaemon) containerRoutes(mux *http.ServeMux) {
 		d.mu.Unlock()
 		reply(w, 201, api.IDResponse{ID: id})
 	}))
-	mux.HandleFunc("POST /v1.41/exec/{id}/start", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v"+api.Version+"/exec/{id}/start", func(w http.ResponseWriter, r *http.Request) {
 		var start api.ExecStartRequest
 		if err := json.NewDecoder(r.Body).Decode(&start); err != nil {
 			fail(w, 400, "bad exec start request: %v", err)
@@ -308,7 +308,7 @@ func (d *fakeDaemon) containerRoutes(mux *http.ServeMux) {
 		e.exitCode = &code
 		d.mu.Unlock()
 	})
-	mux.HandleFunc("GET /v1.41/exec/{id}/json", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v"+api.Version+"/exec/{id}/json", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		e := d.execs[r.PathValue("id")]

@@ -331,3 +331,17 @@ func (c *Controller) RestoreSandboxes(live map[string]SandboxConfig) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// RenameSandbox gives a sandbox's container a new name: its DNS records on this host's
+// networks answer to it at once (as Docker renames a running container's service records).
+// Records other hosts hold for an overlay endpoint keep the old name until it joins again.
+func (c *Controller) RenameSandbox(containerID, name string) {
+	sb := c.sandbox(containerID)
+	if sb == nil {
+		return
+	}
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	sb.cfg.ContainerName = name
+	c.publishRecords(sb)
+}

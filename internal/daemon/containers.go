@@ -57,6 +57,8 @@ type ctr struct {
 	rec     containerRecord
 	exited  chan struct{}
 	started chan struct{} // closed (and replaced at exit) when a run starts, for early attachers
+	// removed is closed when the container is removed (wait condition "removed").
+	removed chan struct{}
 	// attachPending is set by an attach made before the start: only then does the shim hold
 	// the process until the attacher arrives (a later `cnet start` must not wait for one).
 	attachPending bool
@@ -78,7 +80,7 @@ type ctrView struct {
 }
 
 func newCtr(rec containerRecord) *ctr {
-	c := &ctr{rec: rec, exited: make(chan struct{}), started: make(chan struct{})}
+	c := &ctr{rec: rec, exited: make(chan struct{}), started: make(chan struct{}), removed: make(chan struct{})}
 	c.show()
 	return c
 }
@@ -422,6 +424,11 @@ func (d *Daemon) remove(c *ctr) error {
 	d.mu.Lock()
 	delete(d.containers, c.rec.ID)
 	d.mu.Unlock()
+	select {
+	case <-c.removed:
+	default:
+		close(c.removed)
+	}
 	if err := os.RemoveAll(d.dir(c.rec.ID)); err != nil {
 		return fmt.Errorf("removing the files of container %s: %w", c.rec.Name, err)
 	}

@@ -35,7 +35,7 @@ func (d *Daemon) ImageList(context.Context) ([]api.ImageSummary, error) {
 			created = s.Created.Unix()
 		}
 		out = append(out, api.ImageSummary{ID: s.ID.String(), RepoTags: tags, RepoDigests: []string{}, Created: created,
-			Size: s.Size, VirtualSize: s.Size, SharedSize: -1, Containers: -1, Labels: map[string]string{}})
+			Size: s.Size, VirtualSize: s.Size, SharedSize: -1, Containers: -1, Labels: nonNil(s.Labels)})
 	}
 	return out, nil
 }

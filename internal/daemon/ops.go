@@ -68,7 +68,7 @@ func (d *Daemon) ContainerWait(ctx context.Context, ref, condition string) (<-ch
 		return nil, err
 	}
 	c.mu.Lock()
-	exited, running, code := c.exited, c.rec.State.Running, c.rec.State.ExitCode
+	exited, running, code, removed := c.exited, c.rec.State.Running, c.rec.State.ExitCode, c.removed
 	c.mu.Unlock()
 	out := make(chan int, 1)
 	switch condition {
@@ -77,13 +77,18 @@ func (d *Daemon) ContainerWait(ctx context.Context, ref, condition string) (<-ch
 			out <- code
 			return out, nil
 		}
-	case "next-exit", "removed":
+	case "next-exit":
+	case "removed":
+		// Only the removal ends this wait: a --rm container that exits (or never starts) is
+		// removed by the daemon, and `docker run --rm` returns once it is gone.
+		exited = nil
 	default:
 		return nil, errdefs.Invalid("invalid wait condition %q: want not-running, next-exit or removed", condition)
 	}
 	go func() {
 		select {
 		case <-exited:
+		case <-removed:
 		case <-ctx.Done():
 			return
 		}
@@ -202,8 +207,8 @@ func (d *Daemon) ContainerList(_ context.Context, all bool) ([]api.ContainerSumm
 			continue
 		}
 		s := api.ContainerSummary{
-			ID: rec.ID, Names: []string{"/" + rec.Name}, Image: imageName(rec), Command: strings.Join(rec.Config.Cmd, " "),
-			Created: rec.Created.Unix(), Ports: d.portsList(rec), Labels: map[string]string{}, State: rec.State.Status,
+			ID: rec.ID, Names: []string{"/" + rec.Name}, Image: imageName(rec), ImageID: rec.ImageID, Command: strings.Join(rec.Config.Cmd, " "),
+			Created: rec.Created.Unix(), Ports: d.portsList(rec), Labels: nonNil(rec.Config.Labels), State: rec.State.Status,
 			Status: statusLine(rec), NetworkSettings: &api.SummaryNetworkSettings{Networks: d.endpointSettings(rec)},
 		}
 		s.HostConfig.NetworkMode = rec.networkMode()

@@ -1,0 +1,157 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cnet-dev/cnet/internal/api"
+	"github.com/cnet-dev/cnet/internal/container"
+	"github.com/cnet-dev/cnet/internal/controller"
+	"github.com/cnet-dev/cnet/internal/errdefs"
+)
+
+// ContainerKill implements api.Backend: sends signal (a name, with or without SIG, or a
+// number; "" is SIGKILL) to a running container's process, as `docker kill -s`.
+func (d *Daemon) ContainerKill(_ context.Context, ref, signal string) error {
+	sig, err := parseSignal(signal)
+	if err != nil {
+		return err
+	}
+	c, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running, id, dir := c.rec.State.Running, c.rec.ID, d.dir(c.rec.ID)
+	c.mu.Unlock()
+	if !running {
+		return errdefs.Conflict("Cannot kill container: %s: Container %s is not running", ref, id)
+	}
+	if err := container.Signal(dir, sig); err != nil {
+		return fmt.Errorf("signalling container %s: %w", ref, err)
+	}
+	return nil
+}
+
+// parseSignal reads docker kill's -s: "KILL", "SIGKILL", "9"; "" is SIGKILL.
+func parseSignal(s string) (unix.Signal, error) {
+	if s == "" {
+		return unix.SIGKILL, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, errdefs.Invalid("invalid signal: %s", s)
+		}
+		return unix.Signal(n), nil
+	}
+	sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(s), "SIG"))
+	if sig == 0 {
+		return 0, errdefs.Invalid("invalid signal: %s", s)
+	}
+	return sig, nil
+}
+
+// ContainerRestart implements api.Backend: stop (SIGTERM, SIGKILL after the timeout) then
+// start, as `docker restart`; a stopped container is just started.
+func (d *Daemon) ContainerRestart(ctx context.Context, ref string, timeout *int) error {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	t := 10
+	if timeout != nil {
+		t = *timeout
+	}
+	if err := d.stop(ctx, c, time.Duration(t)*time.Second); err != nil {
+		return fmt.Errorf("Cannot restart container %s: %w", ref, err)
+	}
+	return d.ContainerStart(ctx, c.rec.ID)
+}
+
+// ContainerRename implements api.Backend. The name is checked and taken under the daemon's
+// lock (where names are looked up) and the container's, so two renames cannot take one name;
+// a running container's DNS records answer to the new name at once.
+func (d *Daemon) ContainerRename(_ context.Context, ref, name string) error {
+	name = strings.TrimPrefix(name, "/")
+	if name == "" {
+		return errdefs.Invalid("Neither old nor new names may be empty")
+	}
+	if err := controller.ValidateName("container", name); err != nil {
+		return err
+	}
+	c, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.rec.Name
+	if old == name {
+		return errdefs.Invalid("Renaming a container with the same name as its current name")
+	}
+	d.mu.Lock()
+	for _, o := range d.containers {
+		if o != c && o.rec.Name == name {
+			d.mu.Unlock()
+			return errdefs.Conflict("Error when allocating new name: Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, o.rec.ID)
+		}
+	}
+	c.rec.Name = name
+	d.mu.Unlock()
+	if err := d.saveLocked(c); err != nil {
+		d.mu.Lock()
+		c.rec.Name = old
+		d.mu.Unlock()
+		return fmt.Errorf("renaming container %s: %w", old, err)
+	}
+	c.show()
+	if c.rec.State.Running {
+		d.ctrl.RenameSandbox(c.rec.ID, name)
+	}
+	return nil
+}
+
+// ContainersPrune implements api.Backend: removes stopped containers that the filters (until,
+// label, label!) select, as `docker container prune`.
+func (d *Daemon) ContainersPrune(ctx context.Context, f api.Filters) (api.ContainersPruneResponse, error) {
+	out := api.ContainersPruneResponse{ContainersDeleted: []string{}}
+	if err := f.Only("until", "label", "label!"); err != nil {
+		return out, err
+	}
+	until, byTime, err := f.Until(time.Now())
+	if err != nil {
+		return out, err
+	}
+	list, err := d.ContainerList(ctx, true)
+	if err != nil {
+		return out, err
+	}
+	for _, s := range list {
+		if s.State == "running" || (byTime && !time.Unix(s.Created, 0).Before(until)) || !f.MatchLabels(s.Labels) {
+			continue
+		}
+		c, err := d.lookup(s.ID)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		c.mu.Lock()
+		running := c.rec.State.Running
+		c.mu.Unlock()
+		if running {
+			continue // started meanwhile
+		}
+		size := dirSize(filepath.Join(d.imageRoot(s.ID), "upper"))
+		if err := d.remove(c); err != nil {
+			return out, err
+		}
+		out.ContainersDeleted = append(out.ContainersDeleted, s.ID)
+		out.SpaceReclaimed += size
+	}
+	return out, nil
+}
