@@ -57,4 +57,5 @@ type Backend interface {
 
 	ImageBackend
 	SystemBackend
+	EventsBackend
 }

@@ -8,8 +8,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/events"
 )
 
 // refusingBackend answers every call with a bad-input error, so the fuzzer exercises routing,
@@ -138,4 +140,10 @@ func (refusingBackend) ContainerRestart(context.Context, string, *int) error  { 
 func (refusingBackend) ContainerRename(context.Context, string, string) error { return errRefused }
 func (refusingBackend) ContainersPrune(context.Context, Filters) (ContainersPruneResponse, error) {
 	return ContainersPruneResponse{}, errRefused
+}
+
+func (refusingBackend) SubscribeEvents(time.Time) ([]events.Message, <-chan events.Message, func()) {
+	ch := make(chan events.Message)
+	close(ch)
+	return nil, ch, func() {}
 }

@@ -30,6 +30,7 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("GET /version", version)
 	mux.HandleFunc("GET /info", s.info)
 	mux.HandleFunc("GET /system/df", s.diskUsage)
+	mux.HandleFunc("GET /events", s.events)
 
 	mux.HandleFunc("GET /networks", s.networkList)
 	mux.HandleFunc("GET /networks/{id}", s.networkInspect)

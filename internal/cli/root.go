@@ -66,6 +66,7 @@ func NewRootCommand(extra ...*cobra.Command) *cobra.Command {
 		newSaveCommand(),
 		newImportCommand(),
 		newPullCommand(),
+		newEventsCommand(),
 	)
 	root.AddCommand(extra...)
 	disableFlagsInUseLine(root)

@@ -231,6 +231,7 @@ func (d *Daemon) ContainerCreate(_ context.Context, name string, req api.Contain
 		return api.ContainerCreateResponse{}, err
 	}
 	d.containers[rec.ID] = c
+	d.containerEvent(&c.rec, "create", nil)
 	return api.ContainerCreateResponse{ID: rec.ID, Warnings: warnings}, nil
 }
 
@@ -307,6 +308,10 @@ func (d *Daemon) ContainerStart(_ context.Context, ref string) error {
 		return err
 	}
 	id := c.rec.ID
+	if c.rec.ownsSandbox() {
+		d.endpointEvents(&c.rec, "connect")
+	}
+	d.containerEvent(&c.rec, "start", nil)
 	c.mu.Unlock()
 	// Containers linking to this one see its new address; done without holding its lock,
 	// since refreshing takes each linker's.
@@ -396,8 +401,12 @@ func (d *Daemon) handleExit(c *ctr, proc container.Process) {
 	c.rec.State.Status = "exited"
 	c.rec.State.Running = false
 	c.show()
+	d.containerEvent(&c.rec, "die", exitAttrs(c.rec.State.ExitCode))
 	if err := d.ctrl.StopSandbox(id); err != nil {
 		slog.Error("tearing down the network of an exited container", "container", id[:12], "err", err)
+	}
+	if c.rec.ownsSandbox() {
+		d.endpointEvents(&c.rec, "disconnect")
 	}
 	if err := d.saveLocked(c); err != nil {
 		slog.Error("recording a container's exit", "container", id[:12], "err", err)
@@ -428,6 +437,7 @@ func (d *Daemon) remove(c *ctr) error {
 	case <-c.removed:
 	default:
 		close(c.removed)
+		d.containerEvent(&c.rec, "destroy", nil)
 	}
 	if err := os.RemoveAll(d.dir(c.rec.ID)); err != nil {
 		return fmt.Errorf("removing the files of container %s: %w", c.rec.Name, err)

@@ -36,6 +36,9 @@ func (d *Daemon) ContainerKill(_ context.Context, ref, signal string) error {
 	if err := container.Signal(dir, sig); err != nil {
 		return fmt.Errorf("signalling container %s: %w", ref, err)
 	}
+	c.mu.Lock()
+	d.containerEvent(&c.rec, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
+	c.mu.Unlock()
 	return nil
 }
 
@@ -71,7 +74,13 @@ func (d *Daemon) ContainerRestart(ctx context.Context, ref string, timeout *int)
 	if err := d.stop(ctx, c, time.Duration(t)*time.Second); err != nil {
 		return fmt.Errorf("Cannot restart container %s: %w", ref, err)
 	}
-	return d.ContainerStart(ctx, c.rec.ID)
+	if err := d.ContainerStart(ctx, c.rec.ID); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	d.containerEvent(&c.rec, "restart", nil)
+	c.mu.Unlock()
+	return nil
 }
 
 // ContainerRename implements api.Backend. The name is checked and taken under the daemon's
@@ -114,6 +123,7 @@ func (d *Daemon) ContainerRename(_ context.Context, ref, name string) error {
 	if c.rec.State.Running {
 		d.ctrl.RenameSandbox(c.rec.ID, name)
 	}
+	d.containerEvent(&c.rec, "rename", map[string]string{"oldName": "/" + old})
 	return nil
 }
 

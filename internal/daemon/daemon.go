@@ -21,6 +21,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
 	"github.com/cnet-dev/cnet/internal/dockerplugin"
+	"github.com/cnet-dev/cnet/internal/events"
 	"github.com/cnet-dev/cnet/internal/image"
 	"github.com/cnet-dev/cnet/internal/store"
 )
@@ -81,6 +82,8 @@ type Daemon struct {
 	dockerPools map[string]*dockerPool
 	// images is the local image store (data root/image).
 	images *image.Store
+	// events is what GET /events streams (events.go).
+	events *events.Log
 }
 
 // SocketPath returns the filesystem path of a unix:// host.
@@ -135,7 +138,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, store: st, ctrl: ctrl, containers: map[string]*ctr{}, execs: map[string]*execRecord{},
-		closeDrivers: closeDrivers, dockerPools: map[string]*dockerPool{}, images: images}
+		closeDrivers: closeDrivers, dockerPools: map[string]*dockerPool{}, images: images, events: events.New()}
 	if err := d.restore(); err != nil {
 		ctrl.Close()
 		closeDrivers()

@@ -81,6 +81,7 @@ func (d *Daemon) ImageLoad(_ context.Context, r io.Reader) ([]string, error) {
 	refs, err := d.images.LoadTarball(r)
 	var lines []string
 	for _, ref := range refs {
+		d.loadedEvent(ref)
 		if strings.HasPrefix(ref, "sha256:") {
 			lines = append(lines, "Loaded image ID: "+ref)
 		} else {
@@ -92,11 +93,19 @@ func (d *Daemon) ImageLoad(_ context.Context, r io.Reader) ([]string, error) {
 
 // ImageTag implements api.Backend.
 func (d *Daemon) ImageTag(_ context.Context, source, target string) error {
-	return d.images.Tag(source, target)
+	if err := d.images.Tag(source, target); err != nil {
+		return err
+	}
+	if _, sum, err := d.images.Resolve(target); err == nil {
+		norm, _ := image.Normalize(target)
+		d.imageEvent("tag", sum.ID.String(), norm)
+	}
+	return nil
 }
 
 // ImageRemove implements api.Backend. An image a container runs from is kept unless force.
 func (d *Daemon) ImageRemove(_ context.Context, name string, force bool) ([]api.ImageDeleteItem, error) {
+	_, sum, _ := d.images.Resolve(name)
 	removed, err := d.images.Remove(name, force, d.imageInUse)
 	if err != nil {
 		return nil, err
@@ -106,6 +115,9 @@ func (d *Daemon) ImageRemove(_ context.Context, name string, force bool) ([]api.
 		item := api.ImageDeleteItem{Untagged: r.Untagged}
 		if r.Deleted != (v1.Hash{}) {
 			item.Deleted = r.Deleted.String()
+			d.imageEvent("delete", item.Deleted, "")
+		} else {
+			d.imageEvent("untag", sum.ID.String(), r.Untagged)
 		}
 		out = append(out, item)
 	}
@@ -123,6 +135,7 @@ func (d *Daemon) ImageImport(_ context.Context, r io.Reader, ref string) (string
 	if err != nil {
 		return "", err
 	}
+	d.imageEvent("import", id.String(), ref)
 	return id.String(), nil
 }
 
@@ -159,10 +172,21 @@ func (d *Daemon) ImagePrune(_ context.Context, f api.Filters) (api.ImagePruneRes
 
 // ImagePull implements api.Backend.
 func (d *Daemon) ImagePull(ctx context.Context, ref string, progress func(api.Progress)) error {
-	_, err := d.images.Pull(ctx, ref, image.PullOptions{Insecure: d.cfg.InsecureRegistries, Progress: func(p image.Progress) {
+	norm, err := d.images.Pull(ctx, ref, image.PullOptions{Insecure: d.cfg.InsecureRegistries, Progress: func(p image.Progress) {
 		progress(api.Progress{ID: p.ID, Status: p.Status, Layer: p.Layer, Current: p.Current, Total: p.Total})
 	}})
+	if err == nil {
+		d.imageEvent("pull", norm, norm)
+	}
 	return err
+}
+
+// loadedEvent records an image load: Docker's actor is the image's ID, named by the reference
+// loaded (an image loaded untagged is named by its ID).
+func (d *Daemon) loadedEvent(ref string) {
+	if _, sum, err := d.images.Resolve(ref); err == nil {
+		d.imageEvent("load", sum.ID.String(), ref)
+	}
 }
 
 // applyImage resolves cfg.Image, when set, in the store and applies the image's config as

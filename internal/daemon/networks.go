@@ -133,19 +133,37 @@ func (d *Daemon) NetworkCreate(_ context.Context, req api.NetworkCreateRequest) 
 	if err != nil {
 		return api.NetworkCreateResponse{}, err
 	}
+	d.networkEvent("create", n.ID, n.Name, n.Driver, "")
 	return api.NetworkCreateResponse{ID: n.ID}, nil
 }
 
 // NetworkRemove implements api.Backend.
 func (d *Daemon) NetworkRemove(_ context.Context, ref string) error {
-	return d.ctrl.RemoveNetwork(ref)
+	n, err := d.ctrl.Network(ref)
+	if err != nil {
+		return err
+	}
+	if err := d.ctrl.RemoveNetwork(n.ID); err != nil {
+		return err
+	}
+	d.networkEvent("destroy", n.ID, n.Name, n.Driver, "")
+	return nil
 }
 
 // NetworksPrune implements api.Backend.
 func (d *Daemon) NetworksPrune(context.Context) (api.NetworksPruneResponse, error) {
+	before := map[string]controller.Network{}
+	for _, n := range d.ctrl.Networks() {
+		before[n.Name] = n
+	}
 	removed, err := d.ctrl.Prune()
 	if removed == nil {
 		removed = []string{}
+	}
+	for _, name := range removed {
+		if n, ok := before[name]; ok {
+			d.networkEvent("destroy", n.ID, n.Name, n.Driver, "")
+		}
 	}
 	return api.NetworksPruneResponse{NetworksDeleted: removed}, err
 }
@@ -196,6 +214,7 @@ func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkCo
 		return err
 	}
 	c.rec.Networks[n.Name] = settings
+	d.networkEvent("connect", n.ID, n.Name, n.Driver, c.rec.ID)
 	return d.saveLocked(c)
 }
 
@@ -243,6 +262,7 @@ func (d *Daemon) NetworkDisconnect(_ context.Context, ref string, req api.Networ
 		return err
 	}
 	delete(c.rec.Networks, n.Name)
+	d.networkEvent("disconnect", n.ID, n.Name, n.Driver, c.rec.ID)
 	return d.saveLocked(c)
 }
 

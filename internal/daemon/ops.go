@@ -109,7 +109,18 @@ func (d *Daemon) ContainerStop(ctx context.Context, ref string, timeout *int) er
 	if timeout != nil {
 		t = *timeout
 	}
-	return d.stop(ctx, c, time.Duration(t)*time.Second)
+	c.mu.Lock()
+	wasRunning := c.rec.State.Running
+	c.mu.Unlock()
+	if err := d.stop(ctx, c, time.Duration(t)*time.Second); err != nil {
+		return err
+	}
+	if wasRunning {
+		c.mu.Lock()
+		d.containerEvent(&c.rec, "stop", nil)
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 func (d *Daemon) stop(ctx context.Context, c *ctr, grace time.Duration) error {

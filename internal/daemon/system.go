@@ -37,7 +37,7 @@ func (d *Daemon) Info(ctx context.Context) (api.Info, error) {
 		Architecture: machine(), IndexServerAddress: "https://index.docker.io/v1/", NCPU: runtime.NumCPU(),
 		DockerRootDir: d.cfg.DataRoot, Labels: []string{}, ServerVersion: api.EngineVersion,
 		Runtimes: map[string]any{}, DefaultRuntime: "cnet", Swarm: api.SwarmInfo{LocalNodeState: "inactive"},
-		SecurityOptions: []string{}, Warnings: []string{},
+		SecurityOptions: []string{}, Warnings: []string{}, NEventsListener: d.events.Listeners(),
 		RegistryConfig: api.RegistryConfig{InsecureRegistryCIDRs: []string{"127.0.0.0/8"}, IndexConfigs: map[string]any{}, Mirrors: []string{}},
 	}
 	for _, r := range d.cfg.InsecureRegistries {
