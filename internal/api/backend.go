@@ -24,7 +24,8 @@ type Backend interface {
 	NetworkRemove(ctx context.Context, idOrName string) error
 	NetworkConnect(ctx context.Context, idOrName string, req NetworkConnectRequest) error
 	NetworkDisconnect(ctx context.Context, idOrName string, req NetworkDisconnectRequest) error
-	NetworksPrune(ctx context.Context) (NetworksPruneResponse, error)
+	// NetworksPrune removes unused user networks as Docker's filters (until, label) select.
+	NetworksPrune(ctx context.Context, f Filters) (NetworksPruneResponse, error)
 	// The CNI plugin's calls (see cni.go).
 	CNIAdd(ctx context.Context, req CNIAttachRequest) (CNIAttachment, error)
 	CNIDel(ctx context.Context, req CNIDetachRequest) error

@@ -231,10 +231,14 @@ func clientPathID(prefix, id, suffix string) string {
 	return prefix + url.PathEscape(id) + suffix
 }
 
-// NetworkList returns every network; filtering is the caller's business.
-func (c *Client) NetworkList(ctx context.Context) ([]Network, error) {
+// NetworkList returns the networks that Docker's filters select (nil: every one).
+func (c *Client) NetworkList(ctx context.Context, f Filters) ([]Network, error) {
 	var out []Network
-	err := c.call(ctx, http.MethodGet, "/networks", nil, nil, &out)
+	var q url.Values
+	if len(f) > 0 {
+		q = url.Values{"filters": {f.Encode()}}
+	}
+	err := c.call(ctx, http.MethodGet, "/networks", q, nil, &out)
 	return out, err
 }
 

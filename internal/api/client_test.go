@@ -83,7 +83,7 @@ func TestClientJSONRoundTrips(t *testing.T) {
 	if err != nil || cr.ID != strings.Repeat("a", 64) {
 		t.Fatalf("NetworkCreate = %+v, %v", cr, err)
 	}
-	nets, err := c.NetworkList(ctx)
+	nets, err := c.NetworkList(ctx, nil)
 	if err != nil || len(nets) != 1 || nets[0].Name != "bridge" {
 		t.Fatalf("NetworkList = %+v, %v", nets, err)
 	}
@@ -162,7 +162,7 @@ func TestClientConnectErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.NetworkList(context.Background())
+		_, err = c.NetworkList(context.Background(), nil)
 		want := fmt.Sprintf("cannot connect to the cnet daemon at %s: is it running?", host)
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %q", host, err, want)

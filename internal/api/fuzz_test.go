@@ -42,7 +42,7 @@ func (refusingBackend) NetworkConnect(context.Context, string, NetworkConnectReq
 func (refusingBackend) NetworkDisconnect(context.Context, string, NetworkDisconnectRequest) error {
 	return errRefused
 }
-func (refusingBackend) NetworksPrune(context.Context) (NetworksPruneResponse, error) {
+func (refusingBackend) NetworksPrune(context.Context, Filters) (NetworksPruneResponse, error) {
 	return NetworksPruneResponse{}, errRefused
 }
 func (refusingBackend) ContainerCreate(context.Context, string, ContainerCreateRequest) (ContainerCreateResponse, error) {

@@ -134,7 +134,18 @@ func boolParam(r *http.Request, name string) bool {
 }
 
 func (s *server) networkList(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseFilters(r.URL.Query().Get("filters"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	nets, err := s.b.NetworkList(r.Context())
+	if err == nil {
+		nets, err = FilterNetworks(f, nets, func(n Network) (int, bool) {
+			full, err := s.b.NetworkInspect(r.Context(), n.ID, false)
+			return len(full.Containers), err == nil
+		})
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -201,7 +212,15 @@ func (s *server) networkDisconnect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) networksPrune(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.b.NetworksPrune(r.Context())
+	f, err := ParseFilters(r.URL.Query().Get("filters"))
+	if err == nil {
+		err = f.Only("until", "label", "label!")
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := s.b.NetworksPrune(r.Context(), f)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -224,10 +243,23 @@ func (s *server) containerCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) containerList(w http.ResponseWriter, r *http.Request) {
-	list, err := s.b.ContainerList(r.Context(), boolParam(r, "all"))
+	f, err := ParseFilters(r.URL.Query().Get("filters"))
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	// A status or exited filter looks at stopped containers too, as in Docker.
+	all := boolParam(r, "all") || f.Has("status") || f.Has("exited")
+	list, err := s.b.ContainerList(r.Context(), all)
+	if err == nil {
+		list, err = filterContainers(f, list)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if n, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && n > 0 && n < len(list) {
+		list = list[:n]
 	}
 	writeJSON(w, http.StatusOK, list)
 }

@@ -127,7 +127,16 @@ func (d *fakeDaemon) routes() http.Handler {
 	mux.HandleFunc("GET /v"+api.Version+"/networks", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		reply(w, 200, d.networks)
+		f, err := api.ParseFilters(r.URL.Query().Get("filters"))
+		var nets []api.Network
+		if err == nil {
+			nets, err = api.FilterNetworks(f, d.networks, nil)
+		}
+		if err != nil {
+			reply(w, 400, api.ErrorResponse{Message: err.Error()})
+			return
+		}
+		reply(w, 200, nets)
 	})
 	mux.HandleFunc("GET /v"+api.Version+"/networks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()

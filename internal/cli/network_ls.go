@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -40,7 +39,7 @@ func newNetworkListCommand() *cobra.Command {
 		Short:   "List networks",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			filter, err := parseNetworkFilters(o.filters)
+			filter, err := parseFilterFlags(o.filters)
 			if err != nil {
 				return err
 			}
@@ -48,11 +47,11 @@ func newNetworkListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			nets, err := c.NetworkList(cmd.Context())
+			nets, err := c.NetworkList(cmd.Context(), filter) // the daemon filters, as Docker's
 			if err != nil {
 				return err
 			}
-			return writeNetworks(cmd.OutOrStdout(), o, filter.apply(nets))
+			return writeNetworks(cmd.OutOrStdout(), o, nets)
 		},
 	}
 	f := cmd.Flags()
@@ -108,81 +107,6 @@ func joinLabels(labels map[string]string) string {
 	}
 	sort.Strings(kv)
 	return strings.Join(kv, ",")
-}
-
-// networkFilter holds -f values by key. Values of one key are alternatives; different keys
-// must all match, as in docker.
-type networkFilter map[string][]string
-
-var networkFilterKeys = map[string]bool{"driver": true, "id": true, "label": true, "name": true, "scope": true, "type": true}
-
-func parseNetworkFilters(args []string) (networkFilter, error) {
-	f := networkFilter{}
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok {
-			return nil, fmt.Errorf("bad format of filter %q (expected name=value)", a)
-		}
-		k = strings.ToLower(strings.TrimSpace(k))
-		if !networkFilterKeys[k] {
-			return nil, fmt.Errorf("invalid filter '%s': use one of driver, id, label, name, scope, type", k)
-		}
-		if k == "type" && v != "custom" && v != "builtin" {
-			return nil, fmt.Errorf("invalid filter: 'type'='%s': use type=custom or type=builtin", v)
-		}
-		f[k] = append(f[k], v)
-	}
-	return f, nil
-}
-
-func (f networkFilter) apply(nets []api.Network) []api.Network {
-	var out []api.Network
-	for _, n := range nets {
-		if f.match(n) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func (f networkFilter) match(n api.Network) bool {
-	for key, vals := range f {
-		ok := false
-		for _, v := range vals {
-			if networkFilterMatch(key, v, n) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func networkFilterMatch(key, v string, n api.Network) bool {
-	switch key {
-	case "name":
-		// docker matches names as regular expressions, so a plain word matches as a substring.
-		if re, err := regexp.Compile(v); err == nil {
-			return re.MatchString(n.Name)
-		}
-		return strings.Contains(n.Name, v)
-	case "id":
-		return strings.HasPrefix(n.ID, v)
-	case "driver":
-		return n.Driver == v
-	case "scope":
-		return n.Scope == v
-	case "type":
-		return isBuiltinNetwork(n.Name) == (v == "builtin")
-	case "label":
-		lk, lv, withValue := strings.Cut(v, "=")
-		got, has := n.Labels[lk]
-		return has && (!withValue || got == lv)
-	}
-	return false
 }
 
 // isBuiltinNetwork tells the networks the daemon creates itself from the user's.

@@ -71,12 +71,16 @@ func TestNetworkListOutput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := parseNetworkFilters(tt.opts.filters)
+			f, err := parseFilterFlags(tt.opts.filters)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nets, err := api.FilterNetworks(f, testNetworks(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			if err := writeNetworks(&out, tt.opts, f.apply(testNetworks())); err != nil {
+			if err := writeNetworks(&out, tt.opts, nets); err != nil {
 				t.Fatal(err)
 			}
 			if out.String() != tt.want {
@@ -88,7 +92,11 @@ func TestNetworkListOutput(t *testing.T) {
 
 func TestNetworkFilterErrors(t *testing.T) {
 	for _, arg := range []string{"driver", "colour=blue", "type=mine"} {
-		if _, err := parseNetworkFilters([]string{arg}); err == nil {
+		f, err := parseFilterFlags([]string{arg})
+		if err == nil {
+			_, err = api.FilterNetworks(f, testNetworks(), nil)
+		}
+		if err == nil {
 			t.Errorf("filter %q accepted", arg)
 		}
 	}

@@ -370,12 +370,12 @@ func classifyPoolError(err error) error {
 }
 
 // Prune removes every user network without endpoints and returns their names.
-func (c *Controller) Prune() ([]string, error) {
+func (c *Controller) Prune(match func(Network) bool) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var removed []string
 	for _, n := range c.sortedNetworks() {
-		if n.rec.Predefined || len(c.networkEndpoints(n.rec.ID)) > 0 {
+		if n.rec.Predefined || len(c.networkEndpoints(n.rec.ID)) > 0 || (match != nil && !match(copyNetwork(n.rec))) {
 			continue
 		}
 		if err := c.removeNetwork(n); err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
@@ -150,13 +151,20 @@ func (d *Daemon) NetworkRemove(_ context.Context, ref string) error {
 	return nil
 }
 
-// NetworksPrune implements api.Backend.
-func (d *Daemon) NetworksPrune(context.Context) (api.NetworksPruneResponse, error) {
+// NetworksPrune implements api.Backend: unused user networks go, those created before `until`
+// and matching `label`/`label!` when given (the server checked the keys).
+func (d *Daemon) NetworksPrune(_ context.Context, f api.Filters) (api.NetworksPruneResponse, error) {
+	until, byTime, err := f.Until(time.Now())
+	if err != nil {
+		return api.NetworksPruneResponse{}, err
+	}
 	before := map[string]controller.Network{}
 	for _, n := range d.ctrl.Networks() {
 		before[n.Name] = n
 	}
-	removed, err := d.ctrl.Prune()
+	removed, err := d.ctrl.Prune(func(n controller.Network) bool {
+		return (!byTime || n.Created.Before(until)) && f.MatchLabels(n.Labels)
+	})
 	if removed == nil {
 		removed = []string{}
 	}

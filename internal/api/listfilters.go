@@ -1,0 +1,156 @@
+package api
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/cnet-dev/cnet/internal/errdefs"
+)
+
+// MatchRegexp is Docker's Match for name-like keys: a value matches when one of the key's
+// values, as a regular expression, finds it (so a plain word matches as a substring). An
+// absent key matches everything.
+func (f Filters) MatchRegexp(key, value string) bool {
+	vs, ok := f[key]
+	if !ok {
+		return true
+	}
+	for _, v := range vs {
+		if re, err := regexp.Compile(v); err == nil && re.MatchString(value) {
+			return true
+		} else if err != nil && strings.Contains(value, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// builtinNetworks are the networks the daemon makes itself (network ls's type=builtin).
+func builtinNetwork(name string) bool { return name == "bridge" || name == "host" || name == "none" }
+
+// FilterNetworks applies GET /networks's filters as Docker does: name (a regular expression),
+// id (a prefix), driver, scope, label/label!, type=custom|builtin, dangling (a user network
+// with no container; containers counts them, and is needed only for that key).
+func FilterNetworks(f Filters, nets []Network, containers func(Network) (int, bool)) ([]Network, error) {
+	if err := f.Only("name", "id", "driver", "scope", "label", "label!", "type", "dangling"); err != nil {
+		return nil, err
+	}
+	for _, t := range f["type"] {
+		if t != "custom" && t != "builtin" {
+			return nil, errdefs.Invalid("invalid filter: 'type'='%s'", t)
+		}
+	}
+	dangling, byDangling, err := f.Bool("dangling")
+	if err != nil {
+		return nil, err
+	}
+	out := []Network{}
+	for _, n := range nets {
+		kind := "custom"
+		if builtinNetwork(n.Name) {
+			kind = "builtin"
+		}
+		if !f.MatchRegexp("name", n.Name) || !f.Match("id", n.ID, true) || !f.Match("driver", n.Driver, false) ||
+			!f.Match("scope", n.Scope, false) || !f.MatchLabels(n.Labels) || !f.Match("type", kind, false) {
+			continue
+		}
+		if byDangling {
+			count, ok := containers(n)
+			if !ok {
+				continue // removed meanwhile
+			}
+			if (kind == "custom" && count == 0) != dangling {
+				continue
+			}
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// containerStatuses are the values of the status filter, Docker's states.
+var containerStatuses = map[string]bool{"created": true, "restarting": true, "running": true, "removing": true,
+	"paused": true, "exited": true, "dead": true}
+
+// filterContainers applies GET /containers/json's filters as Docker does: name (a regular
+// expression on the name without "/"), id (a prefix), label/label!, network (a name or ID the
+// container is on), status, ancestor (the image by name, name without tag, or ID prefix),
+// exited (an exit code, of stopped containers), publish and expose ("80" or "80/tcp").
+func filterContainers(f Filters, list []ContainerSummary) ([]ContainerSummary, error) {
+	if err := f.Only("name", "id", "label", "label!", "network", "status", "ancestor", "exited", "publish", "expose"); err != nil {
+		return nil, err
+	}
+	for _, s := range f["status"] {
+		if !containerStatuses[s] {
+			return nil, errdefs.Invalid("invalid filter 'status=%s'", s)
+		}
+	}
+	codes := map[int]bool{}
+	for _, e := range f["exited"] {
+		n, err := strconv.Atoi(e)
+		if err != nil {
+			return nil, errdefs.Invalid("invalid filter 'exited=%s'", e)
+		}
+		codes[n] = true
+	}
+	ports := func(key string, ps []Port, published bool) bool {
+		vs, ok := f[key]
+		if !ok {
+			return true
+		}
+		for _, v := range vs {
+			num, proto, _ := strings.Cut(v, "/")
+			if proto == "" {
+				proto = "tcp"
+			}
+			for _, p := range ps {
+				if strconv.Itoa(int(p.PrivatePort)) == num && p.Type == proto && (!published || p.PublicPort != 0) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	out := []ContainerSummary{}
+	for _, c := range list {
+		name := ""
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		onNetwork := !f.Has("network")
+		if c.NetworkSettings != nil {
+			for netName, ep := range c.NetworkSettings.Networks {
+				onNetwork = onNetwork || f.Match("network", netName, false) || (ep != nil && ep.NetworkID != "" && f.Match("network", ep.NetworkID, true))
+			}
+		}
+		ancestor := f.Match("ancestor", c.Image, false) || f.Match("ancestor", stripTag(c.Image), false) ||
+			(c.ImageID != "" && (f.Match("ancestor", c.ImageID, true) || f.Match("ancestor", strings.TrimPrefix(c.ImageID, "sha256:"), true)))
+		if !f.MatchRegexp("name", name) || !f.Match("id", c.ID, true) || !f.MatchLabels(c.Labels) || !onNetwork ||
+			!f.Match("status", c.State, false) || !ancestor || !ports("publish", c.Ports, true) || !ports("expose", c.Ports, false) {
+			continue
+		}
+		if len(codes) > 0 && (c.State != "exited" || !codes[exitCodeOf(c.Status)]) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// exitCodeOf reads the code of a status line "Exited (3) 2 minutes ago" (-1 if none).
+func exitCodeOf(status string) int {
+	rest, ok := strings.CutPrefix(status, "Exited (")
+	if !ok {
+		return -1
+	}
+	code, _, _ := strings.Cut(rest, ")")
+	n, err := strconv.Atoi(code)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Has says whether key was given.
+func (f Filters) Has(key string) bool { _, ok := f[key]; return ok }
