@@ -49,8 +49,9 @@ type Backend interface {
 	ContainerRename(ctx context.Context, idOrName, newName string) error
 	// ContainersPrune removes stopped containers as Docker's filters (until, label) select.
 	ContainersPrune(ctx context.Context, f Filters) (ContainersPruneResponse, error)
-	// ContainerLogs returns the container's output so far: frames, or raw bytes when tty.
-	ContainerLogs(ctx context.Context, idOrName string) (rc io.ReadCloser, tty bool, err error)
+	// ContainerLogs returns the container's output so far: frames, or raw bytes when tty;
+	// with follow, the reader goes on with new output until the container stops or ctx ends.
+	ContainerLogs(ctx context.Context, idOrName string, follow bool) (rc io.ReadCloser, tty bool, err error)
 
 	ExecCreate(ctx context.Context, idOrName string, req ExecCreateRequest) (string, error)
 	ExecStart(ctx context.Context, execID string) (Attachment, error)

@@ -385,10 +385,14 @@ func (c *Client) ContainerRemove(ctx context.Context, idOrName string, force boo
 	return c.call(ctx, http.MethodDelete, clientPathID("/containers/", idOrName, ""), q, nil, nil)
 }
 
-// ContainerLogs returns the container's output so far: multiplexed frames, or raw bytes when
-// raw is true (a container with a tty). The caller closes the reader.
-func (c *Client) ContainerLogs(ctx context.Context, idOrName string) (rc io.ReadCloser, raw bool, err error) {
+// ContainerLogs returns the container's output so far (with follow, and what comes until it
+// stops): multiplexed frames, or raw bytes when raw is true (a container with a tty). The
+// caller closes the reader.
+func (c *Client) ContainerLogs(ctx context.Context, idOrName string, follow bool) (rc io.ReadCloser, raw bool, err error) {
 	q := url.Values{"stdout": {"1"}, "stderr": {"1"}}
+	if follow {
+		q.Set("follow", "1")
+	}
 	resp, err := c.send(ctx, http.MethodGet, clientPathID("/containers/", idOrName, "/logs"), q, nil)
 	if err != nil {
 		return nil, false, err

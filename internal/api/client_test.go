@@ -324,7 +324,7 @@ func TestClientLogs(t *testing.T) {
 	})
 	c := serveUnix(t, mux)
 
-	rc, raw, err := c.ContainerLogs(context.Background(), "tty")
+	rc, raw, err := c.ContainerLogs(context.Background(), "tty", false)
 	if err != nil || !raw {
 		t.Fatalf("tty logs: raw=%v err=%v", raw, err)
 	}
@@ -334,7 +334,7 @@ func TestClientLogs(t *testing.T) {
 		t.Errorf("tty logs = %q", b)
 	}
 
-	rc, raw, err = c.ContainerLogs(context.Background(), "c1")
+	rc, raw, err = c.ContainerLogs(context.Background(), "c1", false)
 	if err != nil || raw {
 		t.Fatalf("logs: raw=%v err=%v", raw, err)
 	}

@@ -65,7 +65,7 @@ func (refusingBackend) ContainerStop(context.Context, string, *int) error { retu
 func (refusingBackend) ContainerRemove(context.Context, string, bool) error {
 	return errRefused
 }
-func (refusingBackend) ContainerLogs(context.Context, string) (io.ReadCloser, bool, error) {
+func (refusingBackend) ContainerLogs(context.Context, string, bool) (io.ReadCloser, bool, error) {
 	return nil, false, errRefused
 }
 func (refusingBackend) ExecCreate(context.Context, string, ExecCreateRequest) (string, error) {

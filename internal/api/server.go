@@ -335,7 +335,7 @@ func (s *server) containerRemove(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) containerLogs(w http.ResponseWriter, r *http.Request) {
-	rc, tty, err := s.b.ContainerLogs(r.Context(), r.PathValue("id"))
+	rc, tty, err := s.b.ContainerLogs(r.Context(), r.PathValue("id"), boolParam(r, "follow"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -343,7 +343,19 @@ func (s *server) containerLogs(w http.ResponseWriter, r *http.Request) {
 	defer rc.Close()
 	w.Header().Set("Content-Type", mediaType(tty))
 	w.WriteHeader(http.StatusOK)
-	_, _ = io.Copy(w, rc)
+	// Each piece goes out as it is read, so that a follower sees output as it comes.
+	_, _ = io.Copy(flushWriter{w}, rc)
+}
+
+// flushWriter flushes after every write (a followed log, a stream of events).
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if fl, ok := f.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	return n, err
 }
 
 func (s *server) containerAttach(w http.ResponseWriter, r *http.Request) {

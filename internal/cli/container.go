@@ -255,8 +255,9 @@ func inspectAny(cmd *cobra.Command, c *api.Client, kind, ref string) (inspected,
 }
 
 func newLogsCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "logs CONTAINER",
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs [OPTIONS] CONTAINER",
 		Short: "Fetch the logs of a container",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -264,7 +265,7 @@ func newLogsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rc, raw, err := c.ContainerLogs(cmd.Context(), args[0])
+			rc, raw, err := c.ContainerLogs(cmd.Context(), args[0], follow)
 			if err != nil {
 				return err
 			}
@@ -276,4 +277,6 @@ func newLogsCommand() *cobra.Command {
 			return api.Demux(cmd.OutOrStdout(), cmd.ErrOrStderr(), rc)
 		},
 	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "Follow log output")
+	return cmd
 }

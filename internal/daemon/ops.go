@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -182,14 +183,15 @@ func (d *Daemon) ContainerRemove(ctx context.Context, ref string, force bool) er
 	return nil
 }
 
-// ContainerLogs implements api.Backend.
-func (d *Daemon) ContainerLogs(_ context.Context, ref string) (io.ReadCloser, bool, error) {
+// ContainerLogs implements api.Backend. With follow and a running container, the log is read
+// on past its end until the container exits (then to the end once more) or ctx ends.
+func (d *Daemon) ContainerLogs(ctx context.Context, ref string, follow bool) (io.ReadCloser, bool, error) {
 	c, err := d.lookup(ref)
 	if err != nil {
 		return nil, false, err
 	}
 	c.mu.Lock()
-	tty, dir := c.rec.Config.Tty, d.dir(c.rec.ID)
+	tty, dir, running, exited := c.rec.Config.Tty, d.dir(c.rec.ID), c.rec.State.Running, c.exited
 	c.mu.Unlock()
 	rc, err := container.OpenLog(dir)
 	if err != nil {
@@ -198,7 +200,38 @@ func (d *Daemon) ContainerLogs(_ context.Context, ref string) (io.ReadCloser, bo
 		}
 		return nil, false, err
 	}
+	if follow && running {
+		return &followReader{ReadCloser: rc, ctx: ctx, exited: exited}, tty, nil
+	}
 	return rc, tty, nil
+}
+
+// followPoll is how often a follower looks for new output at the log's end: the log is a
+// plain file the container's shim appends to, so there is nothing to wait on but time.
+const followPoll = 100 * time.Millisecond
+
+// followReader reads a log on past its end while the container runs (docker logs -f).
+type followReader struct {
+	io.ReadCloser
+	ctx    context.Context
+	exited <-chan struct{}
+	done   bool
+}
+
+func (f *followReader) Read(p []byte) (int, error) {
+	for {
+		n, err := f.ReadCloser.Read(p)
+		if n > 0 || err != io.EOF || f.done {
+			return n, err
+		}
+		select {
+		case <-f.exited:
+			f.done = true // read what the exit left, then end
+		case <-f.ctx.Done():
+			return 0, io.EOF
+		case <-time.After(followPoll):
+		}
+	}
 }
 
 // ContainerList implements api.Backend.
@@ -279,8 +312,9 @@ func (d *Daemon) endpointSettings(rec containerRecord) map[string]*api.EndpointS
 		if ep.Gateway.IsValid() {
 			es.Gateway = ep.Gateway.String()
 		}
-		if n.Name != "bridge" {
-			// Docker lists the short ID among a user network's aliases.
+		if n.Name != "bridge" && !slices.Contains(es.Aliases, rec.ID[:12]) {
+			// Docker lists the short ID among a user network's aliases (once: Compose sends
+			// it among the aliases it asks for).
 			es.Aliases = append(append([]string{}, es.Aliases...), rec.ID[:12])
 		}
 	}
