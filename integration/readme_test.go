@@ -126,21 +126,35 @@ func shownIn(want []string, out string) bool {
 func TestReadmeSeeds(t *testing.T) {
 	h := testenv.NewHost(t)
 	h.MustRun("sh", "-c", readmeImageScript(t, h))
-	cnet := "cnet() { " + h.Bin + " -H unix://" + h.Socket + ` "$@"; }; `
+	runReadmeSeeds(t, h, "cnet() { "+h.Bin+" -H unix://"+h.Socket+` "$@"; }; `, "cnet")
+	cleanReadmeSeeds(t, h)
+}
+
+// runReadmeSeeds runs the seed walkthroughs through the shell function cli that define
+// makes (cnet, or docker on cnet's socket).
+func runReadmeSeeds(t *testing.T, h *testenv.Host, define, cli string) {
+	t.Helper()
 	for _, s := range readmeSteps(t, "## The seeds, with cnet") {
 		if strings.Contains(s.cmd, "parent=ext0") {
 			newSegment(t, h, "ext0", "192.168.57.100/24")
 		}
 		cmd := strings.ReplaceAll(s.cmd, "curl ", "busybox wget -qO- ")
-		out, err := h.Run("sh", "-c", cnet+cmd)
+		cmd = strings.ReplaceAll(cmd, "cnet ", cli+" ")
+		out, err := h.Run("sh", "-c", define+cmd)
 		if err != nil {
-			t.Errorf("$ %s\n%s\nfailed: %v", s.cmd, out, err)
+			t.Errorf("$ %s\n%s\nfailed: %v", cmd, out, err)
 			continue
 		}
 		if !strings.Contains(s.cmd, "yceffort |") && !shownIn(s.want, out) {
-			t.Errorf("$ %s\nprinted\n%s\nREADME shows\n%s", s.cmd, out, strings.Join(s.want, "\n"))
+			t.Errorf("$ %s\nprinted\n%s\nREADME shows\n%s", cmd, out, strings.Join(s.want, "\n"))
 		}
 	}
+}
+
+// cleanReadmeSeeds removes what the walkthroughs made.
+func cleanReadmeSeeds(t *testing.T, h *testenv.Host) {
+	t.Helper()
+	cnet := "cnet() { " + h.Bin + " -H unix://" + h.Socket + ` "$@"; }; `
 	out, err := h.Run("sh", "-c", cnet+"cnet rm -f $(cnet ps -aq) && cnet network prune -f && cnet rmi busybox")
 	if err != nil {
 		t.Fatalf("cleaning up: %v\n%s", err, out)

@@ -325,8 +325,9 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating container directory: %w", err)
 	}
-	// A new run starts with a fresh exit record and log.
-	for _, f := range []string{"exit.json", "pid", "log"} {
+	// A new run starts with a fresh exit record; the log goes on (the shim appends), so that
+	// `logs` after a restart shows every run's output, as Docker's does.
+	for _, f := range []string{"exit.json", "pid"} {
 		_ = os.Remove(filepath.Join(dir, f))
 	}
 	spec := container.Spec{
