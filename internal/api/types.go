@@ -336,11 +336,27 @@ type IDResponse struct {
 
 // ExecInspect is GET /exec/{id}/json.
 type ExecInspect struct {
-	ID          string `json:"ID"`
-	Running     bool   `json:"Running"`
-	ExitCode    *int   `json:"ExitCode"`
-	ContainerID string `json:"ContainerID"`
-	Pid         int    `json:"Pid"`
+	ID            string        `json:"ID"`
+	Running       bool          `json:"Running"`
+	ExitCode      *int          `json:"ExitCode"`
+	ProcessConfig ProcessConfig `json:"ProcessConfig"`
+	OpenStdin     bool          `json:"OpenStdin"`
+	OpenStderr    bool          `json:"OpenStderr"`
+	OpenStdout    bool          `json:"OpenStdout"`
+	CanRemove     bool          `json:"CanRemove"`
+	ContainerID   string        `json:"ContainerID"`
+	DetachKeys    string        `json:"DetachKeys"`
+	Pid           int           `json:"Pid"`
+}
+
+// ProcessConfig is an exec's command as GET /exec/{id}/json shows it (dockerpty, which
+// Compose uses, reads tty from it).
+type ProcessConfig struct {
+	Tty        bool     `json:"tty"`
+	Entrypoint string   `json:"entrypoint"`
+	Arguments  []string `json:"arguments"`
+	Privileged bool     `json:"privileged"`
+	User       string   `json:"user,omitempty"`
 }
 
 // ExecStartRequest is the body of POST /exec/{id}/start (which then upgrades to a raw stream).

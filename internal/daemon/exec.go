@@ -16,6 +16,7 @@ type execRecord struct {
 	containerID string
 	exec        *container.Exec
 	started     bool
+	req         api.ExecCreateRequest // as asked, for inspect
 }
 
 // ExecCreate implements api.Backend.
@@ -42,7 +43,7 @@ func (d *Daemon) ExecCreate(_ context.Context, ref string, req api.ExecCreateReq
 	if pid == 0 {
 		return "", errdefs.Conflict("container %s has not started its process yet", ref)
 	}
-	e := &execRecord{id: controller.NewID(), containerID: id, exec: container.NewExec(pid, container.ExecSpec{
+	e := &execRecord{id: controller.NewID(), containerID: id, req: req, exec: container.NewExec(pid, container.ExecSpec{
 		Args: req.Cmd, Env: env, WorkingDir: req.WorkingDir, Tty: req.Tty, OpenStdin: req.AttachStdin, User: user,
 	})}
 	d.mu.Lock()
@@ -82,7 +83,9 @@ func (d *Daemon) ExecInspect(_ context.Context, id string) (api.ExecInspect, err
 	if err != nil {
 		return api.ExecInspect{}, err
 	}
-	out := api.ExecInspect{ID: e.id, ContainerID: e.containerID, Running: e.exec.Running(), Pid: e.exec.Pid()}
+	out := api.ExecInspect{ID: e.id, ContainerID: e.containerID, Running: e.exec.Running(), Pid: e.exec.Pid(),
+		OpenStdin: e.req.AttachStdin, OpenStdout: e.req.AttachStdout, OpenStderr: e.req.AttachStderr,
+		ProcessConfig: api.ProcessConfig{Tty: e.req.Tty, Entrypoint: e.req.Cmd[0], Arguments: e.req.Cmd[1:], User: e.req.User}}
 	if code := e.exec.ExitCode(); code >= 0 && !out.Running {
 		out.ExitCode = &code
 	}
