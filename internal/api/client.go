@@ -344,10 +344,13 @@ func (c *Client) ContainerWait(ctx context.Context, idOrName, condition string) 
 }
 
 // ContainerList lists running containers, or all of them.
-func (c *Client) ContainerList(ctx context.Context, all bool) ([]ContainerSummary, error) {
-	var q url.Values
+func (c *Client) ContainerList(ctx context.Context, all bool, f Filters) ([]ContainerSummary, error) {
+	q := url.Values{}
 	if all {
-		q = url.Values{"all": {"1"}}
+		q.Set("all", "1")
+	}
+	if len(f) > 0 {
+		q.Set("filters", f.Encode())
 	}
 	var out []ContainerSummary
 	err := c.call(ctx, http.MethodGet, "/containers/json", q, nil, &out)
@@ -490,4 +493,38 @@ func clientHandshake(conn net.Conn, br *bufio.Reader, req *http.Request) (*http.
 
 func clientIsRaw(h http.Header) bool {
 	return h.Get("Content-Type") == MediaTypeRawStream
+}
+
+// ContainerKill sends signal ("" for SIGKILL) to a running container.
+func (c *Client) ContainerKill(ctx context.Context, idOrName, signal string) error {
+	var q url.Values
+	if signal != "" {
+		q = url.Values{"signal": {signal}}
+	}
+	return c.call(ctx, http.MethodPost, clientPathID("/containers/", idOrName, "/kill"), q, nil, nil)
+}
+
+// ContainerRestart stops (with a grace period, nil for the daemon's) and starts a container.
+func (c *Client) ContainerRestart(ctx context.Context, idOrName string, timeoutSeconds *int) error {
+	var q url.Values
+	if timeoutSeconds != nil {
+		q = url.Values{"t": {strconv.Itoa(*timeoutSeconds)}}
+	}
+	return c.call(ctx, http.MethodPost, clientPathID("/containers/", idOrName, "/restart"), q, nil, nil)
+}
+
+// ContainerRename gives a container a new name.
+func (c *Client) ContainerRename(ctx context.Context, idOrName, name string) error {
+	return c.call(ctx, http.MethodPost, clientPathID("/containers/", idOrName, "/rename"), url.Values{"name": {name}}, nil, nil)
+}
+
+// ContainersPrune removes stopped containers that the filters select.
+func (c *Client) ContainersPrune(ctx context.Context, f Filters) (ContainersPruneResponse, error) {
+	var out ContainersPruneResponse
+	var q url.Values
+	if len(f) > 0 {
+		q = url.Values{"filters": {f.Encode()}}
+	}
+	err := c.call(ctx, http.MethodPost, "/containers/prune", q, nil, &out)
+	return out, err
 }

@@ -97,7 +97,7 @@ func TestClientJSONRoundTrips(t *testing.T) {
 	if _, err := c.ContainerCreate(ctx, "web", ContainerCreateRequest{ContainerConfig: ContainerConfig{Cmd: []string{"sh"}}}); err != nil {
 		t.Fatal(err)
 	}
-	list, err := c.ContainerList(ctx, true)
+	list, err := c.ContainerList(ctx, true, nil)
 	if err != nil || len(list) != 1 || list[0].Names[0] != "/web" {
 		t.Fatalf("ContainerList = %+v, %v", list, err)
 	}

@@ -34,6 +34,7 @@ type psOptions struct {
 	quiet   bool
 	noTrunc bool
 	format  string
+	filters []string
 }
 
 func newPsCommand() *cobra.Command {
@@ -43,11 +44,15 @@ func newPsCommand() *cobra.Command {
 		Short: "List containers",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			filter, err := parseFilterFlags(o.filters)
+			if err != nil {
+				return err
+			}
 			c, err := newClient(cmd)
 			if err != nil {
 				return err
 			}
-			list, err := c.ContainerList(cmd.Context(), o.all)
+			list, err := c.ContainerList(cmd.Context(), o.all, filter)
 			if err != nil {
 				return err
 			}
@@ -59,6 +64,7 @@ func newPsCommand() *cobra.Command {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "Only display container IDs")
 	f.BoolVar(&o.noTrunc, "no-trunc", false, "Don't truncate output")
 	f.StringVar(&o.format, "format", "", "Pretty-print containers using a Go template")
+	addList(f, &o.filters, "filter", "f", "Filter output based on conditions provided")
 	return cmd
 }
 

@@ -84,3 +84,94 @@ func forEachContainer(cmd *cobra.Command, refs []string, op func(ctx context.Con
 	}
 	return joinErrors(errs)
 }
+
+func newKillCommand() *cobra.Command {
+	var signal string
+	cmd := containersCommand("kill [OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers",
+		func(_ *cobra.Command, c *api.Client, ctx context.Context, ref string) error {
+			return notFound(c.ContainerKill(ctx, ref, signal), "container", ref)
+		})
+	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send to the container (default KILL)")
+	return cmd
+}
+
+func newRestartCommand() *cobra.Command {
+	var seconds int
+	cmd := containersCommand("restart [OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
+		func(cmd *cobra.Command, c *api.Client, ctx context.Context, ref string) error {
+			var timeout *int
+			if cmd.Flags().Changed("time") {
+				timeout = &seconds
+			}
+			return notFound(c.ContainerRestart(ctx, ref, timeout), "container", ref)
+		})
+	cmd.Flags().IntVarP(&seconds, "time", "t", 10, "Seconds to wait for stop before killing the container")
+	return cmd
+}
+
+func newRenameCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename CONTAINER NEW_NAME",
+		Short: "Rename a container",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.ContainerRename(cmd.Context(), args[0], args[1]); err != nil {
+				return fmt.Errorf("%w\nError: failed to rename container named %s", err, args[0])
+			}
+			return nil
+		},
+	}
+}
+
+// newContainerCommand is `container`, for what has no top-level name (prune) and Docker's
+// long forms of the others.
+func newContainerCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "container COMMAND", Short: "Manage containers", Args: noSubcommand, RunE: showHelp}
+	cmd.AddCommand(newContainerPruneCommand(), newKillCommand(), newRestartCommand(), newRenameCommand(),
+		newStopCommand(), newStartCommand(), newRmCommand())
+	return cmd
+}
+
+func newContainerPruneCommand() *cobra.Command {
+	var force bool
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove all stopped containers",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := parseFilterFlags(filters)
+			if err != nil {
+				return err
+			}
+			if !force && !confirm(cmd, "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ") {
+				return nil
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			resp, err := c.ContainersPrune(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(resp.ContainersDeleted) > 0 {
+				fmt.Fprintln(out, "Deleted Containers:")
+				for _, id := range resp.ContainersDeleted {
+					fmt.Fprintln(out, id)
+				}
+				fmt.Fprintln(out)
+			}
+			fmt.Fprintf(out, "Total reclaimed space: %s\n", humanSize(resp.SpaceReclaimed))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	addList(cmd.Flags(), &filters, "filter", "", `Provide filter values (e.g. "until=<timestamp>")`)
+	return cmd
+}
