@@ -286,7 +286,15 @@ type loadStream struct {
 }
 
 func (s *server) imageList(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseFilters(r.URL.Query().Get("filters"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	list, err := s.b.ImageList(r.Context())
+	if err == nil {
+		list, err = FilterImages(f, list)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -342,9 +350,13 @@ func (s *server) imageLoad(w http.ResponseWriter, r *http.Request) {
 }
 
 // ImageList is GET /images/json.
-func (c *Client) ImageList(ctx context.Context) ([]ImageSummary, error) {
+func (c *Client) ImageList(ctx context.Context, f Filters) ([]ImageSummary, error) {
 	var out []ImageSummary
-	err := c.call(ctx, http.MethodGet, "/images/json", nil, nil, &out)
+	var q url.Values
+	if len(f) > 0 {
+		q = url.Values{"filters": {f.Encode()}}
+	}
+	err := c.call(ctx, http.MethodGet, "/images/json", q, nil, &out)
 	return out, err
 }
 

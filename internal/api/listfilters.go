@@ -1,6 +1,7 @@
 package api
 
 import (
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -154,3 +155,45 @@ func exitCodeOf(status string) int {
 
 // Has says whether key was given.
 func (f Filters) Has(key string) bool { _, ok := f[key]; return ok }
+
+// FilterImages applies GET /images/json's filters as Docker does: dangling (no reference),
+// reference (a glob on "name" or "name:tag"; an image stays if any of its references
+// matches), label/label!.
+func FilterImages(f Filters, list []ImageSummary) ([]ImageSummary, error) {
+	if err := f.Only("dangling", "reference", "label", "label!"); err != nil {
+		return nil, err
+	}
+	dangling, byDangling, err := f.Bool("dangling")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range f["reference"] {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, errdefs.Invalid("invalid reference filter %q: %v", p, err)
+		}
+	}
+	out := []ImageSummary{}
+	for _, img := range list {
+		if byDangling && (len(img.RepoTags) == 0) != dangling {
+			continue
+		}
+		if !f.MatchLabels(img.Labels) {
+			continue
+		}
+		if refs, ok := f["reference"]; ok {
+			matched := false
+			for _, tag := range img.RepoTags {
+				for _, p := range refs {
+					a, _ := path.Match(p, tag)
+					b, _ := path.Match(p, stripTag(tag))
+					matched = matched || a || b
+				}
+			}
+			if !matched {
+				continue
+			}
+		}
+		out = append(out, img)
+	}
+	return out, nil
+}

@@ -72,3 +72,32 @@ func TestFilterNetworksDangling(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterImages(t *testing.T) {
+	list := []ImageSummary{
+		{ID: "1", RepoTags: []string{"busybox:latest", "me/bb:1"}, Labels: map[string]string{"k": "v"}},
+		{ID: "2", RepoTags: []string{}},
+		{ID: "3", RepoTags: []string{"alpine:3"}},
+	}
+	for _, tt := range []struct {
+		f    Filters
+		want string
+	}{
+		{Filters{}, "1 2 3"},
+		{Filters{"dangling": {"true"}}, "2"},
+		{Filters{"dangling": {"false"}}, "1 3"},
+		{Filters{"reference": {"busybox"}}, "1"},
+		{Filters{"reference": {"me/*"}}, "1"},
+		{Filters{"reference": {"*:3"}}, "3"},
+		{Filters{"label": {"k=v"}}, "1"},
+	} {
+		got, err := FilterImages(tt.f, list)
+		var ids []string
+		for _, i := range got {
+			ids = append(ids, i.ID)
+		}
+		if err != nil || strings.Join(ids, " ") != tt.want {
+			t.Errorf("%v: %v %v, want %s", tt.f, ids, err, tt.want)
+		}
+	}
+}

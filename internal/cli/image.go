@@ -42,20 +42,28 @@ type imageListOptions struct {
 	quiet   bool
 	noTrunc bool
 	format  string
+	filters []string
 }
 
 func newImagesCommand() *cobra.Command {
 	var o imageListOptions
 	cmd := &cobra.Command{
-		Use:   "images [OPTIONS]",
+		Use:   "images [OPTIONS] [REPOSITORY[:TAG]]",
 		Short: "List images",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args:  rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			filter, err := parseFilterFlags(o.filters)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				filter.Add("reference", args[0])
+			}
 			c, err := newClient(cmd)
 			if err != nil {
 				return err
 			}
-			list, err := c.ImageList(cmd.Context())
+			list, err := c.ImageList(cmd.Context(), filter)
 			if err != nil {
 				return err
 			}
@@ -66,6 +74,7 @@ func newImagesCommand() *cobra.Command {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "Only show image IDs")
 	f.BoolVar(&o.noTrunc, "no-trunc", false, "Don't truncate output")
 	f.StringVar(&o.format, "format", "", "Pretty-print images using a Go template")
+	addList(f, &o.filters, "filter", "f", "Filter output based on conditions provided")
 	return cmd
 }
 
