@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,6 +91,17 @@ func TestDockerCLI(t *testing.T) {
 	if !strings.Contains(out, "mybridge\n") || !strings.Contains(out, "localnet\n") {
 		t.Errorf("docker events saw these connects:\n%s", out)
 	}
+	// cnet events prints the same events in Docker's line format.
+	out = h.MustCLI("events", "--since", since.Format(time.RFC3339Nano), "--until", until.Format(time.RFC3339Nano),
+		"--filter", "event=connect", "--filter", "network=mybridge")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) < 2 ||
+		!regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z network connect [0-9a-f]{64} \(container=[0-9a-f]{64}, name=mybridge, type=bridge\)$`).MatchString(lines[0]) {
+		t.Errorf("cnet events:\n%s", out)
+	}
+	if out := mustDocker(t, h, "system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"); !strings.Contains(out, "Images 1 1\n") ||
+		!regexp.MustCompile(`Containers \d+ \d+\n`).MatchString(out) {
+		t.Errorf("docker system df:\n%s", out)
+	}
 
 	for _, tt := range []struct {
 		args []string
@@ -101,6 +113,7 @@ func TestDockerCLI(t *testing.T) {
 		{[]string{"run", "--rm", "busybox", "/srv/www/index.html"}, 126, "permission denied"},
 		{[]string{"run", "--rm", "--network", "nosuch", "busybox", "true"}, 125, "network nosuch not found"},
 		{[]string{"run", "--rm", "-i", "busybox", "cat"}, 0, ""},
+		{[]string{"run", "--rm", "-t", "busybox", "sh", "-c", "test -t 1 && echo a terminal; exit 5"}, 5, "a terminal"},
 	} {
 		out, code := dockerCLI(t, h, tt.args...)
 		if code != tt.code || !strings.Contains(out, tt.out) {

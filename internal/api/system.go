@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -199,12 +200,25 @@ func ping(w http.ResponseWriter, r *http.Request) {
 
 func version(w http.ResponseWriter, _ *http.Request) {
 	v := VersionResponse{Version: EngineVersion, APIVersion: Version, MinAPIVersion: MinVersion,
-		GoVersion: runtime.Version(), Os: "linux", Arch: runtime.GOARCH, KernelVersion: KernelVersion()}
+		GoVersion: runtime.Version(), Os: "linux", Arch: runtime.GOARCH, KernelVersion: KernelVersion(), GitCommit: gitCommit()}
 	v.Platform.Name = "cnet"
 	v.Components = []VersionComponent{{Name: "Engine", Version: EngineVersion, Details: map[string]string{
 		"ApiVersion": Version, "MinAPIVersion": MinVersion, "GoVersion": v.GoVersion, "Os": "linux", "Arch": v.Arch,
-		"KernelVersion": v.KernelVersion}}}
+		"KernelVersion": v.KernelVersion, "GitCommit": v.GitCommit, "Experimental": "false"}}}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// gitCommit is the commit the binary was built from, as Go's build info records it (short, as
+// Docker shows its own), "" outside a checkout.
+func gitCommit() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 7 {
+				return s.Value[:7]
+			}
+		}
+	}
+	return ""
 }
 
 // KernelVersion is uname's release, as Docker reports it.
