@@ -31,6 +31,16 @@ func inHostWithDocker(t *testing.T, h *testenv.Host, dir string, args ...string)
 	return string(out), err
 }
 
+// hostWithBusybox is a test host whose cnet has the tests' busybox image as busybox:latest.
+func hostWithBusybox(t *testing.T) *testenv.Host {
+	t.Helper()
+	h := testenv.NewHost(t)
+	archive := filepath.Join(h.Dir, "busybox.tar")
+	busyboxImageTar(t, archive, "busybox:latest")
+	h.MustCLI("load", "-i", archive)
+	return h
+}
+
 // dockerPyScript is what a docker-py user does: a labelled network and container, connect with
 // an alias, read attrs, filter lists, exec, disconnect and remove. It prints OK at the end; an
 // assertion that fails exits non-zero with its message.
@@ -67,10 +77,7 @@ func TestDockerPy(t *testing.T) {
 	if err := exec.Command("python3", "-c", "import docker").Run(); err != nil {
 		t.Skipf("docker-py is not installed for python3: %v", err)
 	}
-	h := testenv.NewHost(t)
-	archive := filepath.Join(h.Dir, "busybox.tar")
-	busyboxImageTar(t, archive, "busybox:latest")
-	h.MustCLI("load", "-i", archive)
+	h := hostWithBusybox(t)
 	script := filepath.Join(h.Dir, "dockerpy.py")
 	if err := os.WriteFile(script, []byte(dockerPyScript), 0o644); err != nil {
 		t.Fatal(err)
@@ -111,10 +118,7 @@ func TestCompose(t *testing.T) {
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		t.Skipf("docker-compose is not installed: %v", err)
 	}
-	h := testenv.NewHost(t)
-	archive := filepath.Join(h.Dir, "busybox.tar")
-	busyboxImageTar(t, archive, "busybox:latest")
-	h.MustCLI("load", "-i", archive)
+	h := hostWithBusybox(t)
 	dir := filepath.Join(h.Dir, "proj")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -234,11 +234,7 @@ func clientPathID(prefix, id, suffix string) string {
 // NetworkList returns the networks that Docker's filters select (nil: every one).
 func (c *Client) NetworkList(ctx context.Context, f Filters) ([]Network, error) {
 	var out []Network
-	var q url.Values
-	if len(f) > 0 {
-		q = url.Values{"filters": {f.Encode()}}
-	}
-	err := c.call(ctx, http.MethodGet, "/networks", q, nil, &out)
+	err := c.call(ctx, http.MethodGet, "/networks", filterQuery(f), nil, &out)
 	return out, err
 }
 
@@ -521,10 +517,14 @@ func (c *Client) ContainerRename(ctx context.Context, idOrName, name string) err
 // ContainersPrune removes stopped containers that the filters select.
 func (c *Client) ContainersPrune(ctx context.Context, f Filters) (ContainersPruneResponse, error) {
 	var out ContainersPruneResponse
-	var q url.Values
-	if len(f) > 0 {
-		q = url.Values{"filters": {f.Encode()}}
-	}
-	err := c.call(ctx, http.MethodPost, "/containers/prune", q, nil, &out)
+	err := c.call(ctx, http.MethodPost, "/containers/prune", filterQuery(f), nil, &out)
 	return out, err
+}
+
+// filterQuery is the query of a list or prune call: Docker's filters parameter, if any.
+func filterQuery(f Filters) url.Values {
+	if len(f) == 0 {
+		return nil
+	}
+	return url.Values{"filters": {f.Encode()}}
 }

@@ -219,17 +219,7 @@ func (s *server) imagePull(w http.ResponseWriter, r *http.Request, from, tag str
 }
 
 func (s *server) imagePrune(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseFilters(r.URL.Query().Get("filters"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := s.b.ImagePrune(r.Context(), f)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	serveFiltered(w, r, s.b.ImagePrune)
 }
 
 // ImageSave is GET /images/get: the archive, streamed to w.
@@ -271,11 +261,7 @@ func (c *Client) ImageImport(ctx context.Context, r io.Reader, ref string) (stri
 // ImagePrune is POST /images/prune?filters=….
 func (c *Client) ImagePrune(ctx context.Context, f Filters) (ImagePruneResponse, error) {
 	var out ImagePruneResponse
-	var q url.Values
-	if len(f) > 0 {
-		q = url.Values{"filters": {f.Encode()}}
-	}
-	err := c.call(ctx, http.MethodPost, "/images/prune", q, nil, &out)
+	err := c.call(ctx, http.MethodPost, "/images/prune", filterQuery(f), nil, &out)
 	return out, err
 }
 
@@ -352,11 +338,7 @@ func (s *server) imageLoad(w http.ResponseWriter, r *http.Request) {
 // ImageList is GET /images/json.
 func (c *Client) ImageList(ctx context.Context, f Filters) ([]ImageSummary, error) {
 	var out []ImageSummary
-	var q url.Values
-	if len(f) > 0 {
-		q = url.Values{"filters": {f.Encode()}}
-	}
-	err := c.call(ctx, http.MethodGet, "/images/json", q, nil, &out)
+	err := c.call(ctx, http.MethodGet, "/images/json", filterQuery(f), nil, &out)
 	return out, err
 }
 

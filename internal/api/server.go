@@ -212,20 +212,7 @@ func (s *server) networkDisconnect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) networksPrune(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseFilters(r.URL.Query().Get("filters"))
-	if err == nil {
-		err = f.Only("until", "label", "label!")
-	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := s.b.NetworksPrune(r.Context(), f)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	serveFiltered(w, r, s.b.NetworksPrune)
 }
 
 func (s *server) containerCreate(w http.ResponseWriter, r *http.Request) {

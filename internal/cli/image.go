@@ -334,19 +334,15 @@ func newImagePruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if len(resp.ImagesDeleted) > 0 {
-				fmt.Fprintln(out, "Deleted Images:")
-				for _, it := range resp.ImagesDeleted {
-					if it.Untagged != "" {
-						fmt.Fprintln(out, "untagged: "+it.Untagged)
-					} else {
-						fmt.Fprintln(out, "deleted: "+it.Deleted)
-					}
+			var lines []string
+			for _, it := range resp.ImagesDeleted {
+				if it.Untagged != "" {
+					lines = append(lines, "untagged: "+it.Untagged)
+				} else {
+					lines = append(lines, "deleted: "+it.Deleted)
 				}
-				fmt.Fprintln(out)
 			}
-			fmt.Fprintf(out, "Total reclaimed space: %s\n", humanSize(resp.SpaceReclaimed))
+			printPruned(cmd.OutOrStdout(), "Deleted Images:", lines, resp.SpaceReclaimed)
 			return nil
 		},
 	}

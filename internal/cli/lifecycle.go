@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -159,19 +160,24 @@ func newContainerPruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if len(resp.ContainersDeleted) > 0 {
-				fmt.Fprintln(out, "Deleted Containers:")
-				for _, id := range resp.ContainersDeleted {
-					fmt.Fprintln(out, id)
-				}
-				fmt.Fprintln(out)
-			}
-			fmt.Fprintf(out, "Total reclaimed space: %s\n", humanSize(resp.SpaceReclaimed))
+			printPruned(cmd.OutOrStdout(), "Deleted Containers:", resp.ContainersDeleted, resp.SpaceReclaimed)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	addList(cmd.Flags(), &filters, "filter", "", `Provide filter values (e.g. "until=<timestamp>")`)
 	return cmd
+}
+
+// printPruned is docker's report of a prune: a title and what went, if anything, then the
+// space reclaimed.
+func printPruned(out io.Writer, title string, lines []string, reclaimed int64) {
+	if len(lines) > 0 {
+		fmt.Fprintln(out, title)
+		for _, l := range lines {
+			fmt.Fprintln(out, l)
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintf(out, "Total reclaimed space: %s\n", humanSize(reclaimed))
 }

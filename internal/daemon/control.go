@@ -67,12 +67,8 @@ func (d *Daemon) ContainerRestart(ctx context.Context, ref string, timeout *int)
 	if err != nil {
 		return err
 	}
-	t := 10
-	if timeout != nil {
-		t = *timeout
-	}
-	if err := d.stop(ctx, c, time.Duration(t)*time.Second); err != nil {
-		return fmt.Errorf("Cannot restart container %s: %w", ref, err)
+	if err := d.stop(ctx, c, grace(timeout)); err != nil {
+		return fmt.Errorf("cannot restart container %s: %w", ref, err)
 	}
 	if err := d.ContainerStart(ctx, c.rec.ID); err != nil {
 		return err

@@ -152,8 +152,11 @@ func (d *Daemon) NetworkRemove(_ context.Context, ref string) error {
 }
 
 // NetworksPrune implements api.Backend: unused user networks go, those created before `until`
-// and matching `label`/`label!` when given (the server checked the keys).
+// and matching `label`/`label!` when given.
 func (d *Daemon) NetworksPrune(_ context.Context, f api.Filters) (api.NetworksPruneResponse, error) {
+	if err := f.Only("until", "label", "label!"); err != nil {
+		return api.NetworksPruneResponse{}, err
+	}
 	until, byTime, err := f.Until(time.Now())
 	if err != nil {
 		return api.NetworksPruneResponse{}, err

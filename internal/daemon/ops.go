@@ -106,14 +106,10 @@ func (d *Daemon) ContainerStop(ctx context.Context, ref string, timeout *int) er
 	if err != nil {
 		return err
 	}
-	t := 10
-	if timeout != nil {
-		t = *timeout
-	}
 	c.mu.Lock()
 	wasRunning := c.rec.State.Running
 	c.mu.Unlock()
-	if err := d.stop(ctx, c, time.Duration(t)*time.Second); err != nil {
+	if err := d.stop(ctx, c, grace(timeout)); err != nil {
 		return err
 	}
 	if wasRunning {
@@ -122,6 +118,14 @@ func (d *Daemon) ContainerStop(ctx context.Context, ref string, timeout *int) er
 		c.mu.Unlock()
 	}
 	return nil
+}
+
+// grace is stop's wait before SIGKILL: the seconds asked for, else Docker's 10.
+func grace(timeoutSeconds *int) time.Duration {
+	if timeoutSeconds == nil {
+		return 10 * time.Second
+	}
+	return time.Duration(*timeoutSeconds) * time.Second
 }
 
 func (d *Daemon) stop(ctx context.Context, c *ctr, grace time.Duration) error {
