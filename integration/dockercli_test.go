@@ -134,6 +134,20 @@ func TestDockerCLI(t *testing.T) {
 	if out := mustDocker(t, h, "ps", "--filter", "label=role=life", "--format", "{{.Names}} {{.State}}"); out != "lc2 running\n" {
 		t.Errorf("after kill, restart and rename: %q", out)
 	}
+	// On a terminal (script(1) gives one, sized with stty), run -it and exec -it pass its size
+	// on, with the docker CLI and with cnet's: the container's stty sees it.
+	cnet := "cnet() { " + h.Bin + " -H unix://" + h.Socket + ` "$@"; }; `
+	for _, tt := range []struct{ cmd, want string }{
+		{"stty rows 30 cols 100; docker run --rm -it busybox stty size", "30 100"},
+		{"stty rows 31 cols 101; docker exec -it lc2 stty size", "31 101"},
+		{"stty rows 32 cols 102; cnet run --rm -it busybox stty size", "32 102"},
+		{"stty rows 33 cols 103; cnet exec -it lc2 stty size", "33 103"},
+	} {
+		out, err := h.Run("script", "-qec", dockerOnCnet(t, h)+cnet+tt.cmd, "/dev/null")
+		if err != nil || !strings.Contains(out, tt.want) {
+			t.Errorf("%s: %v\n%q, want %q", tt.cmd, err, out, tt.want)
+		}
+	}
 	// logs -f follows until the container stops: it ends once `docker stop` does.
 	follow := h.Cmd("sh", "-c", dockerOnCnet(t, h)+"docker logs -f lc2")
 	var followed strings.Builder

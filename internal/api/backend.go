@@ -47,6 +47,9 @@ type Backend interface {
 	ContainerKill(ctx context.Context, idOrName, signal string) error
 	ContainerRestart(ctx context.Context, idOrName string, timeoutSeconds *int) error
 	ContainerRename(ctx context.Context, idOrName, newName string) error
+	// ContainerResize and ExecResize set the window size of a -t container's or exec's terminal.
+	ContainerResize(ctx context.Context, idOrName string, rows, cols uint16) error
+	ExecResize(ctx context.Context, execID string, rows, cols uint16) error
 	// ContainersPrune removes stopped containers as Docker's filters (until, label) select.
 	ContainersPrune(ctx context.Context, f Filters) (ContainersPruneResponse, error)
 	// ContainerLogs returns the container's output so far: frames, or raw bytes when tty;

@@ -528,3 +528,17 @@ func filterQuery(f Filters) url.Values {
 	}
 	return url.Values{"filters": {f.Encode()}}
 }
+
+// ContainerResize sets the window size of a -t container's terminal.
+func (c *Client) ContainerResize(ctx context.Context, idOrName string, rows, cols uint16) error {
+	return c.call(ctx, http.MethodPost, clientPathID("/containers/", idOrName, "/resize"), sizeQuery(rows, cols), nil, nil)
+}
+
+// ExecResize sets the window size of a -t exec's terminal.
+func (c *Client) ExecResize(ctx context.Context, execID string, rows, cols uint16) error {
+	return c.call(ctx, http.MethodPost, clientPathID("/exec/", execID, "/resize"), sizeQuery(rows, cols), nil, nil)
+}
+
+func sizeQuery(rows, cols uint16) url.Values {
+	return url.Values{"h": {strconv.Itoa(int(rows))}, "w": {strconv.Itoa(int(cols))}}
+}

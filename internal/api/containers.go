@@ -3,6 +3,9 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
+
+	"github.com/cnet-dev/cnet/internal/errdefs"
 )
 
 func (s *server) containerKill(w http.ResponseWriter, r *http.Request) {
@@ -52,4 +55,22 @@ func serveFiltered[T any](w http.ResponseWriter, r *http.Request, fn func(contex
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// resize serves POST …/resize?h=ROWS&w=COLS for a container or an exec.
+func (s *server) resize(fn func(context.Context, string, uint16, uint16) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		rows, err1 := strconv.ParseUint(q.Get("h"), 10, 16)
+		cols, err2 := strconv.ParseUint(q.Get("w"), 10, 16)
+		if err1 != nil || err2 != nil {
+			writeError(w, errdefs.Invalid("invalid terminal size h=%q w=%q: want whole numbers of rows and columns", q.Get("h"), q.Get("w")))
+			return
+		}
+		if err := fn(r.Context(), r.PathValue("id"), uint16(rows), uint16(cols)); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}
 }

@@ -147,3 +147,8 @@ func (refusingBackend) SubscribeEvents(time.Time) ([]events.Message, <-chan even
 	close(ch)
 	return nil, ch, func() {}
 }
+
+func (refusingBackend) ContainerResize(context.Context, string, uint16, uint16) error {
+	return errRefused
+}
+func (refusingBackend) ExecResize(context.Context, string, uint16, uint16) error { return errRefused }

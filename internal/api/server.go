@@ -61,6 +61,8 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("POST /containers/{id}/kill", s.containerKill)
 	mux.HandleFunc("POST /containers/{id}/restart", s.containerRestart)
 	mux.HandleFunc("POST /containers/{id}/rename", s.containerRename)
+	mux.HandleFunc("POST /containers/{id}/resize", s.resize(s.b.ContainerResize))
+	mux.HandleFunc("POST /exec/{id}/resize", s.resize(s.b.ExecResize))
 	mux.HandleFunc("POST /containers/prune", s.containersPrune)
 	mux.HandleFunc("GET /containers/{id}/logs", s.containerLogs)
 	mux.HandleFunc("POST /containers/{id}/exec", s.execCreate)

@@ -192,6 +192,8 @@ type HostConfig struct {
 	// HostPort "8000-8010" asks for one free port of the range, "" for a random one).
 	PortBindings    map[string][]PortBinding `json:"PortBindings"`
 	PublishAllPorts bool                     `json:"PublishAllPorts"` // -P
+	// ConsoleSize is a -t container's first terminal size, rows and columns (API 1.42).
+	ConsoleSize *[2]uint16 `json:"ConsoleSize,omitempty"`
 }
 
 // NetworkingConfig carries the endpoint settings asked for at create time.
@@ -327,6 +329,8 @@ type ExecCreateRequest struct {
 	WorkingDir   string   `json:"WorkingDir"`
 	// User is exec -u; "" is the container's user.
 	User string `json:"User,omitempty"`
+	// ConsoleSize is a -t exec's first terminal size, rows and columns (API 1.42).
+	ConsoleSize *[2]uint16 `json:"ConsoleSize,omitempty"`
 }
 
 // IDResponse answers calls that create something identified by an id.

@@ -67,6 +67,9 @@ func (o *execOptions) run(cmd *cobra.Command, container string, command []string
 	if err := checkTTY(cmd.InOrStdin(), req.AttachStdin, req.Tty); err != nil {
 		return err
 	}
+	if req.Tty {
+		req.ConsoleSize = terminalSize(cmd.OutOrStdout())
+	}
 	c, err := newClient(cmd)
 	if err != nil {
 		return err
@@ -81,7 +84,8 @@ func (o *execOptions) run(cmd *cobra.Command, container string, command []string
 		return &ExitError{Code: startFailureCode(err), Message: describeError(err)}
 	}
 	defer stream.Close()
-	if err := connectStdio(cmd, stream, req.AttachStdin, req.Tty); err != nil {
+	resize := func(rows, cols uint16) error { return c.ExecResize(ctx, created.ID, rows, cols) }
+	if err := connectStdio(cmd, stream, req.AttachStdin, req.Tty, resize); err != nil {
 		return err
 	}
 	code, err := execExitCode(ctx, c, created.ID)

@@ -183,6 +183,9 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	if err := checkTTY(cmd.InOrStdin(), req.AttachStdin, req.Tty); err != nil {
 		return runFailure(cmd, err, 125)
 	}
+	if req.Tty {
+		req.HostConfig.ConsoleSize = terminalSize(cmd.OutOrStdout())
+	}
 	c, err := newClient(cmd)
 	if err != nil {
 		return runFailure(cmd, err, 125)
@@ -223,7 +226,8 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	if err := c.ContainerStart(ctx, created.ID); err != nil {
 		return runFailure(cmd, err, startFailureCode(err))
 	}
-	if err := connectStdio(cmd, stream, req.AttachStdin, req.Tty); err != nil {
+	resize := func(rows, cols uint16) error { return c.ContainerResize(ctx, created.ID, rows, cols) }
+	if err := connectStdio(cmd, stream, req.AttachStdin, req.Tty, resize); err != nil {
 		return err
 	}
 	select {

@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -35,8 +37,11 @@ func isTerminal(r io.Reader) bool {
 // half-close so the process sees EOF while its output still flows. With a tty and a terminal
 // stdin, the terminal is put in raw mode meanwhile, so keys (Ctrl-C included) reach the
 // process instead of being interpreted locally.
-func connectStdio(cmd *cobra.Command, s *api.HijackedStream, forwardStdin, tty bool) error {
+func connectStdio(cmd *cobra.Command, s *api.HijackedStream, forwardStdin, tty bool, resize func(rows, cols uint16) error) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if tty {
+		defer followTerminalSize(stdout, resize)()
+	}
 	if forwardStdin {
 		in := cmd.InOrStdin()
 		if tty && isTerminal(in) {
@@ -62,6 +67,50 @@ func connectStdio(cmd *cobra.Command, s *api.HijackedStream, forwardStdin, tty b
 		return nil
 	}
 	return err
+}
+
+// terminalSize is out's size as rows and columns, nil when out is not a terminal: sent with a
+// -t create or exec so that the process starts with it, as docker's CLI does.
+func terminalSize(out io.Writer) *[2]uint16 {
+	f, ok := out.(*os.File)
+	if !ok {
+		return nil
+	}
+	cols, rows, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return nil
+	}
+	return &[2]uint16{uint16(rows), uint16(cols)}
+}
+
+// followTerminalSize sends the local terminal's size through resize now and at every SIGWINCH
+// until the returned stop is called, as docker's CLI does for -t; it does nothing when out is
+// not a terminal.
+func followTerminalSize(out io.Writer, resize func(rows, cols uint16) error) (stop func()) {
+	f, ok := out.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return func() {}
+	}
+	send := func() {
+		if cols, rows, err := term.GetSize(int(f.Fd())); err == nil {
+			_ = resize(uint16(rows), uint16(cols)) // as docker: a failed resize leaves 80x24
+		}
+	}
+	send()
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-winch:
+				send()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(winch); close(done) }
 }
 
 // startFailureCode maps a process that could not be started to the shell's exit codes, as

@@ -51,6 +51,9 @@ type Spec struct {
 	Domainname string
 	// Tty allocates a pseudo-terminal; the output is then raw rather than framed.
 	Tty bool
+	// ConsoleSize is the terminal's first size, rows and columns (the client's, so that the
+	// process sees it from its first instruction); zero is Docker's 24x80.
+	ConsoleSize [2]uint16 `json:",omitempty"`
 	// OpenStdin feeds the process's stdin from attach connections; otherwise it is /dev/null.
 	OpenStdin bool
 	// Attach makes the shim wait (up to attachWait) for one attach connection before it starts

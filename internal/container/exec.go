@@ -20,6 +20,8 @@ type ExecSpec struct {
 	// WorkingDir is inside the container; "" is the container process's current directory.
 	WorkingDir     string
 	Tty, OpenStdin bool
+	// ConsoleSize is as Spec.ConsoleSize.
+	ConsoleSize [2]uint16
 	// User is as Spec.User, looked up in the container's files.
 	User string
 }
@@ -34,6 +36,7 @@ type Exec struct {
 	running  bool
 	pid      int
 	exitCode int
+	tty      *os.File // the terminal's master while a -t exec runs (Resize)
 }
 
 // NewExec prepares spec to run in the namespaces (network, UTS, mount) and root of the container
@@ -97,6 +100,9 @@ func (e *Exec) Serve(conn net.Conn) error {
 	defer sio.close()
 	e.mu.Lock()
 	e.running, e.pid = true, proc.Pid
+	if e.spec.Tty {
+		e.tty = sio.srcs[0].f
+	}
 	e.mu.Unlock()
 
 	sio.pump(out.write)
@@ -122,7 +128,7 @@ func (e *Exec) Serve(conn net.Conn) error {
 	}
 	sio.drain()
 	e.mu.Lock()
-	e.running, e.exitCode = false, code
+	e.running, e.exitCode, e.tty = false, code, nil
 	e.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("waiting for exec process: %w", err)
@@ -134,7 +140,7 @@ func (e *Exec) start() (*os.Process, *stdio, error) {
 	if len(e.spec.Args) == 0 {
 		return nil, nil, &StartError{Code: 126, Msg: "no command specified"}
 	}
-	sio, err := newStdio(e.spec.Tty, e.spec.OpenStdin)
+	sio, err := newStdio(e.spec.Tty, e.spec.OpenStdin, e.spec.ConsoleSize)
 	if err != nil {
 		return nil, nil, err
 	}

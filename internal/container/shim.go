@@ -65,10 +65,18 @@ func (s *shim) run() int {
 	}
 	s.log = s.log.With("container", s.spec.ID)
 
-	if s.io, err = newStdio(s.spec.Tty, s.spec.OpenStdin); err != nil {
+	if s.io, err = newStdio(s.spec.Tty, s.spec.OpenStdin, s.spec.ConsoleSize); err != nil {
 		return s.fail(err)
 	}
 	defer s.io.close()
+	if s.spec.Tty {
+		// The daemon resizes the terminal through its device (ResizeTTY).
+		if err := os.WriteFile(filepath.Join(s.dir, ttyFile), []byte(s.io.child[0].Name()), 0o600); err != nil {
+			s.io.closeChild()
+			return s.fail(fmt.Errorf("recording the container's terminal: %w", err))
+		}
+		defer os.Remove(filepath.Join(s.dir, ttyFile))
+	}
 	logf, err := os.OpenFile(filepath.Join(s.dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		s.io.closeChild()

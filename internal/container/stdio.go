@@ -39,7 +39,7 @@ type source struct {
 
 // newStdio creates pipes, or a pseudo-terminal when tty. Without openStdin the process's stdin is
 // /dev/null (or, with a tty, the terminal nobody types into).
-func newStdio(tty, openStdin bool) (_ *stdio, err error) {
+func newStdio(tty, openStdin bool, size [2]uint16) (_ *stdio, err error) {
 	s := &stdio{tty: tty}
 	defer func() {
 		if err != nil {
@@ -48,7 +48,7 @@ func newStdio(tty, openStdin bool) (_ *stdio, err error) {
 		}
 	}()
 	if tty {
-		master, slave, err := openPty()
+		master, slave, err := openPty(size)
 		if err != nil {
 			return nil, err
 		}
@@ -87,14 +87,18 @@ func newStdio(tty, openStdin bool) (_ *stdio, err error) {
 
 // openPty allocates a pseudo-terminal whose master is non-blocking, so that reading it honours
 // deadlines (creack/pty leaves it in blocking mode).
-func openPty() (master, slave *os.File, err error) {
+func openPty(size [2]uint16) (master, slave *os.File, err error) {
 	m, slave, err := pty.Open()
 	if err != nil {
 		return nil, nil, fmt.Errorf("allocating a pseudo-terminal: %w", err)
 	}
 	defer m.Close()
-	// Docker's default until the client sends its size.
-	_ = pty.Setsize(m, &pty.Winsize{Rows: 24, Cols: 80})
+	// The client's size if it sent one, else Docker's default until it resizes.
+	rows, cols := size[0], size[1]
+	if rows == 0 || cols == 0 {
+		rows, cols = 24, 80
+	}
+	_ = pty.Setsize(m, &pty.Winsize{Rows: rows, Cols: cols})
 	fd, err := unix.FcntlInt(m.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err == nil {
 		err = unix.SetNonblock(fd, true)

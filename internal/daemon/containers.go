@@ -333,7 +333,7 @@ func (d *Daemon) startLocked(c *ctr) (err error) {
 	spec := container.Spec{
 		ID: id, Args: c.rec.Config.Cmd, Env: c.rec.Config.Env, WorkingDir: c.rec.Config.WorkingDir,
 		Hostname: c.rec.Config.Hostname, Domainname: c.rec.Config.Domainname,
-		Tty: c.rec.Config.Tty, OpenStdin: c.rec.Config.OpenStdin, Attach: c.attachPending,
+		Tty: c.rec.Config.Tty, OpenStdin: c.rec.Config.OpenStdin, Attach: c.attachPending, ConsoleSize: consoleSize(c.rec.HostConfig.ConsoleSize),
 		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
 		Rootfs: c.rec.Config.Rootfs, User: c.rec.Config.User,
 	}

@@ -161,3 +161,35 @@ func (d *Daemon) ContainersPrune(ctx context.Context, f api.Filters) (api.Contai
 	}
 	return out, nil
 }
+
+// ContainerResize implements api.Backend: the window size of a running -t container's terminal.
+func (d *Daemon) ContainerResize(_ context.Context, ref string, rows, cols uint16) error {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running, dir := c.rec.State.Running, d.dir(c.rec.ID)
+	c.mu.Unlock()
+	if !running {
+		return errdefs.Conflict("Container %s is not running", ref)
+	}
+	return container.ResizeTTY(dir, rows, cols)
+}
+
+// ExecResize implements api.Backend.
+func (d *Daemon) ExecResize(_ context.Context, id string, rows, cols uint16) error {
+	e, err := d.execByID(id)
+	if err != nil {
+		return err
+	}
+	return e.exec.Resize(rows, cols)
+}
+
+// consoleSize is a request's ConsoleSize, zero when absent.
+func consoleSize(s *[2]uint16) [2]uint16 {
+	if s == nil {
+		return [2]uint16{}
+	}
+	return *s
+}

@@ -45,6 +45,7 @@ func (d *Daemon) ExecCreate(_ context.Context, ref string, req api.ExecCreateReq
 	}
 	e := &execRecord{id: controller.NewID(), containerID: id, req: req, exec: container.NewExec(pid, container.ExecSpec{
 		Args: req.Cmd, Env: env, WorkingDir: req.WorkingDir, Tty: req.Tty, OpenStdin: req.AttachStdin, User: user,
+		ConsoleSize: consoleSize(req.ConsoleSize),
 	})}
 	d.mu.Lock()
 	d.execs[e.id] = e
