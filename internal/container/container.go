@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cnet-dev/cnet/internal/errdefs"
+	"github.com/cnet-dev/cnet/internal/faults"
 )
 
 // Names of the files in a container's directory.
@@ -165,6 +166,7 @@ func Start(dir string, spec Spec) (Process, error) {
 	if err != nil {
 		return Process{}, fmt.Errorf("starting container shim: %w", err)
 	}
+	faults.Point("shim-forked")
 
 	msg, readErr := io.ReadAll(hsRead)
 	var hs handshake

@@ -112,9 +112,19 @@ func (s *shim) run() int {
 		s.io.closeChild()
 		return s.fail(err)
 	}
+	// A daemon that died in the middle of Start never records this container as running, so
+	// nothing would ever stop its process: start none (and, should it die between this check
+	// and reading the answer, stop the process before anyone sees it, below).
+	if s.daemonGone() {
+		s.io.closeChild()
+		return s.abandon(nil)
+	}
 	var first *client
 	if s.spec.Attach {
-		s.answer(nil)
+		if err := s.answer(nil); err != nil {
+			s.io.closeChild()
+			return s.abandon(nil)
+		}
 		first = s.acceptFirst(ln)
 	}
 	close(gate)
@@ -134,7 +144,12 @@ func (s *shim) run() int {
 		s.log.Error("recording container pid", "err", err)
 	}
 	if !s.spec.Attach {
-		s.answer(nil)
+		if err := s.answer(nil); err != nil {
+			_ = res.proc.Kill()
+			_, _ = res.proc.Wait()
+			s.killRest(mntNS)
+			return s.abandon(err)
+		}
 	}
 
 	s.io.pump(s.out.write)
@@ -211,10 +226,29 @@ func (s *shim) finish(status ExitStatus) {
 	s.out.closeClients()
 }
 
-// answer tells Start how starting went, once.
-func (s *shim) answer(err error) {
+// daemonGone reports that the daemon that ran Start is gone: the read end of the handshake
+// pipe closed with it, which poll reports as an error on the write end.
+func (s *shim) daemonGone() bool {
 	if s.hs == nil {
-		return
+		return false
+	}
+	fds := []unix.PollFd{{Fd: int32(s.hs.Fd()), Events: unix.POLLOUT}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLERR != 0
+}
+
+// abandon ends a start the daemon will never know of, recording why.
+func (s *shim) abandon(err error) int {
+	s.log.Error("the daemon died while starting the container; not running it", "err", err)
+	s.finish(ExitStatus{Code: 137, FinishedAt: time.Now().UTC(), Error: "the daemon died while starting the container"})
+	return 1
+}
+
+// answer tells Start how starting went, once. It fails when nobody reads the answer any more:
+// the daemon died in the middle of Start (the pipe's read end went with it).
+func (s *shim) answer(err error) error {
+	if s.hs == nil {
+		return nil
 	}
 	var hs handshake
 	if err != nil {
@@ -224,16 +258,15 @@ func (s *shim) answer(err error) {
 			hs.Code = se.Code
 		}
 	}
-	if e := json.NewEncoder(s.hs).Encode(hs); e != nil {
-		s.log.Error("answering the daemon", "err", e)
-	}
+	werr := json.NewEncoder(s.hs).Encode(hs)
 	s.hs.Close()
 	s.hs = nil
+	return werr
 }
 
 func (s *shim) fail(err error) int {
 	s.log.Error("container not started", "err", err)
-	s.answer(err)
+	_ = s.answer(err) // a daemon that is gone has nothing to learn
 	return 1
 }
 

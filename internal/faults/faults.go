@@ -22,6 +22,7 @@ var Points = []string{
 	"endpoint-recorded",  // address allocated and recorded, no interface yet
 	"endpoint-plugged",   // veth up in the sandbox, default route maybe not yet
 	"ports-published",    // DNAT elements in place, container not yet running
+	"shim-forked",        // shim forked, its answer not yet read (it must not start the process)
 	"container-started",  // shim running, container record not yet saying so
 	"endpoint-unplugged", // interface gone, record and address not yet released
 }
