@@ -76,6 +76,13 @@ func TestDockerCLI(t *testing.T) {
 	if out := mustDocker(t, h, "info", "--format", "{{.ServerVersion}} {{.OSType}} {{.Swarm.LocalNodeState}}"); strings.TrimSpace(out) != api.EngineVersion+" linux inactive" {
 		t.Errorf("docker info: %q", out)
 	}
+	// cnet's own version and info show the same server.
+	if out := h.MustCLI("version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Client.APIVersion}}"); out != "1.43 1.24 1.43\n" {
+		t.Errorf("cnet version: %q", out)
+	}
+	if out := h.MustCLI("info"); !strings.Contains(out, " Server Version: "+api.EngineVersion+"\n") || !strings.Contains(out, " Containers: 0\n") {
+		t.Errorf("cnet info:\n%s", out)
+	}
 	h.MustRun("sh", "-c", readmeImageScript(t, h))
 	saved := filepath.Join(h.Dir, "busybox-saved.tar")
 	mustDocker(t, h, "save", "-o", saved, "busybox")

@@ -247,3 +247,24 @@ func (s *server) diskUsage(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, du)
 }
+
+// Version is GET /version.
+func (c *Client) Version(ctx context.Context) (VersionResponse, error) {
+	var out VersionResponse
+	err := c.call(ctx, http.MethodGet, "/version", nil, nil, &out)
+	return out, err
+}
+
+// Info is GET /info.
+func (c *Client) Info(ctx context.Context) (Info, error) {
+	var out Info
+	err := c.call(ctx, http.MethodGet, "/info", nil, nil, &out)
+	return out, err
+}
+
+// DiskUsage is GET /system/df.
+func (c *Client) DiskUsage(ctx context.Context) (DiskUsage, error) {
+	var out DiskUsage
+	err := c.call(ctx, http.MethodGet, "/system/df", nil, nil, &out)
+	return out, err
+}

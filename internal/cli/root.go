@@ -71,6 +71,8 @@ func NewRootCommand(extra ...*cobra.Command) *cobra.Command {
 		newImportCommand(),
 		newPullCommand(),
 		newEventsCommand(),
+		newVersionCommand(),
+		newInfoCommand(),
 	)
 	root.AddCommand(extra...)
 	disableFlagsInUseLine(root)
