@@ -115,6 +115,16 @@ func TestPull(t *testing.T) {
 			t.Errorf("pull on a terminal printed no %q:\n%q", want, tty)
 		}
 	}
+	// The docker CLI pulls through cnet the same way, reading the same JSON progress; pulled
+	// again, the image is the same.
+	h.MustCLI("rmi", registryAddr+"/bb:1")
+	if out := mustDocker(t, h, "pull", registryAddr+"/bb:1"); !strings.Contains(out, ": Pull complete") ||
+		!strings.Contains(out, "Status: Downloaded newer image for "+registryAddr+"/bb:1") {
+		t.Errorf("docker pull printed:\n%s", out)
+	}
+	if out := mustDocker(t, h, "images", "--filter", "reference="+registryAddr+"/*", "--format", "{{.ID}}"); !strings.HasPrefix(want.String(), "sha256:"+strings.TrimSpace(out)) {
+		t.Errorf("docker images after docker pull: %q, want %s", out, want)
+	}
 	if _, stderr, code := h.CLI("pull", registryAddr+"/nothing:here"); code == 0 || !strings.Contains(stderr, "does not exist") {
 		t.Errorf("pull of a missing repository: exit %d, %q", code, stderr)
 	}
