@@ -4,18 +4,18 @@ package ipam
 // that a static allocation can take one out of the middle in O(log n).
 //
 // It is hand-rolled rather than built on container/heap because that API moves elements
-// through `any`, which costs an allocation per push and pop for most uint32 values; Allocate
+// through `any`, which costs an allocation per push and pop for most uint64 values; Allocate
 // and Release are on the container start path and should not allocate in steady state.
 type freeHeap struct {
-	a   []uint32
-	pos map[uint32]int // address -> index in a
+	a   []uint64
+	pos map[uint64]int // address -> index in a
 }
 
 func (h *freeHeap) Len() int { return len(h.a) }
 
-func (h *freeHeap) push(x uint32) {
+func (h *freeHeap) push(x uint64) {
 	if h.pos == nil {
-		h.pos = make(map[uint32]int)
+		h.pos = make(map[uint64]int)
 	}
 	h.a = append(h.a, x)
 	h.pos[x] = len(h.a) - 1
@@ -23,14 +23,14 @@ func (h *freeHeap) push(x uint32) {
 }
 
 // popMin removes and returns the lowest address; the heap must not be empty.
-func (h *freeHeap) popMin() uint32 {
+func (h *freeHeap) popMin() uint64 {
 	x := h.a[0]
 	h.removeAt(0)
 	return x
 }
 
 // remove takes x out of the heap if it is there.
-func (h *freeHeap) remove(x uint32) {
+func (h *freeHeap) remove(x uint64) {
 	if i, ok := h.pos[x]; ok {
 		h.removeAt(i)
 	}

@@ -1,7 +1,7 @@
-// Package ipam manages the IPv4 addresses of cnet networks: one Pool per network hands out
-// container addresses the way Docker 20.10's default IPAM driver does (lowest free address
-// first, gateway and aux addresses reserved), and the package-level helpers pick a default
-// subnet for a network created without --subnet.
+// Package ipam manages the addresses of cnet networks: one Pool per subnet hands out container
+// addresses the way Docker 20.10's default IPAM driver does (lowest free address first,
+// gateway and aux addresses reserved), and the package-level helpers pick a default subnet for
+// a network created without --subnet. A Pool holds IPv4 or IPv6 addresses (a /64 or longer).
 //
 // It is pure Go and touches no kernel state, so all of it is unit-tested without root.
 // Costs do not depend on the size of a subnet: a /8 network costs the same to create as a
@@ -9,6 +9,7 @@
 package ipam
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -17,7 +18,7 @@ import (
 
 // Config describes one network's pool as the user gave it; zero values mean "default".
 type Config struct {
-	Subnet  netip.Prefix          // required, IPv4, canonical (no host bits set)
+	Subnet  netip.Prefix          // required, canonical (no host bits set); IPv4, or IPv6 of /64 or longer
 	IPRange netip.Prefix          // optional; containers' dynamic addresses come from here
 	Gateway netip.Addr            // optional; defaults to the first address after the network address
 	Aux     map[string]netip.Addr // optional; --aux-address name=ip, never handed to containers
@@ -39,15 +40,19 @@ type Pool struct {
 	ipRange netip.Prefix
 	gateway netip.Addr
 
-	network, broadcast uint32
+	// Addresses are kept as offsets from the subnet's first address (offset 0, the network
+	// address; for IPv6 the subnet-router anycast address, never given to a container). last
+	// is the highest offset: IPv4's broadcast address, which is never given either, or the
+	// last address of an IPv6 subnet, capped at 2^64-2 so that last+1 cannot wrap (an IPv6
+	// /64 thus leaves out its all-ones interface ID).
+	last uint64
 	// lo and hi bound dynamic allocation (inclusive): the ip-range, or the subnet, without
-	// the network and broadcast addresses. uint64 so that hi+1 and an empty range (hi < lo)
-	// need no special cases.
+	// the unusable offsets. hi < lo is an empty range.
 	lo, hi uint64
 	cursor uint64
 
-	reserved  map[uint32]string // gateway ("") and aux addresses (their name)
-	allocated map[uint32]struct{}
+	reserved  map[uint64]string // gateway ("") and aux addresses (their name)
+	allocated map[uint64]struct{}
 	free      freeHeap
 
 	// capacity is the number of addresses Allocate may ever hand out (the range minus the
@@ -64,25 +69,28 @@ func NewPool(c Config) (*Pool, error) {
 	}
 	p := &Pool{
 		subnet:    c.Subnet,
-		reserved:  make(map[uint32]string, 1+len(c.Aux)),
-		allocated: make(map[uint32]struct{}),
+		reserved:  make(map[uint64]string, 1+len(c.Aux)),
+		allocated: make(map[uint64]struct{}),
 	}
-	p.network = toU32(c.Subnet.Addr())
-	p.broadcast = p.network | ^mask(c.Subnet.Bits())
+	p.last = spanOf(c.Subnet.Bits(), c.Subnet.Addr().BitLen())
 
-	lo, hi := p.network, p.broadcast
+	lo, hi := uint64(0), p.last
 	if c.IPRange.IsValid() {
 		if err := p.checkRange(c.IPRange); err != nil {
 			return nil, err
 		}
 		p.ipRange = c.IPRange
-		lo = toU32(c.IPRange.Addr())
-		hi = lo | ^mask(c.IPRange.Bits())
+		lo = p.offset(c.IPRange.Addr())
+		hi = lo + spanOf(c.IPRange.Bits(), c.IPRange.Addr().BitLen())
 	}
 	// An ip-range may start at the subnet's network address or end at its broadcast address
-	// (10.0.2.128/25 in 10.0.2.0/24); those two are never usable, the range's own first and
-	// last addresses are, as in Docker.
-	p.lo, p.hi = uint64(max(lo, p.network+1)), uint64(min(hi, p.broadcast-1))
+	// (10.0.2.128/25 in 10.0.2.0/24); those are never usable, the range's own first and last
+	// addresses are, as in Docker. IPv6 has no broadcast address: its last offset is usable.
+	top := p.last
+	if !p.v6() {
+		top = p.last - 1
+	}
+	p.lo, p.hi = max(lo, 1), min(hi, top)
 	p.cursor = p.lo
 
 	gw, err := p.checkGateway(c.Gateway)
@@ -90,7 +98,7 @@ func NewPool(c Config) (*Pool, error) {
 		return nil, err
 	}
 	p.gateway = gw
-	p.reserved[toU32(gw)] = ""
+	p.reserved[p.offset(gw)] = ""
 
 	if err := p.reserveAux(c.Aux); err != nil {
 		return nil, err
@@ -111,20 +119,24 @@ func checkSubnet(s netip.Prefix) error {
 	switch {
 	case !s.IsValid():
 		return invalidf("invalid --subnet: no subnet given (pick one with PickDefault)")
-	case !s.Addr().Is4():
-		return invalidf("invalid --subnet %s: only IPv4 subnets are supported", s)
+	case s.Addr().Is4In6():
+		return invalidf("invalid --subnet %s: an IPv4-mapped IPv6 subnet; give it as IPv4", s)
 	case s != s.Masked():
 		return invalidf("invalid --subnet %s: host bits are set; did you mean %s?", s, s.Masked())
-	case s.Bits() > 30:
+	case s.Addr().Is4() && s.Bits() > 30:
 		return invalidf("invalid --subnet %s: too small; it needs a network, gateway, broadcast and at least one container address, so use /30 or a shorter prefix", s)
+	case s.Addr().Is6() && s.Bits() < 64:
+		return invalidf("invalid --subnet %s: an IPv6 subnet of cnet's is a /64 or longer (SLAAC's size; a host's /48 holds 65536 of them)", s)
+	case s.Addr().Is6() && s.Bits() > 126:
+		return invalidf("invalid --subnet %s: too small; it needs a gateway and at least one container address, so use /126 or a shorter prefix", s)
 	}
 	return nil
 }
 
 func (p *Pool) checkRange(r netip.Prefix) error {
 	switch {
-	case !r.Addr().Is4():
-		return invalidf("invalid --ip-range %s: only IPv4 ranges are supported", r)
+	case r.Addr().BitLen() != p.subnet.Addr().BitLen():
+		return invalidf("invalid --ip-range %s: not the family of subnet %s", r, p.subnet)
 	case r != r.Masked():
 		return invalidf("invalid --ip-range %s: host bits are set; did you mean %s?", r, r.Masked())
 	case r.Bits() < p.subnet.Bits() || !p.subnet.Contains(r.Addr()):
@@ -137,7 +149,7 @@ func (p *Pool) checkRange(r netip.Prefix) error {
 // unset. The gateway may lie outside the ip-range, as in Docker.
 func (p *Pool) checkGateway(g netip.Addr) (netip.Addr, error) {
 	if !g.IsValid() {
-		return fromU32(p.network + 1), nil
+		return p.addrAt(1), nil
 	}
 	g = g.Unmap()
 	if why := p.unusable(g); why != "" {
@@ -159,23 +171,33 @@ func (p *Pool) reserveAux(aux map[string]netip.Addr) error {
 		if why := p.unusable(a); why != "" {
 			return invalidf("invalid --aux-address %s=%s: %s", name, a, why)
 		}
-		if other, taken := p.reserved[toU32(a)]; taken {
+		if other, taken := p.reserved[p.offset(a)]; taken {
 			return invalidf("invalid --aux-address %s=%s: %s", name, a, reservedWhy(other))
 		}
-		p.reserved[toU32(a)] = name
+		p.reserved[p.offset(a)] = name
 	}
 	return nil
 }
 
 // unusable says why a cannot be a gateway or aux address, or "" if it can.
 func (p *Pool) unusable(a netip.Addr) string {
-	switch {
-	case !a.Is4() || !p.subnet.Contains(a):
+	if !p.subnet.Contains(a) {
 		return fmt.Sprintf("not inside subnet %s", p.subnet)
-	case toU32(a) == p.network:
+	}
+	return p.unusableOffset(p.offset(a))
+}
+
+// unusableOffset says why offset x is never anybody's address, or "".
+func (p *Pool) unusableOffset(x uint64) string {
+	switch {
+	case x == 0 && p.v6():
+		return fmt.Sprintf("it is the subnet-router anycast address of %s", p.subnet)
+	case x == 0:
 		return fmt.Sprintf("it is the network address of %s", p.subnet)
-	case toU32(a) == p.broadcast:
+	case x == p.last && !p.v6():
 		return fmt.Sprintf("it is the broadcast address of %s", p.subnet)
+	case x > p.last:
+		return fmt.Sprintf("it is the all-ones interface ID of %s, which cnet leaves out", p.subnet)
 	}
 	return ""
 }
@@ -197,10 +219,10 @@ func (p *Pool) Len() int { return len(p.allocated) }
 // allocated: they belong to the network.
 func (p *Pool) Allocated(a netip.Addr) bool {
 	a = a.Unmap()
-	if !a.Is4() {
+	if !p.subnet.Contains(a) {
 		return false
 	}
-	_, ok := p.allocated[toU32(a)]
+	_, ok := p.allocated[p.offset(a)]
 	return ok
 }
 
@@ -211,22 +233,22 @@ func (p *Pool) Allocate() (netip.Addr, error) {
 	if p.used >= p.capacity {
 		return netip.Addr{}, p.exhausted()
 	}
-	var x uint32
+	var x uint64
 	if p.free.Len() > 0 {
 		x = p.free.popMin()
 	} else {
 		// capacity > used guarantees a free address at or above the cursor, and every
 		// address the loop skips is taken, so it runs at most len(allocated)+len(reserved)
 		// times over the pool's lifetime.
-		for p.taken(uint32(p.cursor)) {
+		for p.taken(p.cursor) {
 			p.cursor++
 		}
-		x = uint32(p.cursor)
+		x = p.cursor
 		p.cursor++
 	}
 	p.allocated[x] = struct{}{}
 	p.used++
-	return fromU32(x), nil
+	return p.addrAt(x), nil
 }
 
 func (p *Pool) exhausted() error {
@@ -278,7 +300,7 @@ func (p *Pool) Release(a netip.Addr) error {
 	delete(p.allocated, x)
 	if p.inRange(x) {
 		p.used--
-		if uint64(x) < p.cursor {
+		if x < p.cursor {
 			p.free.push(x)
 		}
 	}
@@ -286,21 +308,18 @@ func (p *Pool) Release(a netip.Addr) error {
 }
 
 // check validates an address given to AllocateStatic or Release and converts it.
-func (p *Pool) check(a netip.Addr, verb string) (uint32, error) {
+func (p *Pool) check(a netip.Addr, verb string) (uint64, error) {
 	a = a.Unmap()
-	if !a.Is4() || !p.subnet.Contains(a) {
+	if !p.subnet.Contains(a) {
 		return 0, fmt.Errorf("cannot %s %v: %w %s", verb, a, ErrOutsideSubnet, p.subnet)
 	}
-	x := toU32(a)
+	x := p.offset(a)
 	var why string
 	if aux, ok := p.reserved[x]; ok {
 		why = reservedWhy(aux)
 	}
-	switch x {
-	case p.network:
-		why = "it is the network address"
-	case p.broadcast:
-		why = "it is the broadcast address"
+	if u := p.unusableOffset(x); u != "" {
+		why = u
 	}
 	if why != "" {
 		return 0, fmt.Errorf("cannot %s %s: %w (%s)", verb, a, ErrReserved, why)
@@ -316,7 +335,7 @@ func reservedWhy(auxName string) string {
 	return fmt.Sprintf("it is the aux address %q", auxName)
 }
 
-func (p *Pool) taken(x uint32) bool {
+func (p *Pool) taken(x uint64) bool {
 	if _, ok := p.allocated[x]; ok {
 		return true
 	}
@@ -324,15 +343,39 @@ func (p *Pool) taken(x uint32) bool {
 	return ok
 }
 
-func (p *Pool) inRange(x uint32) bool { return uint64(x) >= p.lo && uint64(x) <= p.hi }
+func (p *Pool) inRange(x uint64) bool { return x >= p.lo && x <= p.hi }
 
-func mask(bits int) uint32 { return ^uint32(0) << (32 - bits) }
+func (p *Pool) v6() bool { return p.subnet.Addr().Is6() }
 
-func toU32(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+// spanOf is the highest offset in a prefix of bits on addresses of width bits (its size
+// minus one), capped at 2^64-2 (see Pool.last).
+func spanOf(bits, width int) uint64 {
+	if host := width - bits; host < 64 {
+		return 1<<host - 1
+	}
+	return 1<<64 - 2
 }
 
-func fromU32(x uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+// offset is a's distance from the subnet's first address; a is inside the subnet, whose host
+// part (at most 64 bits, checkSubnet) is the low 64 bits.
+func (p *Pool) offset(a netip.Addr) uint64 {
+	return low64(a) - low64(p.subnet.Addr())
+}
+
+// addrAt is the subnet's address at offset x.
+func (p *Pool) addrAt(x uint64) netip.Addr {
+	b := p.subnet.Addr().As16()
+	v := binary.BigEndian.Uint64(b[8:]) + x
+	binary.BigEndian.PutUint64(b[8:], v)
+	a := netip.AddrFrom16(b)
+	if p.subnet.Addr().Is4() {
+		return a.Unmap()
+	}
+	return a
+}
+
+// low64 is the low 64 bits of a (an IPv4 address is its 32 bits).
+func low64(a netip.Addr) uint64 {
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[8:])
 }

@@ -355,7 +355,12 @@ func TestNewPoolErrors(t *testing.T) {
 		msg  string
 	}{
 		{"no subnet", Config{}, "no subnet given"},
-		{"IPv6 subnet", Config{Subnet: pfx("fd00::/64")}, "only IPv4"},
+		{"IPv6 subnet over a /64", Config{Subnet: pfx("fd00::/48")}, "a /64 or longer"},
+		{"IPv6 /127", Config{Subnet: pfx("fd00::/127")}, "use /126"},
+		{"IPv4-mapped subnet", Config{Subnet: pfx("::ffff:10.0.0.0/120")}, "give it as IPv4"},
+		{"IPv6 range in IPv4", Config{Subnet: pfx("fd00::/64"), IPRange: pfx("10.0.0.0/24")}, "not the family"},
+		{"IPv6 gateway outside", Config{Subnet: pfx("fd00::/64"), Gateway: addr("fd01::1")}, "not inside subnet fd00::/64"},
+		{"IPv6 gateway anycast", Config{Subnet: pfx("fd00::/64"), Gateway: addr("fd00::")}, "subnet-router anycast"},
 		{"host bits", Config{Subnet: pfx("172.18.5.0/16")}, "invalid --subnet 172.18.5.0/16: host bits are set; did you mean 172.18.0.0/16?"},
 		{"/31", Config{Subnet: pfx("10.0.0.0/31")}, "use /30"},
 		{"/32", Config{Subnet: pfx("10.0.0.7/32")}, "too small"},

@@ -101,7 +101,7 @@ func TestExhaustionWithoutScan(t *testing.T) {
 		t.Fatalf("want ErrPoolExhausted, got %v", err)
 	}
 	if p.cursor != p.lo {
-		t.Fatalf("exhaustion moved the cursor from %s to %s: it scanned", fromU32(uint32(p.lo)), fromU32(uint32(p.cursor)))
+		t.Fatalf("exhaustion moved the cursor from %s to %s: it scanned", p.addrAt(p.lo), p.addrAt(p.cursor))
 	}
 	if err := p.Release(addr("10.7.255.200")); err != nil {
 		t.Fatal(err)
