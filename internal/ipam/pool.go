@@ -46,6 +46,9 @@ type Pool struct {
 	// last address of an IPv6 subnet, capped at 2^64-2 so that last+1 cannot wrap (an IPv6
 	// /64 thus leaves out its all-ones interface ID).
 	last uint64
+	// base4 is an IPv4 subnet's first address as a number: offsets of IPv4 addresses, on the
+	// container start path, are plain 32-bit arithmetic.
+	base4 uint32
 	// lo and hi bound dynamic allocation (inclusive): the ip-range, or the subnet, without
 	// the unusable offsets. hi < lo is an empty range.
 	lo, hi uint64
@@ -73,6 +76,10 @@ func NewPool(c Config) (*Pool, error) {
 		allocated: make(map[uint64]struct{}),
 	}
 	p.last = spanOf(c.Subnet.Bits(), c.Subnet.Addr().BitLen())
+	if a := c.Subnet.Addr(); a.Is4() {
+		b := a.As4()
+		p.base4 = binary.BigEndian.Uint32(b[:])
+	}
 
 	lo, hi := uint64(0), p.last
 	if c.IPRange.IsValid() {
@@ -359,22 +366,27 @@ func spanOf(bits, width int) uint64 {
 // offset is a's distance from the subnet's first address; a is inside the subnet, whose host
 // part (at most 64 bits, checkSubnet) is the low 64 bits.
 func (p *Pool) offset(a netip.Addr) uint64 {
+	if a.Is4() {
+		b := a.As4()
+		return uint64(binary.BigEndian.Uint32(b[:]) - p.base4)
+	}
 	return low64(a) - low64(p.subnet.Addr())
 }
 
 // addrAt is the subnet's address at offset x.
 func (p *Pool) addrAt(x uint64) netip.Addr {
+	if !p.v6() {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], p.base4+uint32(x))
+		return netip.AddrFrom4(b)
+	}
 	b := p.subnet.Addr().As16()
 	v := binary.BigEndian.Uint64(b[8:]) + x
 	binary.BigEndian.PutUint64(b[8:], v)
-	a := netip.AddrFrom16(b)
-	if p.subnet.Addr().Is4() {
-		return a.Unmap()
-	}
-	return a
+	return netip.AddrFrom16(b)
 }
 
-// low64 is the low 64 bits of a (an IPv4 address is its 32 bits).
+// low64 is the low 64 bits of an IPv6 address.
 func low64(a netip.Addr) uint64 {
 	b := a.As16()
 	return binary.BigEndian.Uint64(b[8:])
