@@ -82,7 +82,13 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	past, live, cancel := s.b.SubscribeEvents(since)
+	// With either bound given, the kept events are replayed (from the oldest when only until
+	// is), as Docker's; with neither, only what happens from now on is sent.
+	from := since
+	if from.IsZero() && !until.IsZero() {
+		from = time.Unix(0, 1)
+	}
+	past, live, cancel := s.b.SubscribeEvents(from)
 	defer cancel()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

@@ -147,7 +147,8 @@ func (f Filters) Until(now time.Time) (t time.Time, ok bool, err error) {
 
 // parseTimestamp reads a time as Docker's --since/--until/until do.
 func parseTimestamp(v string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(v); err == nil {
+	// "0" is the Unix epoch (docker events --since 0: everything kept), not "0s ago".
+	if d, err := time.ParseDuration(v); err == nil && v != "0" {
 		return now.Add(-d), nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {

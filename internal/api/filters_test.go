@@ -72,6 +72,7 @@ func TestUntil(t *testing.T) {
 		{"2026-12-01T10:00:00Z", time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)},
 		{"1700000000", time.Unix(1700000000, 0)},
 		{"1700000000.5", time.Unix(1700000000, 500000000)},
+		{"0", time.Unix(0, 0)},
 	} {
 		got, ok, err := (Filters{"until": {tt.in}}).Until(now)
 		if err != nil || !ok || !got.Equal(tt.want) {

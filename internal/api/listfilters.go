@@ -95,24 +95,27 @@ func filterContainers(f Filters, list []ContainerSummary) ([]ContainerSummary, e
 		}
 		codes[n] = true
 	}
-	ports := func(key string, ps []Port, published bool) bool {
-		vs, ok := f[key]
-		if !ok {
-			return true
-		}
-		for _, v := range vs {
+	// publish matches a published (host) port, expose a container port; a container that
+	// either key matches stays, as in Docker.
+	ports := func(key string, ps []Port) bool {
+		for _, v := range f[key] {
 			num, proto, _ := strings.Cut(v, "/")
 			if proto == "" {
 				proto = "tcp"
 			}
 			for _, p := range ps {
-				if strconv.Itoa(int(p.PrivatePort)) == num && p.Type == proto && (!published || p.PublicPort != 0) {
+				port := p.PrivatePort
+				if key == "publish" {
+					port = p.PublicPort
+				}
+				if port != 0 && strconv.Itoa(int(port)) == num && p.Type == proto {
 					return true
 				}
 			}
 		}
 		return false
 	}
+	byPort := f.Has("publish") || f.Has("expose")
 	out := []ContainerSummary{}
 	for _, c := range list {
 		name := ""
@@ -128,7 +131,7 @@ func filterContainers(f Filters, list []ContainerSummary) ([]ContainerSummary, e
 		ancestor := f.Match("ancestor", c.Image, false) || f.Match("ancestor", stripTag(c.Image), false) ||
 			(c.ImageID != "" && (f.Match("ancestor", c.ImageID, true) || f.Match("ancestor", strings.TrimPrefix(c.ImageID, "sha256:"), true)))
 		if !f.MatchRegexp("name", name) || !f.Match("id", c.ID, true) || !f.MatchLabels(c.Labels) || !onNetwork ||
-			!f.Match("status", c.State, false) || !ancestor || !ports("publish", c.Ports, true) || !ports("expose", c.Ports, false) {
+			!f.Match("status", c.State, false) || !ancestor || (byPort && !ports("publish", c.Ports) && !ports("expose", c.Ports)) {
 			continue
 		}
 		if len(codes) > 0 && (c.State != "exited" || !codes[exitCodeOf(c.Status)]) {

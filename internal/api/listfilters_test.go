@@ -32,9 +32,12 @@ func TestFilterContainers(t *testing.T) {
 		{Filters{"ancestor": {"beef"}}, "web"},
 		{Filters{"exited": {"3"}}, "job"},
 		{Filters{"exited": {"0"}}, ""},
-		{Filters{"publish": {"80"}}, "web"},
+		{Filters{"publish": {"8080"}}, "web"},
+		{Filters{"publish": {"80"}}, ""},
 		{Filters{"publish": {"53/udp"}}, ""},
 		{Filters{"expose": {"53/udp"}}, "job"},
+		{Filters{"expose": {"80"}}, "web"},
+		{Filters{"publish": {"8080"}, "expose": {"53/udp"}}, "web job"},
 	} {
 		got, err := filterContainers(tt.f, list)
 		if err != nil {

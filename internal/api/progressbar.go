@@ -23,9 +23,7 @@ func ProgressBar(current, total int64, width int) string {
 	if total <= 0 {
 		return HumanSize(current)
 	}
-	if current > total {
-		current = total
-	}
+	current = min(max(current, 0), total)
 	done := int(int64(width) * current / total)
 	return fmt.Sprintf("[%s>%s] %8s/%s", strings.Repeat("=", done), strings.Repeat(" ", width-done),
 		HumanSize(current), HumanSize(total))

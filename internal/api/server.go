@@ -237,8 +237,10 @@ func (s *server) containerList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	// A status or exited filter looks at stopped containers too, as in Docker.
-	all := boolParam(r, "all") || f.Has("status") || f.Has("exited")
+	// A status or exited filter, or a limit (ps -n, --last), looks at stopped containers
+	// too, as in Docker.
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	all := boolParam(r, "all") || f.Has("status") || f.Has("exited") || limit > 0
 	list, err := s.b.ContainerList(r.Context(), all)
 	if err == nil {
 		list, err = filterContainers(f, list)
@@ -247,8 +249,8 @@ func (s *server) containerList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if n, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && n > 0 && n < len(list) {
-		list = list[:n]
+	if limit > 0 && limit < len(list) {
+		list = list[:limit]
 	}
 	writeJSON(w, http.StatusOK, list)
 }

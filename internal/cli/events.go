@@ -68,7 +68,7 @@ func newEventsCommand() *cobra.Command {
 // timestampArg turns a relative --since/--until ("10m") into Unix seconds here, as docker's
 // CLI does, so that "ago" is the client's now; other forms go as given.
 func timestampArg(v string) string {
-	if d, err := time.ParseDuration(v); err == nil {
+	if d, err := time.ParseDuration(v); err == nil && v != "0" {
 		t := time.Now().Add(-d)
 		return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
 	}

@@ -50,9 +50,21 @@ func resizePts(path string, rows, cols uint16) error {
 	return setWinsize(f, rows, cols)
 }
 
+// setWinsize sets f's window size through its raw descriptor (SyscallConn, not Fd, which would
+// put a non-blocking master back in blocking mode and stop its read deadlines from working).
 func setWinsize(f *os.File, rows, cols uint16) error {
-	if err := unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+	rc, err := f.SyscallConn()
+	if err != nil {
 		return fmt.Errorf("resizing the terminal: %w", err)
+	}
+	var ioerr error
+	if err := rc.Control(func(fd uintptr) {
+		ioerr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+	}); err != nil {
+		return fmt.Errorf("resizing the terminal: %w", err)
+	}
+	if ioerr != nil {
+		return fmt.Errorf("resizing the terminal: %w", ioerr)
 	}
 	return nil
 }

@@ -57,8 +57,11 @@ type ctr struct {
 	rec     containerRecord
 	exited  chan struct{}
 	started chan struct{} // closed (and replaced at exit) when a run starts, for early attachers
-	// removed is closed when the container is removed (wait condition "removed").
+	// removed is closed when the container is removed (wait condition "removed"); an
+	// operation that found the container before then and locks it after sees gone().
 	removed chan struct{}
+	// restarting suppresses --rm's removal at the exit a restart causes, as Docker does.
+	restarting bool
 	// attachPending is set by an attach made before the start: only then does the shim hold
 	// the process until the attacher arrives (a later `cnet start` must not wait for one).
 	attachPending bool
@@ -97,6 +100,19 @@ func (c *ctr) show() {
 
 // view is c's last published view: safe to call with any lock held.
 func (c *ctr) view() *ctrView { return c.shown.Load() }
+
+// gone reports that the container was removed; the caller holds c.mu.
+func (c *ctr) gone() bool {
+	select {
+	case <-c.removed:
+		return true
+	default:
+		return false
+	}
+}
+
+// errGone is what an operation on a container removed meanwhile answers.
+func errGone(c *ctr) error { return errdefs.NotFound("No such container: %s", c.rec.Name) }
 
 func (d *Daemon) dir(id string) string { return filepath.Join(d.cfg.ExecRoot, "containers", id[:12]) }
 
@@ -290,6 +306,10 @@ func (d *Daemon) ContainerStart(_ context.Context, ref string) error {
 		return err
 	}
 	c.mu.Lock()
+	if c.gone() {
+		c.mu.Unlock()
+		return errGone(c)
+	}
 	if c.rec.State.Running {
 		c.mu.Unlock()
 		return nil
@@ -415,7 +435,7 @@ func (d *Daemon) handleExit(c *ctr, proc container.Process) {
 	close(c.exited)
 	c.exited = make(chan struct{})
 	c.started = make(chan struct{})
-	autoRemove := c.rec.HostConfig.AutoRemove
+	autoRemove := c.rec.HostConfig.AutoRemove && !c.restarting
 	c.mu.Unlock()
 	if autoRemove {
 		if err := d.remove(c); err != nil {
@@ -428,6 +448,13 @@ func (d *Daemon) handleExit(c *ctr, proc container.Process) {
 func (d *Daemon) remove(c *ctr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gone() {
+		return nil // removed meanwhile (rm -f racing --rm)
+	}
+	if c.rec.State.Running {
+		// Started again between its caller's check and here (a restart, a start).
+		return errdefs.Conflict("You cannot remove a running container %s. Stop the container before attempting removal or force remove", c.rec.ID)
+	}
 	if err := d.store.Delete(store.Containers, c.rec.ID); err != nil {
 		return err
 	}

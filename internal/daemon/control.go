@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -27,18 +28,20 @@ func (d *Daemon) ContainerKill(_ context.Context, ref, signal string) error {
 	if err != nil {
 		return err
 	}
+	// The lock is held across the signal and its event, so that "kill" comes before the
+	// "die" it causes (the exit is handled under the same lock).
 	c.mu.Lock()
-	running, id, dir := c.rec.State.Running, c.rec.ID, d.dir(c.rec.ID)
-	c.mu.Unlock()
-	if !running {
-		return errdefs.Conflict("Cannot kill container: %s: Container %s is not running", ref, id)
+	defer c.mu.Unlock()
+	if c.gone() {
+		return errGone(c)
 	}
-	if err := container.Signal(dir, sig); err != nil {
+	if !c.rec.State.Running {
+		return errdefs.Conflict("Cannot kill container: %s: Container %s is not running", ref, c.rec.ID)
+	}
+	if err := container.Signal(d.dir(c.rec.ID), sig); err != nil {
 		return fmt.Errorf("signalling container %s: %w", ref, err)
 	}
-	c.mu.Lock()
 	d.containerEvent(&c.rec, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
-	c.mu.Unlock()
 	return nil
 }
 
@@ -67,10 +70,19 @@ func (d *Daemon) ContainerRestart(ctx context.Context, ref string, timeout *int)
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.restarting = true
+	id := c.rec.ID
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.restarting = false
+		c.mu.Unlock()
+	}()
 	if err := d.stop(ctx, c, grace(timeout)); err != nil {
 		return fmt.Errorf("cannot restart container %s: %w", ref, err)
 	}
-	if err := d.ContainerStart(ctx, c.rec.ID); err != nil {
+	if err := d.ContainerStart(ctx, id); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -96,6 +108,9 @@ func (d *Daemon) ContainerRename(_ context.Context, ref, name string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gone() {
+		return errGone(c)
+	}
 	old := c.rec.Name
 	if old == name {
 		return errdefs.Invalid("Renaming a container with the same name as its current name")
@@ -138,6 +153,7 @@ func (d *Daemon) ContainersPrune(ctx context.Context, f api.Filters) (api.Contai
 	if err != nil {
 		return out, err
 	}
+	var errs []error
 	for _, s := range list {
 		if s.State == "running" || (byTime && !time.Unix(s.Created, 0).Before(until)) || !f.MatchLabels(s.Labels) {
 			continue
@@ -154,12 +170,14 @@ func (d *Daemon) ContainersPrune(ctx context.Context, f api.Filters) (api.Contai
 		}
 		size := dirSize(filepath.Join(d.imageRoot(s.ID), "upper"))
 		if err := d.remove(c); err != nil {
-			return out, err
+			// As Docker: the others are still pruned, and the failures reported.
+			errs = append(errs, fmt.Errorf("removing container %s: %w", s.ID[:12], err))
+			continue
 		}
 		out.ContainersDeleted = append(out.ContainersDeleted, s.ID)
 		out.SpaceReclaimed += size
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // ContainerResize implements api.Backend: the window size of a running -t container's terminal.

@@ -297,5 +297,9 @@ func (d *Daemon) networkAndContainer(netRef, containerRef string) (controller.Ne
 		return controller.Network{}, nil, err
 	}
 	c.mu.Lock()
+	if c.gone() {
+		c.mu.Unlock()
+		return controller.Network{}, nil, errGone(c)
+	}
 	return n, c, nil
 }

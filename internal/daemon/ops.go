@@ -120,7 +120,8 @@ func (d *Daemon) ContainerStop(ctx context.Context, ref string, timeout *int) er
 	return nil
 }
 
-// grace is stop's wait before SIGKILL: the seconds asked for, else Docker's 10.
+// grace is stop's wait before SIGKILL: the seconds asked for, else Docker's 10; a negative
+// one (-t -1) waits for as long as the process takes, as Docker's.
 func grace(timeoutSeconds *int) time.Duration {
 	if timeoutSeconds == nil {
 		return 10 * time.Second
@@ -134,6 +135,16 @@ func (d *Daemon) stop(ctx context.Context, c *ctr, grace time.Duration) error {
 	c.mu.Unlock()
 	if !running {
 		return nil
+	}
+	if grace < 0 {
+		if err := container.Signal(dir, unix.SIGTERM); err == nil {
+			select {
+			case <-exited:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 	}
 	if grace > 0 {
 		if err := container.Signal(dir, unix.SIGTERM); err == nil {

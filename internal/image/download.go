@@ -21,19 +21,32 @@ const progressEvery = 100 * time.Millisecond
 // download reads every layer of a pull through its cache (which keeps the bytes), reporting
 // Docker's steps for each: Waiting, Downloading with bytes done and total, Verifying Checksum,
 // Download complete. The layer's reader checks its digest at the end, so a corrupt layer fails
-// here. The first failure cancels the other downloads.
+// here. The first failure cancels the other downloads. report is called from one goroutine at a
+// time (it writes to the client's stream), and never after download returns.
 func download(ctx context.Context, layers []v1.Layer, report func(Progress)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	slots := make(chan struct{}, parallelDownloads)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
+	var mu sync.Mutex
+	unsafeReport := report
+	report = func(p Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		unsafeReport(p)
+	}
+	digests := make([]v1.Hash, len(layers))
 	for i, l := range layers {
 		d, err := l.Digest()
 		if err != nil {
 			return err
 		}
+		digests[i] = d
+	}
+	slots := make(chan struct{}, parallelDownloads)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for i, l := range layers {
+		d := digests[i]
 		id := d.Hex[:12]
 		if i >= parallelDownloads {
 			report(Progress{ID: id, Status: "Waiting", Layer: true})

@@ -26,7 +26,8 @@ func (s *Store) Layers(id string) ([]string, error) {
 		return nil, fmt.Errorf("reading image %s: %w", id, err)
 	}
 	// One unpack at a time: two containers starting from one new image must not both unpack
-	// its layers. Listing and loading do not wait for it.
+	// its layers. Listing does not wait for a container's unpack here; it does wait while an
+	// image being stored is unpacked (add holds mu then), which a first run then skips.
 	s.unpackMu.Lock()
 	defer s.unpackMu.Unlock()
 	var dirs []string
