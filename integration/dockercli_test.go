@@ -141,6 +141,13 @@ func TestDockerCLI(t *testing.T) {
 	if out := mustDocker(t, h, "ps", "--filter", "label=role=life", "--format", "{{.Names}} {{.State}}"); out != "lc2 running\n" {
 		t.Errorf("after kill, restart and rename: %q", out)
 	}
+	// A restart is not the exit --rm removes at; a published port is found by ps -f publish.
+	mustDocker(t, h, "run", "-d", "--rm", "--name", "rmr", "-p", "8181:80", "busybox", "sleep", "600")
+	mustDocker(t, h, "restart", "-t", "1", "rmr")
+	if out := mustDocker(t, h, "ps", "--filter", "publish=8181", "--format", "{{.Names}} {{.State}}"); out != "rmr running\n" {
+		t.Errorf("a --rm container after restart, by its published port: %q", out)
+	}
+	mustDocker(t, h, "rm", "-f", "rmr")
 	// On a terminal (script(1) gives one, sized with stty), run -it and exec -it pass its size
 	// on, with the docker CLI and with cnet's: the container's stty sees it.
 	cnet := "cnet() { " + h.Bin + " -H unix://" + h.Socket + ` "$@"; }; `
