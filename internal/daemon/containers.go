@@ -114,6 +114,20 @@ func (c *ctr) gone() bool {
 // errGone is what an operation on a container removed meanwhile answers.
 func errGone(c *ctr) error { return errdefs.NotFound("No such container: %s", c.rec.Name) }
 
+// lockLive finds a container and returns it locked, unless it was removed between the two.
+func (d *Daemon) lockLive(ref string) (*ctr, error) {
+	c, err := d.lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.gone() {
+		c.mu.Unlock()
+		return nil, errGone(c)
+	}
+	return c, nil
+}
+
 func (d *Daemon) dir(id string) string { return filepath.Join(d.cfg.ExecRoot, "containers", id[:12]) }
 
 // lookup finds a container by full ID, name (with or without "/"), or unique ID prefix.

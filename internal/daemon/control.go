@@ -24,17 +24,13 @@ func (d *Daemon) ContainerKill(_ context.Context, ref, signal string) error {
 	if err != nil {
 		return err
 	}
-	c, err := d.lookup(ref)
+	// The lock is held across the signal and its event, so that "kill" comes before the
+	// "die" it causes (the exit is handled under the same lock).
+	c, err := d.lockLive(ref)
 	if err != nil {
 		return err
 	}
-	// The lock is held across the signal and its event, so that "kill" comes before the
-	// "die" it causes (the exit is handled under the same lock).
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gone() {
-		return errGone(c)
-	}
 	if !c.rec.State.Running {
 		return errdefs.Conflict("Cannot kill container: %s: Container %s is not running", ref, c.rec.ID)
 	}
@@ -102,15 +98,11 @@ func (d *Daemon) ContainerRename(_ context.Context, ref, name string) error {
 	if err := controller.ValidateName("container", name); err != nil {
 		return err
 	}
-	c, err := d.lookup(ref)
+	c, err := d.lockLive(ref)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gone() {
-		return errGone(c)
-	}
 	old := c.rec.Name
 	if old == name {
 		return errdefs.Invalid("Renaming a container with the same name as its current name")

@@ -292,14 +292,9 @@ func (d *Daemon) networkAndContainer(netRef, containerRef string) (controller.Ne
 	if err != nil {
 		return controller.Network{}, nil, err
 	}
-	c, err := d.lookup(containerRef)
+	c, err := d.lockLive(containerRef)
 	if err != nil {
 		return controller.Network{}, nil, err
-	}
-	c.mu.Lock()
-	if c.gone() {
-		c.mu.Unlock()
-		return controller.Network{}, nil, errGone(c)
 	}
 	return n, c, nil
 }
