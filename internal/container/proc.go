@@ -149,7 +149,37 @@ func isShimChild(pid int, dir string) bool {
 	if err != nil || st.exited() {
 		return false
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.ppid))
+	return isShimOf(st.ppid, dir)
+}
+
+// KillShims kills every `cnet shim DIR` process for dir and returns how many it signalled. The
+// daemon calls it at start for containers its records say are not running: a shim there is
+// the leftover of a start the previous daemon died in the middle of (one still waiting for
+// its attacher would otherwise start the process, unknown to anyone, when its wait ends).
+func KillShims(dir string) int {
+	n := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(filepath.Base(p))
+		if err != nil || !isShimOf(pid, dir) {
+			continue
+		}
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue
+		}
+		// Checked again through the pidfd's process, which cannot be another by now.
+		if isShimOf(pid, dir) && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil {
+			n++
+		}
+		unix.Close(fd)
+	}
+	return n
+}
+
+// isShimOf reports whether pid is `cnet shim DIR` for this dir.
+func isShimOf(pid int, dir string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
 		return false
 	}

@@ -498,11 +498,15 @@ func (d *Daemon) restore() error {
 		return err
 	}
 	// A container recorded as not running has no process: one found is the leftover of a
-	// start interrupted after its shim began (the record never said running). Roll it back.
+	// start interrupted after its shim began (the record never said running). Roll it back:
+	// its process, and a shim still waiting to start one for an attacher that will not come.
 	for _, c := range d.containers {
 		if !c.rec.State.Running {
 			if err := container.Signal(d.dir(c.rec.ID), unix.SIGKILL); err == nil {
 				slog.Info("killed the process of a container whose start was interrupted", "container", c.rec.ID[:12])
+			}
+			if n := container.KillShims(d.dir(c.rec.ID)); n > 0 {
+				slog.Info("killed the shim of a container whose start was interrupted", "container", c.rec.ID[:12])
 			}
 		}
 	}
