@@ -152,29 +152,37 @@ func isShimChild(pid int, dir string) bool {
 	return isShimOf(st.ppid, dir)
 }
 
-// KillShims kills every `cnet shim DIR` process for dir and returns how many it signalled. The
-// daemon calls it at start for containers its records say are not running: a shim there is
-// the leftover of a start the previous daemon died in the middle of (one still waiting for
-// its attacher would otherwise start the process, unknown to anyone, when its wait ends).
-func KillShims(dir string) int {
-	n := 0
+// KillShims kills every `cnet shim DIR` process for one of dirs and returns the directories
+// whose shim it signalled; /proc is read once, however many dirs. The daemon calls it at start
+// for the containers its records say are not running: a shim there is the leftover of a start
+// the previous daemon died in the middle of (one still waiting for its attacher would
+// otherwise start the process, unknown to anyone, when its wait ends).
+func KillShims(dirs ...string) []string {
+	if len(dirs) == 0 {
+		return nil
+	}
+	var killed []string
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, err := strconv.Atoi(filepath.Base(p))
-		if err != nil || !isShimOf(pid, dir) {
-			continue
-		}
-		fd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue
 		}
-		// Checked again through the pidfd's process, which cannot be another by now.
-		if isShimOf(pid, dir) && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil {
-			n++
+		for _, dir := range dirs {
+			if !isShimOf(pid, dir) {
+				continue
+			}
+			// Checked again through the pidfd, whose process cannot be another one by now.
+			if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+				if isShimOf(pid, dir) && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil {
+					killed = append(killed, dir)
+				}
+				unix.Close(fd)
+			}
+			break
 		}
-		unix.Close(fd)
 	}
-	return n
+	return killed
 }
 
 // isShimOf reports whether pid is `cnet shim DIR` for this dir.

@@ -102,11 +102,11 @@ func TestKillShims(t *testing.T) {
 	if err := json.NewDecoder(stdout).Decode(&p); err != nil {
 		t.Fatalf("reading Process from the other daemon: %v", err)
 	}
-	if n := KillShims(t.TempDir()); n != 0 {
-		t.Errorf("KillShims of another directory signalled %d shims", n)
+	if killed := KillShims(t.TempDir()); len(killed) != 0 {
+		t.Errorf("KillShims of another directory signalled %v", killed)
 	}
-	if n := KillShims(dir); n != 1 {
-		t.Errorf("KillShims signalled %d shims, want the one waiting", n)
+	if killed := KillShims(t.TempDir(), dir); len(killed) != 1 || killed[0] != dir {
+		t.Errorf("KillShims signalled %v, want the one waiting in %s", killed, dir)
 	}
 	stdin.Close()
 	_ = daemon.Wait()
