@@ -168,8 +168,12 @@ func KillShims(dirs ...string) []string {
 		if err != nil {
 			continue
 		}
+		shimDir, ok := shimDirOf(pid)
+		if !ok {
+			continue
+		}
 		for _, dir := range dirs {
-			if !isShimOf(pid, dir) {
+			if !sameDir(shimDir, dir) {
 				continue
 			}
 			// Checked again through the pidfd, whose process cannot be another one by now.
@@ -187,22 +191,33 @@ func KillShims(dirs ...string) []string {
 
 // isShimOf reports whether pid is `cnet shim DIR` for this dir.
 func isShimOf(pid int, dir string) bool {
+	shimDir, ok := shimDirOf(pid)
+	return ok && sameDir(shimDir, dir)
+}
+
+// shimDirOf is the DIR of `cnet shim DIR` when pid is a shim.
+func shimDirOf(pid int) (string, bool) {
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
-		return false
+		return "", false
 	}
 	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
 	if len(args) != 3 || args[1] != "shim" {
-		return false
+		return "", false
 	}
+	return args[2], true
+}
+
+// sameDir reports whether a shim's DIR names dir (by path, else by inode).
+func sameDir(shimDir, dir string) bool {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return false
 	}
-	if filepath.Clean(args[2]) == abs {
+	if filepath.Clean(shimDir) == abs {
 		return true
 	}
-	a, err1 := os.Stat(args[2])
+	a, err1 := os.Stat(shimDir)
 	b, err2 := os.Stat(abs)
 	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
