@@ -149,22 +149,75 @@ func isShimChild(pid int, dir string) bool {
 	if err != nil || st.exited() {
 		return false
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.ppid))
+	return isShimOf(st.ppid, dir)
+}
+
+// KillShims kills every `cnet shim DIR` process for one of dirs and returns the directories
+// whose shim it signalled; /proc is read once, however many dirs. The daemon calls it at start
+// for the containers its records say are not running: a shim there is the leftover of a start
+// the previous daemon died in the middle of (one still waiting for its attacher would
+// otherwise start the process, unknown to anyone, when its wait ends).
+func KillShims(dirs ...string) []string {
+	if len(dirs) == 0 {
+		return nil
+	}
+	var killed []string
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(filepath.Base(p))
+		if err != nil {
+			continue
+		}
+		shimDir, ok := shimDirOf(pid)
+		if !ok {
+			continue
+		}
+		for _, dir := range dirs {
+			if !sameDir(shimDir, dir) {
+				continue
+			}
+			// Checked again through the pidfd, whose process cannot be another one by now.
+			if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+				if isShimOf(pid, dir) && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil {
+					killed = append(killed, dir)
+				}
+				unix.Close(fd)
+			}
+			break
+		}
+	}
+	return killed
+}
+
+// isShimOf reports whether pid is `cnet shim DIR` for this dir.
+func isShimOf(pid int, dir string) bool {
+	shimDir, ok := shimDirOf(pid)
+	return ok && sameDir(shimDir, dir)
+}
+
+// shimDirOf is the DIR of `cnet shim DIR` when pid is a shim.
+func shimDirOf(pid int) (string, bool) {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
-		return false
+		return "", false
 	}
 	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
 	if len(args) != 3 || args[1] != "shim" {
-		return false
+		return "", false
 	}
+	return args[2], true
+}
+
+// sameDir reports whether a shim's DIR names dir (by path, else by inode).
+func sameDir(shimDir, dir string) bool {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return false
 	}
-	if filepath.Clean(args[2]) == abs {
+	if filepath.Clean(shimDir) == abs {
 		return true
 	}
-	a, err1 := os.Stat(args[2])
+	a, err1 := os.Stat(shimDir)
 	b, err2 := os.Stat(abs)
 	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }

@@ -76,3 +76,49 @@ func TestShimOfDeadDaemon(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestKillShims: a shim waiting for its attacher (a start whose daemon then died before
+// recording it) is found by its directory and killed; another container's shim is left alone.
+func TestKillShims(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	spec, err := json.Marshal(Spec{ID: "waiting", Args: []string{"sleep", "100"}, Env: []string{bbPath(t)}, NetNSPath: newNetns(t), Attach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := exec.Command("/proc/self/exe", "test-daemon", dir, string(spec))
+	stdin, err := daemon.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var p Process
+	if err := json.NewDecoder(stdout).Decode(&p); err != nil {
+		t.Fatalf("reading Process from the other daemon: %v", err)
+	}
+	if killed := KillShims(t.TempDir()); len(killed) != 0 {
+		t.Errorf("KillShims of another directory signalled %v", killed)
+	}
+	if killed := KillShims(t.TempDir(), dir); len(killed) != 1 || killed[0] != dir {
+		t.Errorf("KillShims signalled %v, want the one waiting in %s", killed, dir)
+	}
+	stdin.Close()
+	_ = daemon.Wait()
+	// The shim, orphaned by the other daemon, comes back to this test (a subreaper) to be reaped.
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(p.ShimPid, &ws, 0, nil); err != nil {
+		t.Fatalf("reaping the shim: %v", err)
+	}
+	if !ws.Signaled() || ws.Signal() != unix.SIGKILL {
+		t.Errorf("the shim ended with %v, want SIGKILL", ws)
+	}
+	if Pid(dir) != 0 {
+		t.Error("the container's process started")
+	}
+}

@@ -498,13 +498,19 @@ func (d *Daemon) restore() error {
 		return err
 	}
 	// A container recorded as not running has no process: one found is the leftover of a
-	// start interrupted after its shim began (the record never said running). Roll it back.
+	// start interrupted after its shim began (the record never said running). Roll it back:
+	// its process, and a shim still waiting to start one for an attacher that will not come.
+	var stopped []string
 	for _, c := range d.containers {
 		if !c.rec.State.Running {
 			if err := container.Signal(d.dir(c.rec.ID), unix.SIGKILL); err == nil {
 				slog.Info("killed the process of a container whose start was interrupted", "container", c.rec.ID[:12])
 			}
+			stopped = append(stopped, d.dir(c.rec.ID))
 		}
+	}
+	for _, dir := range container.KillShims(stopped...) {
+		slog.Info("killed the shim of a container whose start was interrupted", "dir", dir)
 	}
 	live := map[string]controller.SandboxConfig{}
 	var dead []*ctr
