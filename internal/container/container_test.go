@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -281,25 +282,7 @@ func TestWatchNotChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	daemon := exec.Command("/proc/self/exe", "test-daemon", dir, string(spec))
-	daemon.Stderr = os.Stderr
-	stdin, err := daemon.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := daemon.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var p Process
-	if err := json.NewDecoder(stdout).Decode(&p); err != nil {
-		stdin.Close()
-		daemon.Wait()
-		t.Fatalf("reading Process from the other daemon: %v", err)
-	}
+	daemon, stdin, p := startOtherDaemon(t, dir, spec)
 	c := &testContainer{dir: dir, proc: p}
 	t.Cleanup(func() {
 		c.kill(t)
@@ -374,4 +357,30 @@ func TestEndKillsTheRest(t *testing.T) {
 	if _, err := unix.Wait4(bg, &ws, 0, nil); err != nil || !ws.Signaled() || ws.Signal() != unix.SIGKILL {
 		t.Errorf("background process: wait %v, status %v", err, ws)
 	}
+}
+
+// startOtherDaemon starts a process that plays a daemon (test-daemon: it starts the container
+// of spec in dir and waits on its stdin) and returns it, its stdin and the Process it started.
+func startOtherDaemon(t *testing.T, dir string, spec []byte) (*exec.Cmd, io.WriteCloser, Process) {
+	t.Helper()
+	daemon := exec.Command("/proc/self/exe", "test-daemon", dir, string(spec))
+	daemon.Stderr = os.Stderr
+	stdin, err := daemon.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var p Process
+	if err := json.NewDecoder(stdout).Decode(&p); err != nil {
+		stdin.Close()
+		_ = daemon.Wait()
+		t.Fatalf("reading Process from the other daemon: %v", err)
+	}
+	return daemon, stdin, p
 }

@@ -86,22 +86,7 @@ func TestKillShims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	daemon := exec.Command("/proc/self/exe", "test-daemon", dir, string(spec))
-	stdin, err := daemon.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := daemon.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var p Process
-	if err := json.NewDecoder(stdout).Decode(&p); err != nil {
-		t.Fatalf("reading Process from the other daemon: %v", err)
-	}
+	daemon, stdin, p := startOtherDaemon(t, dir, spec)
 	if killed := KillShims(t.TempDir()); len(killed) != 0 {
 		t.Errorf("KillShims of another directory signalled %v", killed)
 	}
