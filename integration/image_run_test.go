@@ -47,6 +47,16 @@ func TestRunFromImage(t *testing.T) {
 		out, err := httpGet(h, "", ip, "80")
 		return err == nil && strings.Contains(out, "served by the busybox image")
 	})
+	// cnet create makes a container from the image without starting it; start runs it.
+	made := strings.TrimSpace(h.MustCLI("create", "--name", "made", "cnet.test/busybox", "sleep", "600"))
+	if got := h.MustCLI("ps", "-a", "--filter", "name=^made$", "--format", "{{.ID}} {{.State}}"); got != made[:12]+" created\n" {
+		t.Errorf("after create, ps -a shows %q, want %s created", got, made[:12])
+	}
+	h.MustCLI("start", "made")
+	if got := h.MustCLI("ps", "--filter", "name=^made$", "--format", "{{.State}}"); got != "running\n" {
+		t.Errorf("after start, the created container is %q", got)
+	}
+	h.MustCLI("rm", "-f", "made")
 	// The image's files, not the host's: its /etc/passwd is one line.
 	if out := h.MustCLI("exec", "web", "cat", "/etc/passwd"); out != "root:x:0:0:root:/:/bin/sh\n" {
 		t.Errorf("/etc/passwd in the container is not the image's: %q", out)

@@ -2,9 +2,9 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"sort"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,13 +27,11 @@ func newEventsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var tmpl interface{ Execute(io.Writer, any) error }
+			var tmpl *template.Template
 			if format != "" {
-				t, err := parseTemplate(format, templateFuncs)
-				if err != nil {
+				if tmpl, err = parseTemplate(format, templateFuncs); err != nil {
 					return err
 				}
-				tmpl = t
 			}
 			c, err := newClient(cmd)
 			if err != nil {
