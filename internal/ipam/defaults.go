@@ -1,6 +1,8 @@
 package ipam
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -70,4 +72,47 @@ func MACFromIP(a netip.Addr) net.HardwareAddr {
 	}
 	b := a.As4()
 	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
+}
+
+// ULAPrefix is the IPv6 pool networks created with --ipv6 and no IPv6 --subnet take their /64s
+// from, unless the daemon is given one: a unique local /48 (RFC 4193: fd00::/8 and a 40-bit
+// global ID) whose global ID is derived from seed (the engine's ID), so that it is stable
+// across restarts, differs between hosts, and is never routed on the Internet.
+func ULAPrefix(seed string) netip.Prefix {
+	sum := sha256.Sum256([]byte("cnet ipv6 pool " + seed))
+	var a [16]byte
+	a[0] = 0xfd
+	copy(a[1:6], sum[:5])
+	return netip.PrefixFrom(netip.AddrFrom16(a), 48)
+}
+
+// PickDefault6 returns the first /64 of base that overlaps none of inUse (other networks'
+// subnets, the host's IPv6 routes and addresses), as Docker's default address pools hand out
+// subnets of size 64. base must be an IPv6 prefix of length 64 or less.
+func PickDefault6(base netip.Prefix, inUse []netip.Prefix) (netip.Prefix, error) {
+	if !base.IsValid() || !base.Addr().Is6() || base.Addr().Is4In6() || base.Bits() > 64 || base.Bits() < 8 {
+		return netip.Prefix{}, fmt.Errorf("%w: default IPv6 pool %s: want an IPv6 prefix of length 8 to 64", ErrInvalidConfig, base)
+	}
+	base = base.Masked()
+	b := base.Addr().As16()
+	start := binary.BigEndian.Uint64(b[:8])
+	// Every /64 of base, but no more than a million tries: inUse is a handful of prefixes, so
+	// only a pool covered by one of them gets that far.
+	count := min(uint64(1)<<(64-base.Bits()), 1<<20)
+	for i := uint64(0); i < count; i++ {
+		var a [16]byte
+		binary.BigEndian.PutUint64(a[:8], start+i)
+		p := netip.PrefixFrom(netip.AddrFrom16(a), 64)
+		free := true
+		for _, u := range inUse {
+			if u.Bits() != 0 && Overlaps(p, u) {
+				free = false
+				break
+			}
+		}
+		if free {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("%w (every /64 of %s is in use; give the network an IPv6 --subnet)", ErrNoDefaultPool6, base)
 }

@@ -15,6 +15,8 @@ var (
 
 	// ErrNoDefaultPool is Docker's exact message, kept so that scripts matching it still work.
 	ErrNoDefaultPool = errors.New("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
+	// ErrNoDefaultPool6 is its IPv6 counterpart.
+	ErrNoDefaultPool6 = errors.New("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network")
 
 	// ErrOutsideSubnet rejects an address the network cannot route to its containers.
 	ErrOutsideSubnet = errors.New("address is outside the network's subnet")

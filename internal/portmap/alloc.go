@@ -37,7 +37,11 @@ func (e *ConflictError) Error() string {
 	if e.HostEnd != 0 {
 		port += "-" + strconv.Itoa(int(e.HostEnd))
 	}
-	msg := "Bind for " + addrOrAll(e.HostIP).String() + ":" + port + " failed: port is already allocated"
+	host := addrOrAll(e.HostIP).String()
+	if e.HostIP.Is6() {
+		host = "[" + host + "]"
+	}
+	msg := "Bind for " + host + ":" + port + " failed: port is already allocated"
 	if e.Host {
 		msg += " by a socket on the host"
 	}
@@ -270,8 +274,8 @@ func validate(m Mapping) error {
 	default:
 		return errdefs.Invalid("invalid protocol %q: want tcp, udp or sctp", m.Proto)
 	}
-	if m.HostIP.IsValid() && !m.HostIP.Is4() {
-		return errdefs.Invalid("host address %s is not IPv4: cnet publishes ports on IPv4 addresses only", m.HostIP)
+	if m.HostIP.IsValid() && (m.HostIP.Is4In6() || m.HostIP.Zone() != "") {
+		return errdefs.Invalid("invalid host address %s: want a plain IPv4 or IPv6 address", m.HostIP)
 	}
 	if m.HostPortEnd != 0 && m.HostPortEnd < m.HostPort {
 		return errdefs.Invalid("invalid host port range %d-%d", m.HostPort, m.HostPortEnd)

@@ -224,7 +224,8 @@ func TestReserveInvalid(t *testing.T) {
 	a := NewAllocator(100, 104)
 	for _, m := range []Mapping{
 		{HostPort: 80, ContainerPort: 80, Proto: "icmp"},
-		{HostIP: netip.MustParseAddr("::1"), HostPort: 80, ContainerPort: 80, Proto: TCP},
+		{HostIP: netip.MustParseAddr("::ffff:127.0.0.1"), HostPort: 80, ContainerPort: 80, Proto: TCP},
+		{HostIP: netip.MustParseAddr("fe80::1%eth0"), HostPort: 80, ContainerPort: 80, Proto: TCP},
 		{HostPort: 90, HostPortEnd: 80, ContainerPort: 80, Proto: TCP},
 	} {
 		if _, err := a.Reserve(m); !errdefs.Is(err, errdefs.KindInvalid) {
@@ -287,6 +288,26 @@ func TestProbeHost(t *testing.T) {
 	}
 	if err := ProbeHost(Mapping{ContainerPort: 80, Proto: TCP}); !errdefs.Is(err, errdefs.KindInvalid) {
 		t.Fatalf("probe without a host port: %v", err)
+	}
+}
+
+// TestProbeHostIPv6: an IPv6 host address is probed with an IPv6-only socket, so a port held
+// on [::1] is refused there and not on 127.0.0.1, and the reverse.
+func TestProbeHostIPv6(t *testing.T) {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("cannot listen on [::1]: %v", err)
+	}
+	defer l.Close()
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	m := Mapping{HostIP: netip.IPv6Loopback(), HostPort: port, ContainerPort: 80, Proto: TCP}
+	wantConflict(t, ProbeHost(m), "Bind for [::1]:"+itoa(port)+" failed: port is already allocated by a socket on the host")
+	if err := ProbeHost(tcp("127.0.0.1", port)); err != nil {
+		t.Fatalf("127.0.0.1 with the port held on [::1] only: %v", err)
+	}
+	// TEST-NET for IPv6 (2001:db8::/32): not an address of this host.
+	if err := ProbeHost(Mapping{HostIP: netip.MustParseAddr("2001:db8::1"), HostPort: 8080, ContainerPort: 80, Proto: TCP}); !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Fatalf("foreign IPv6 address: %v", err)
 	}
 }
 

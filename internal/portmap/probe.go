@@ -33,7 +33,11 @@ func ProbeHost(m Mapping) error {
 	case SCTP:
 		proto = unix.IPPROTO_SCTP
 	}
-	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, proto)
+	family := unix.AF_INET
+	if m.HostIP.Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		if m.Proto == SCTP && (errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.ESOCKTNOSUPPORT)) {
 			return nil
@@ -46,9 +50,15 @@ func ProbeHost(m Mapping) error {
 			return fmt.Errorf("probing host port %s: %w", m, err)
 		}
 	}
-	sa := &unix.SockaddrInet4{Port: int(m.HostPort)}
-	if m.HostIP.IsValid() {
-		sa.Addr = m.HostIP.As4()
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(m.HostPort)}
+	if m.HostIP.Is6() {
+		// Only the IPv6 side: an IPv4 listener on the port is the IPv4 probe's business.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return fmt.Errorf("probing host port %s: %w", m, err)
+		}
+		sa = &unix.SockaddrInet6{Port: int(m.HostPort), Addr: m.HostIP.As16()}
+	} else if m.HostIP.IsValid() {
+		sa.(*unix.SockaddrInet4).Addr = m.HostIP.As4()
 	}
 	switch err := unix.Bind(fd, sa); {
 	case err == nil:

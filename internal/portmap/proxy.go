@@ -38,14 +38,18 @@ func StartProxy(m Mapping, containerIP netip.Addr) (*Proxy, error) {
 	addr := netip.AddrPortFrom(hostIP, m.HostPort).String()
 	p := &Proxy{m: m, target: netip.AddrPortFrom(containerIP, m.ContainerPort), conns: map[io.Closer]struct{}{}}
 	var err error
+	family := "4"
+	if hostIP.Is6() {
+		family = "6"
+	}
 	switch m.Proto {
 	case TCP:
-		if p.ln, err = net.Listen("tcp4", addr); err == nil {
+		if p.ln, err = net.Listen("tcp"+family, addr); err == nil {
 			p.wg.Add(1)
 			go p.serveTCP()
 		}
 	case UDP:
-		if p.pc, err = net.ListenPacket("udp4", addr); err == nil {
+		if p.pc, err = net.ListenPacket("udp"+family, addr); err == nil {
 			p.wg.Add(1)
 			go p.serveUDP()
 		}

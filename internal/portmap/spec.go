@@ -62,7 +62,9 @@ func (m Mapping) Port() Port { return Port{Num: m.ContainerPort, Proto: m.Proto}
 // shortened to CPORT/PROTO when neither host address nor host port is set.
 func (m Mapping) String() string {
 	var b strings.Builder
-	if m.HostIP.IsValid() {
+	if m.HostIP.Is6() {
+		b.WriteString("[" + m.HostIP.String() + "]:")
+	} else if m.HostIP.IsValid() {
 		b.WriteString(m.HostIP.String())
 		b.WriteByte(':')
 	}
@@ -88,8 +90,9 @@ func (m Mapping) String() string {
 //	IP:HOSTPORT[-END]:CPORT[-END]        published on one host address
 //	IP::CPORT[-END]                      one host address, random host port(s)
 //
-// each optionally followed by /tcp (the default), /udp or /sctp. Unlike Docker it refuses port
-// 0, an empty protocol after "/", and IPv6 host addresses (cnet networks are IPv4 only).
+// each optionally followed by /tcp (the default), /udp or /sctp. An IPv6 host address is
+// written in brackets ([::1]:8080:80). Unlike Docker it refuses port 0 and an empty protocol
+// after "/".
 // Errors are errdefs.Invalid and name the part that is wrong.
 func ParseSpec(spec string) ([]Mapping, error) {
 	if spec == "" {
@@ -221,13 +224,10 @@ func splitParts(spec, rest string) (ip, host, container string, err error) {
 
 func parseHostIP(s string) (netip.Addr, error) {
 	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("invalid host address %q: want an IPv4 address such as 127.0.0.1", s)
+	if err != nil || ip.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("invalid host address %q: want an IP address such as 127.0.0.1 or [::1]", s)
 	}
-	if !ip.Is4() {
-		return netip.Addr{}, fmt.Errorf("host address %s is IPv6: cnet publishes ports on IPv4 addresses only", s)
-	}
-	return ip, nil
+	return ip.Unmap(), nil
 }
 
 // parseRange parses "P" or "LO-HI".

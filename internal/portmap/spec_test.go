@@ -27,6 +27,10 @@ func TestParseSpec(t *testing.T) {
 		{"0.0.0.0:8080:80", []Mapping{{HostIP: netip.IPv4Unspecified(), HostPort: 8080, ContainerPort: 80, Proto: TCP}}},
 		{"127.0.0.1::80/udp", []Mapping{{HostIP: lo, ContainerPort: 80, Proto: UDP}}},
 		{"::80", []Mapping{{ContainerPort: 80, Proto: TCP}}},
+		{"[::1]:8080:80", []Mapping{{HostIP: netip.IPv6Loopback(), HostPort: 8080, ContainerPort: 80, Proto: TCP}}},
+		{"::1:8080:80/udp", []Mapping{{HostIP: netip.IPv6Loopback(), HostPort: 8080, ContainerPort: 80, Proto: UDP}}},
+		{"[::]:8080:80", []Mapping{{HostIP: netip.IPv6Unspecified(), HostPort: 8080, ContainerPort: 80, Proto: TCP}}},
+		{"[::ffff:127.0.0.1]:8080:80", []Mapping{{HostIP: lo, HostPort: 8080, ContainerPort: 80, Proto: TCP}}},
 		{"65535:1", []Mapping{{HostPort: 65535, ContainerPort: 1, Proto: TCP}}},
 		{"8000-8002:80-82", []Mapping{
 			{HostPort: 8000, ContainerPort: 80, Proto: TCP},
@@ -100,9 +104,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"1.2.3:80:80", `invalid host address "1.2.3"`},
 		{"localhost:80:80", `invalid host address "localhost"`},
 		{"300.1.1.1:80:80", `invalid host address "300.1.1.1"`},
-		{"::1:80:80", "host address ::1 is IPv6"},
-		{"[::1]:80:80", "host address ::1 is IPv6"},
-		{"[::ffff:1.2.3.4]:80:80", "is IPv6"},
+		{"[fe80::1%eth0]:80:80", `invalid host address "fe80::1%eth0"`},
 		{"[1.2.3.4:80:80", "unbalanced brackets"},
 		{"[]:80:80", `"[]"`},
 		{"+80", `"+80" is not a number`},
@@ -131,6 +133,7 @@ func TestMappingString(t *testing.T) {
 		{Mapping{ContainerPort: 80, Proto: TCP}, "80/tcp"},
 		{Mapping{HostPort: 8080, ContainerPort: 80, Proto: UDP}, "8080:80/udp"},
 		{Mapping{HostIP: lo, ContainerPort: 80, Proto: TCP}, "127.0.0.1::80/tcp"},
+		{Mapping{HostIP: netip.IPv6Loopback(), HostPort: 8080, ContainerPort: 80, Proto: TCP}, "[::1]:8080:80/tcp"},
 		{Mapping{HostIP: lo, HostPort: 8000, HostPortEnd: 8010, ContainerPort: 80, Proto: SCTP}, "127.0.0.1:8000-8010:80/sctp"},
 	}
 	for _, tt := range tests {
