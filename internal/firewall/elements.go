@@ -14,18 +14,19 @@ import (
 // Network is what the firewall needs to know about a bridge network.
 type Network struct {
 	Bridge     string         // the Linux bridge, e.g. br-0123456789ab or cnet0
-	Subnets    []netip.Prefix // IPv4 subnets of the network
+	Subnets    []netip.Prefix // subnets of the network, IPv4 and IPv6
 	Masquerade bool           // enable_ip_masquerade (Docker's default: true); ignored if Internal
 	ICC        bool           // enable_icc (Docker's default: true)
 	Internal   bool           // --internal: nothing forwarded beyond the bridge
 }
 
-// Published is one published port of one container, as it is programmed: the host port is
-// chosen (HostPort set, HostPortEnd 0) and a zero or 0.0.0.0 HostIP means all addresses (the
-// caller applies host_binding_ipv4 before).
+// Published is one published port of one container address, as it is programmed: the host
+// port is chosen (HostPort set, HostPortEnd 0). A zero or 0.0.0.0 HostIP means all addresses
+// of the ContainerIP's family (the caller applies host_binding_ipv4 before), :: all IPv6
+// addresses; see Applies.
 type Published struct {
 	Bridge      string     // the container's network's bridge, recorded with the element
-	ContainerIP netip.Addr // where the port goes
+	ContainerIP netip.Addr // where the port goes, IPv4 or IPv6
 	portmap.Mapping
 }
 
@@ -36,10 +37,59 @@ type State struct {
 	Ports    []Published
 }
 
-// elements is a batch of set elements by set name.
+// Applies reports whether m is published to a container address of containerIP's family. A
+// mapping without host address or on 0.0.0.0 is on all the host's addresses, IPv4 and IPv6,
+// as Docker's `-p 8080:80` listens on 0.0.0.0 and [::]; one on :: is on all IPv6 addresses
+// only; one on a given address only reaches a container address of that address's family.
+// A container with an IPv4 and an IPv6 address thus gets `-p 8080:80` on both.
+func Applies(containerIP netip.Addr, m portmap.Mapping) bool {
+	if !containerIP.IsValid() {
+		return false
+	}
+	switch {
+	case !m.HostIP.IsValid() || m.HostIP == netip.IPv4Unspecified():
+		return true
+	case m.HostIP == netip.IPv6Unspecified():
+		return containerIP.Is6()
+	}
+	return m.HostIP.Is4() == containerIP.Is4()
+}
+
+// elements is a batch of one table's set elements by set name.
 type elements map[string][]nftables.SetElement
 
 func (e elements) add(set string, el ...nftables.SetElement) { e[set] = append(e[set], el...) }
+
+func (e elements) empty() bool {
+	for _, els := range e {
+		if len(els) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// batch is set elements of both tables, by table index (tableIP, tableIP6).
+type batch [nTables]elements
+
+func newBatch() batch { return batch{elements{}, elements{}} }
+
+func (b batch) empty() bool { return b[tableIP].empty() && b[tableIP6].empty() }
+
+// both adds el to set in both tables.
+func (b batch) both(set string, el ...nftables.SetElement) {
+	for _, e := range b {
+		e.add(set, el...)
+	}
+}
+
+// tableOf is the index of the table that holds elements about address a.
+func tableOf(a netip.Addr) int {
+	if a.Is4() {
+		return tableIP
+	}
+	return tableIP6
+}
 
 func checkBridge(name string) error {
 	if name == "" || len(name) >= 16 {
@@ -53,54 +103,79 @@ func checkBridge(name string) error {
 	return nil
 }
 
-// networkElements returns n's elements: the bridge in bridges and same_bridge, its pair in
-// no_icc when icc is off, in internal when internal, and its subnets (commented with the
-// bridge, so RemoveNetwork can find them) in subnets and, when masqueraded, in masquerade.
-func networkElements(n Network) (elements, error) {
-	if err := checkBridge(n.Bridge); err != nil {
-		return nil, err
+// checkAddr refuses what cannot be an address on the wire of one family: the zero Addr, an
+// IPv4-mapped IPv6 address (which would land in the ip6 table while the traffic is IPv4) and
+// a zone.
+func checkAddr(a netip.Addr, what string) error {
+	if !a.IsValid() || a.Is4In6() || a.Zone() != "" {
+		return errdefs.Invalid("invalid %s %s: want an IPv4 or IPv6 address (not IPv4-mapped, without zone)", what, a)
 	}
-	e := elements{}
+	return nil
+}
+
+// networkElements returns n's elements. Its bridge goes to both tables, so that isolation,
+// --internal and enable_icc=false hold for IPv4 and IPv6 alike: in bridges and same_bridge,
+// its pair in no_icc when icc is off, in internal when internal. Each subnet (commented with
+// the bridge, so RemoveNetwork can find it) goes to the subnets and, when masqueraded, the
+// masquerade set of the table of its family.
+func networkElements(n Network) (batch, error) {
+	if err := checkBridge(n.Bridge); err != nil {
+		return batch{}, err
+	}
+	b := newBatch()
 	br := ifname(n.Bridge)
 	pair := append(ifname(n.Bridge), br...)
-	e.add(setBridges, nftables.SetElement{Key: br})
-	e.add(setSameBridge, nftables.SetElement{Key: pair})
+	b.both(setBridges, nftables.SetElement{Key: br})
+	b.both(setSameBridge, nftables.SetElement{Key: pair})
 	if !n.ICC {
-		e.add(setNoICC, nftables.SetElement{Key: pair})
+		b.both(setNoICC, nftables.SetElement{Key: pair})
 	}
 	if n.Internal {
-		e.add(setInternal, nftables.SetElement{Key: br})
+		b.both(setInternal, nftables.SetElement{Key: br})
 	}
 	for _, p := range n.Subnets {
 		iv, err := interval(p, n.Bridge)
 		if err != nil {
-			return nil, err
+			return batch{}, err
 		}
+		e := b[tableOf(p.Addr())]
 		e.add(setSubnets, iv...)
 		if n.Masquerade && !n.Internal {
 			e.add(setMasquerade, iv...)
 		}
 	}
-	return e, nil
+	return b, nil
 }
 
 // interval is a prefix as an interval set holds it: its first address, commented, and,
-// flagged as the end, the address after its last.
+// flagged as the end, the address after its last (4 or 16 bytes, by the prefix's family).
 func interval(p netip.Prefix, comment string) ([]nftables.SetElement, error) {
-	if !p.IsValid() || !p.Addr().Is4() {
-		return nil, errdefs.Invalid("invalid subnet %s: cnet firewalls IPv4 subnets only", p)
+	if !p.IsValid() || p.Addr().Is4In6() {
+		return nil, errdefs.Invalid("invalid subnet %s: want an IPv4 or IPv6 prefix", p)
 	}
 	p = p.Masked()
-	start := p.Addr().As4()
-	last := binary.BigEndian.Uint32(start[:]) | (1<<(32-p.Bits()) - 1)
-	if last == 0xffffffff {
+	end := lastAddr(p).Next()
+	if !end.IsValid() {
 		return nil, errdefs.Invalid("subnet %s reaches the end of the address space: not supported", p)
 	}
-	end := binary.BigEndian.AppendUint32(nil, last+1)
 	return []nftables.SetElement{
-		{Key: start[:], Comment: comment},
-		{Key: end, IntervalEnd: true}, // the kernel takes no comment on an end
+		{Key: p.Addr().AsSlice(), Comment: comment},
+		{Key: end.AsSlice(), IntervalEnd: true}, // the kernel takes no comment on an end
 	}, nil
+}
+
+// lastAddr is the last address of the masked prefix p: its host bits all set.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := range b {
+		if bit := p.Bits() - 8*i; bit <= 0 {
+			b[i] = 0xff
+		} else if bit < 8 {
+			b[i] |= 0xff >> bit
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // protoNum is the IP protocol number nft's meta l4proto yields.
@@ -128,78 +203,103 @@ func protoName(n byte) string {
 	return fmt.Sprint(n)
 }
 
-// portElement returns the map and element that publish p. Keys and values are concatenations
-// padded to 4-byte words as the kernel's registers hold them:
+// portElement returns the table (of the container address's family), map and element that
+// publish p. Keys and values are concatenations padded to 4-byte words as the kernel's
+// registers hold them (an address is 4 or 16 bytes):
 //
-//	ports_any: proto 0 0 0 | port port 0 0            -> addr addr addr addr | port port 0 0
-//	ports_ip:  addr addr addr addr | proto 0 0 0 | port port 0 0 -> (same)
-func portElement(p Published) (string, nftables.SetElement, error) {
-	if err := checkBridge(p.Bridge); err != nil {
-		return "", nftables.SetElement{}, err
+//	ports_any: proto 0 0 0 | port port 0 0                  -> addr... | port port 0 0
+//	ports_ip:  addr... | proto 0 0 0 | port port 0 0        -> (same)
+//
+// A 0.0.0.0 or zero host address, and :: for IPv6, go to ports_any; another one to ports_ip,
+// and only with a container address of its own family.
+func portElement(p Published) (int, string, nftables.SetElement, error) {
+	fail := func(err error) (int, string, nftables.SetElement, error) {
+		return 0, "", nftables.SetElement{}, err
 	}
-	if !p.ContainerIP.Is4() {
-		return "", nftables.SetElement{}, errdefs.Invalid("invalid container address %s for port %s: want IPv4", p.ContainerIP, p.Mapping)
+	if err := checkBridge(p.Bridge); err != nil {
+		return fail(err)
+	}
+	if err := checkAddr(p.ContainerIP, "container address"); err != nil {
+		return fail(fmt.Errorf("port %s: %w", p.Mapping, err))
 	}
 	if p.HostPort == 0 || p.HostPortEnd != 0 || p.ContainerPort == 0 {
-		return "", nftables.SetElement{}, errdefs.Invalid("port %s has no host port chosen: reserve it first", p.Mapping)
-	}
-	if p.HostIP.IsValid() && !p.HostIP.Is4() {
-		return "", nftables.SetElement{}, errdefs.Invalid("port %s: host address is not IPv4", p.Mapping)
+		return fail(errdefs.Invalid("port %s has no host port chosen: reserve it first", p.Mapping))
 	}
 	proto, err := protoNum(p.Proto)
 	if err != nil {
-		return "", nftables.SetElement{}, err
+		return fail(err)
 	}
-	cip := p.ContainerIP.As4()
-	val := append(cip[:], byte(p.ContainerPort>>8), byte(p.ContainerPort), 0, 0)
+	all := !p.HostIP.IsValid() || p.HostIP == netip.IPv4Unspecified() ||
+		(p.ContainerIP.Is6() && p.HostIP == netip.IPv6Unspecified())
+	if !all {
+		if err := checkAddr(p.HostIP, "host address"); err != nil {
+			return fail(fmt.Errorf("port %s: %w", p.Mapping, err))
+		}
+		if p.HostIP.Is4() != p.ContainerIP.Is4() {
+			return fail(errdefs.Invalid("port %s: host address %s and container address %s are of different families", p.Mapping, p.HostIP, p.ContainerIP))
+		}
+	}
+	val := append(p.ContainerIP.AsSlice(), byte(p.ContainerPort>>8), byte(p.ContainerPort), 0, 0)
 	key := []byte{proto, 0, 0, 0, byte(p.HostPort >> 8), byte(p.HostPort), 0, 0}
 	set := mapPortsAny
-	if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
-		hip := p.HostIP.As4()
-		key = append(hip[:], key...)
+	if !all {
+		key = append(p.HostIP.AsSlice(), key...)
 		set = mapPortsIP
 	}
-	return set, nftables.SetElement{Key: key, Val: val, Comment: p.Bridge}, nil
+	return tableOf(p.ContainerIP), set, nftables.SetElement{Key: key, Val: val, Comment: p.Bridge}, nil
 }
 
-// decodePort is the inverse of portElement.
+// decodePort is the inverse of portElement, for an element of either table: the family is
+// the value's length (an address and a port word: 8 or 20 bytes), and a ports_ip key holds an
+// address of the same length before the protocol and port words. A v6 element of ports_any
+// comes back with a zero HostIP, whether it was published with none, 0.0.0.0 or ::.
 func decodePort(set string, el nftables.SetElement) (Published, bool) {
-	key := el.Key
 	var p Published
-	if set == mapPortsIP {
-		if len(key) != 12 {
-			return p, false
-		}
-		p.HostIP = netip.AddrFrom4([4]byte(key[:4]))
-		key = key[4:]
-	} else if len(key) != 8 {
+	if len(el.Val) != 4+4 && len(el.Val) != 16+4 {
 		return p, false
 	}
-	if len(el.Val) != 8 {
+	alen := len(el.Val) - 4
+	key := el.Key
+	if set == mapPortsIP {
+		if len(key) != alen+8 {
+			return p, false
+		}
+		p.HostIP, _ = netip.AddrFromSlice(key[:alen])
+		key = key[alen:]
+	} else if len(key) != 8 {
 		return p, false
 	}
 	p.Proto = protoName(key[0])
 	p.HostPort = binary.BigEndian.Uint16(key[4:6])
-	p.ContainerIP = netip.AddrFrom4([4]byte(el.Val[:4]))
-	p.ContainerPort = binary.BigEndian.Uint16(el.Val[4:6])
+	p.ContainerIP, _ = netip.AddrFromSlice(el.Val[:alen])
+	p.ContainerPort = binary.BigEndian.Uint16(el.Val[alen : alen+2])
 	p.Bridge = el.Comment
 	return p, true
 }
 
-func portElements(bridge string, containerIP netip.Addr, ms []portmap.Mapping) (elements, error) {
-	e := elements{}
+// portElements returns the elements publishing those of ms that Applies to containerIP.
+func portElements(bridge string, containerIP netip.Addr, ms []portmap.Mapping) (batch, int, error) {
+	if err := checkAddr(containerIP, "container address"); err != nil {
+		return batch{}, 0, err
+	}
+	b := newBatch()
 	seen := make(map[string]bool, len(ms))
+	n := 0
 	for _, m := range ms {
-		set, el, err := portElement(Published{Bridge: bridge, ContainerIP: containerIP, Mapping: m})
+		if !Applies(containerIP, m) {
+			continue
+		}
+		t, set, el, err := portElement(Published{Bridge: bridge, ContainerIP: containerIP, Mapping: m})
 		if err != nil {
-			return nil, err
+			return batch{}, 0, err
 		}
 		k := set + string(el.Key)
 		if seen[k] {
-			return nil, errdefs.Invalid("host port %s is given twice", m)
+			return batch{}, 0, errdefs.Invalid("host port %s is given twice", m)
 		}
 		seen[k] = true
-		e.add(set, el)
+		b[t].add(set, el)
+		n++
 	}
-	return e, nil
+	return b, n, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -11,20 +12,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Firewall programs cnet's table in one network namespace. Its methods are safe for concurrent
-// use; each change is one netlink transaction.
+// Firewall programs cnet's two tables, `table ip cnet` and `table ip6 cnet`, in one network
+// namespace. Its methods are safe for concurrent use; each change is one netlink transaction,
+// which covers both tables.
 type Firewall struct {
-	mu   sync.Mutex
-	conn *nftables.Conn
-	ns   int // our own duplicate of the namespace fd, or -1 for the caller's namespace
-	l    *layout
+	mu      sync.Mutex
+	conn    *nftables.Conn
+	ns      int // our own duplicate of the namespace fd, or -1 for the caller's namespace
+	layouts [nTables]*layout
 }
 
 // New opens a netlink connection to nftables in the network namespace nsFd refers to, or in
 // the calling thread's namespace when nsFd is -1 (the daemon's case). The fd is duplicated, so
 // the caller may close its own. New changes nothing in the kernel.
 func New(nsFd int) (*Firewall, error) {
-	f := &Firewall{ns: -1, l: newLayout()}
+	f := &Firewall{ns: -1}
+	for t, fam := range families {
+		f.layouts[t] = newLayout(fam)
+	}
 	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
 	if nsFd >= 0 {
 		dup, err := unix.FcntlInt(uintptr(nsFd), unix.F_DUPFD_CLOEXEC, 0)
@@ -92,10 +97,12 @@ func bigBuffers[C interface {
 	return serr
 }
 
-// EnsureBase makes cnet's table, sets, maps, chains and rules exist as this version defines
-// them, leaving existing elements alone. A chain whose rules differ (deleted by hand, or of
-// another cnet version) is refilled; a table whose sets or chains differ is rebuilt, which
-// drops its elements, so the daemon calls Sync (which calls EnsureBase) rather than this alone.
+// EnsureBase makes cnet's two tables, their sets, maps, chains and rules exist as this version
+// defines them, leaving existing elements alone, in one transaction. A chain whose rules differ
+// (deleted by hand, or of another cnet version) is refilled; a table whose sets or chains
+// differ is rebuilt, which drops its elements, so the daemon calls Sync (which calls
+// EnsureBase) rather than this alone. Each table is checked on its own: a missing ip6 table
+// (made by a cnet without IPv6) is created without touching the ip table's elements.
 func (f *Firewall) EnsureBase() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -103,53 +110,74 @@ func (f *Firewall) EnsureBase() error {
 }
 
 func (f *Firewall) ensureBase() error {
-	l := f.l
-	exists, err := f.tableExists()
-	if err != nil {
-		return err
-	}
-	if exists {
-		ok, err := f.layoutMatches()
+	var did []string
+	for _, l := range f.layouts {
+		what, err := f.queueBase(l)
 		if err != nil {
+			f.discard()
 			return err
 		}
+		if what != "" {
+			did = append(did, what)
+		}
+	}
+	if len(did) == 0 {
+		return nil
+	}
+	return f.flush(strings.Join(did, " and "))
+}
+
+// queueBase queues what makes l's table right and says what that is ("" for nothing). It
+// reads the kernel before queueing, and the reads do not send the queue, so one call per
+// table can share a transaction.
+func (f *Firewall) queueBase(l *layout) (string, error) {
+	exists, err := f.tableExists(l)
+	if err != nil {
+		return "", err
+	}
+	what := "creating nftables " + l.String()
+	if exists {
+		ok, err := f.layoutMatches(l)
+		if err != nil {
+			return "", err
+		}
 		if ok {
-			return f.repairRules()
+			return f.repairRules(l)
 		}
 		f.conn.DelTable(l.table)
+		what = "rebuilding nftables " + l.String() + " (its layout is not this version's)"
 	}
 	f.conn.AddTable(l.table)
 	for _, s := range l.sets {
 		if err := f.conn.AddSet(s, nil); err != nil {
-			return fmt.Errorf("creating nftables set %s: %w", s.Name, err)
+			return "", fmt.Errorf("creating nftables set %s of %s: %w", s.Name, l, err)
 		}
 	}
 	for _, c := range l.chains {
 		f.conn.AddChain(c)
 		l.addRules(f.conn, c)
 	}
-	return f.flush("creating nftables table ip " + TableName)
+	return what, nil
 }
 
-func (f *Firewall) tableExists() (bool, error) {
-	_, err := f.conn.ListTableOfFamily(TableName, nftables.TableFamilyIPv4)
+func (f *Firewall) tableExists(l *layout) (bool, error) {
+	_, err := f.conn.ListTableOfFamily(TableName, l.fam.nft)
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, unix.ENOENT):
 		return false, nil
 	default:
-		return false, fmt.Errorf("looking up nftables table ip %s: %w", TableName, err)
+		return false, fmt.Errorf("looking up nftables %s: %w", l, err)
 	}
 }
 
-// layoutMatches reports whether the table has exactly our sets (same types and flags) and
+// layoutMatches reports whether l's table has exactly our sets (same types and flags) and
 // chains (same type, hook and priority).
-func (f *Firewall) layoutMatches() (bool, error) {
-	l := f.l
+func (f *Firewall) layoutMatches(l *layout) (bool, error) {
 	sets, err := f.conn.GetSets(l.table)
 	if err != nil {
-		return false, fmt.Errorf("listing the sets of table ip %s: %w", TableName, err)
+		return false, fmt.Errorf("listing the sets of %s: %w", l, err)
 	}
 	if len(sets) != len(l.sets) {
 		return false, nil
@@ -162,9 +190,9 @@ func (f *Firewall) layoutMatches() (bool, error) {
 			return false, nil
 		}
 	}
-	chains, err := f.conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	chains, err := f.conn.ListChainsOfTableFamily(l.fam.nft)
 	if err != nil {
-		return false, fmt.Errorf("listing nftables chains: %w", err)
+		return false, fmt.Errorf("listing nftables chains of family %s: %w", l.fam.name, err)
 	}
 	n := 0
 	for _, got := range chains {
@@ -181,14 +209,14 @@ func (f *Firewall) layoutMatches() (bool, error) {
 	return n == len(l.chains), nil
 }
 
-// repairRules refills, in one transaction, every chain whose rules are not ours in our order.
-func (f *Firewall) repairRules() error {
-	l := f.l
-	dirty := false
+// repairRules queues the refilling of every chain of l whose rules are not ours in our order,
+// and says what it queued ("" for nothing).
+func (f *Firewall) repairRules(l *layout) (string, error) {
+	var dirty []string
 	for _, c := range l.chains {
 		rules, err := f.conn.GetRules(l.table, c)
 		if err != nil {
-			return fmt.Errorf("listing the rules of chain %s: %w", c.Name, err)
+			return "", fmt.Errorf("listing the rules of chain %s of %s: %w", c.Name, l, err)
 		}
 		got := make([]string, len(rules))
 		for i, r := range rules {
@@ -201,26 +229,37 @@ func (f *Firewall) repairRules() error {
 		if slices.Equal(got, want) {
 			continue
 		}
-		dirty = true
+		dirty = append(dirty, c.Name)
 		f.conn.FlushChain(c)
 		l.addRules(f.conn, c)
 	}
-	if !dirty {
-		return nil
+	if len(dirty) == 0 {
+		return "", nil
 	}
-	return f.flush("restoring the rules of table ip " + TableName)
+	return fmt.Sprintf("restoring the rules of chains %s of %s", strings.Join(dirty, ", "), l), nil
 }
 
-// Delete removes cnet's table and everything in it. A missing table is not an error.
+// Delete removes cnet's two tables and everything in them, in one transaction. A missing
+// table is not an error.
 func (f *Firewall) Delete() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	exists, err := f.tableExists()
-	if err != nil || !exists {
-		return err
+	var gone []string
+	for _, l := range f.layouts {
+		exists, err := f.tableExists(l)
+		if err != nil {
+			f.discard()
+			return err
+		}
+		if exists {
+			f.conn.DelTable(l.table)
+			gone = append(gone, l.String())
+		}
 	}
-	f.conn.DelTable(f.l.table)
-	return f.flush("deleting nftables table ip " + TableName)
+	if len(gone) == 0 {
+		return nil
+	}
+	return f.flush("deleting nftables " + strings.Join(gone, " and "))
 }
 
 // flush sends the queued messages as one transaction.

@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/google/nftables"
-
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -50,9 +48,10 @@ func routeLocalnet(bridge string) error {
 	return nil
 }
 
-// bridgeNFCallIPTables turns on the bridge's own nf_call_iptables option, so that IPv4
-// bridged between its ports passes the ip family's forward hook, where the no_icc set drops
-// it. It needs br_netfilter, which is loaded (with modprobe) if it is missing.
+// bridgeNFCallIPTables turns on the bridge's own nf_call_iptables and nf_call_ip6tables
+// options, so that IPv4 and IPv6 bridged between its ports pass the ip and ip6 families'
+// forward hooks, where the no_icc sets drop them. It needs br_netfilter, which is loaded (with
+// modprobe) if it is missing.
 func bridgeNFCallIPTables(bridge string) error {
 	if err := ensureBrNetfilter(); err != nil {
 		return err
@@ -72,9 +71,10 @@ func bridgeNFCallIPTables(bridge string) error {
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IPTABLES, []byte{1})
+	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IP6TABLES, []byte{1})
 	req.AddData(info)
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
-		return fmt.Errorf("enable_icc=false on %s: setting the bridge's nf_call_iptables: %w", bridge, err)
+		return fmt.Errorf("enable_icc=false on %s: setting the bridge's nf_call_iptables and nf_call_ip6tables: %w", bridge, err)
 	}
 	return nil
 }
@@ -113,17 +113,24 @@ func (u udpFlows) MatchConntrackFlow(c *netlink.ConntrackFlow) bool {
 }
 
 // forgetUDPFlows deletes the conntrack entries of UDP flows to the unpublished ports among
-// removed (elements of the port maps). UDP has no end of connection: without this, a client
-// that keeps sending from the same port would go on reaching the old container through the
-// stale entry, even once the host port is published to another container (Docker does the
-// same). TCP connections end on their own and are left alone.
-func (f *Firewall) forgetUDPFlows(removed map[string][]nftables.SetElement) error {
+// removed (elements of the port maps of both tables). UDP has no end of connection: without
+// this, a client that keeps sending from the same port would go on reaching the old container
+// through the stale entry, even once the host port is published to another container (Docker
+// does the same). TCP connections end on their own and are left alone.
+func (f *Firewall) forgetUDPFlows(removed batch) error {
 	u := udpFlows{}
-	for _, set := range []string{mapPortsAny, mapPortsIP} {
-		for _, el := range removed[set] {
-			if p, ok := decodePort(set, el); ok && p.Proto == "udp" {
-				u[udpFlow{p.HostPort, p.ContainerIP, p.ContainerPort}] = true
+	var fams []netlink.InetFamily
+	for t, e := range removed {
+		n := len(u)
+		for _, set := range []string{mapPortsAny, mapPortsIP} {
+			for _, el := range e[set] {
+				if p, ok := decodePort(set, el); ok && p.Proto == "udp" {
+					u[udpFlow{p.HostPort, p.ContainerIP, p.ContainerPort}] = true
+				}
 			}
+		}
+		if len(u) > n {
+			fams = append(fams, [nTables]netlink.InetFamily{tableIP: unix.AF_INET, tableIP6: unix.AF_INET6}[t])
 		}
 	}
 	if len(u) == 0 {
@@ -138,8 +145,10 @@ func (f *Firewall) forgetUDPFlows(removed map[string][]nftables.SetElement) erro
 		return fmt.Errorf("ports removed, but opening conntrack to forget their UDP flows failed: %w", err)
 	}
 	defer h.Close()
-	if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, u); err != nil {
-		return fmt.Errorf("ports removed, but forgetting their UDP flows in conntrack failed: %w", err)
+	for _, fam := range fams {
+		if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, fam, u); err != nil {
+			return fmt.Errorf("ports removed, but forgetting their UDP flows in conntrack failed: %w", err)
+		}
 	}
 	return nil
 }

@@ -193,8 +193,8 @@ func must(t *testing.T, err error) {
 }
 
 // TestOwnTableOnly: other tables (the user's, Docker-like ones, one even named cnet in another
-// family) are untouched by everything the firewall does, and Delete removes cnet's table and
-// nothing else. A table named cnet with another layout is rebuilt by EnsureBase.
+// family) are untouched by everything the firewall does, and Delete removes cnet's two tables
+// and nothing else. Tables named cnet with another layout are rebuilt by EnsureBase.
 func TestOwnTableOnly(t *testing.T) {
 	t.Parallel()
 	tb := newTestbed(t)
@@ -209,6 +209,9 @@ table inet cnet {
 table ip cnet {
 	set bridges { type ipv4_addr; }
 }
+table ip6 cnet {
+	set bridges { type ipv6_addr; }
+}
 `
 	if out, err := run(tb.host, "nft", "-f", writeFile(t, others)); err != nil {
 		t.Fatalf("%v %s", err, out)
@@ -216,8 +219,10 @@ table ip cnet {
 	before := tb.nft("list", "table", "ip", "user") + tb.nft("list", "table", "inet", TableName)
 
 	must(t, tb.fw.EnsureBase())
-	if out := tb.nft("list", "set", "ip", TableName, "bridges"); !strings.Contains(out, "type ifname") {
-		t.Fatalf("EnsureBase kept a foreign layout:\n%s", out)
+	for _, fam := range []string{"ip", "ip6"} {
+		if out := tb.nft("list", "set", fam, TableName, "bridges"); !strings.Contains(out, "type ifname") {
+			t.Fatalf("EnsureBase kept a foreign layout in %s:\n%s", fam, out)
+		}
 	}
 	tb.network(netA)
 	must(t, tb.fw.AddPorts("br-a", addr("172.30.0.2"), specs(t, "8080:80")))
@@ -230,8 +235,8 @@ table ip cnet {
 	if before != after {
 		t.Errorf("other tables changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if out := tb.nft("list", "tables"); strings.Contains(out, "table ip "+TableName) {
-		t.Errorf("Delete left cnet's table:\n%s", out)
+	if out := tb.nft("list", "tables"); strings.Contains(out, "table ip "+TableName) || strings.Contains(out, "table ip6 "+TableName) {
+		t.Errorf("Delete left cnet's tables:\n%s", out)
 	}
 }
 
@@ -248,7 +253,7 @@ func TestAddNetworkErrors(t *testing.T) {
 	}
 	for _, n := range []Network{
 		{Bridge: "br-this-name-is-too-long", Subnets: netA.Subnets},
-		{Bridge: "br-a", Subnets: []netip.Prefix{netip.MustParsePrefix("fd00::/64")}},
+		{Bridge: "br-a", Subnets: []netip.Prefix{netip.MustParsePrefix("ffff::/16")}},
 	} {
 		if err := tb.fw.AddNetwork(n); !errdefs.Is(err, errdefs.KindInvalid) {
 			t.Errorf("AddNetwork(%+v) = %v, want invalid input", n, err)

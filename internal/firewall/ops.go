@@ -17,12 +17,13 @@ import (
 // netlink attribute, whose length field is 16 bits, and an element is at most ~70 bytes.
 const chunk = 512
 
-// AddNetwork programs network n: its bridge joins the isolation sets, its subnets the
-// masquerade and hairpin sets, and the bridge gets the kernel settings cnet's rules need
-// (route_localnet, so that ports published on 127.0.0.1 work; nf_call_iptables when icc is
-// off). The bridge must exist. Adding a network that is already there changes nothing.
+// AddNetwork programs network n in both tables: its bridge joins the isolation sets of each,
+// its subnets the masquerade and hairpin sets of their family's table, and the bridge gets the
+// kernel settings cnet's rules need (route_localnet, so that ports published on 127.0.0.1
+// work; nf_call_iptables and nf_call_ip6tables when icc is off). The bridge must exist. Adding
+// a network that is already there changes nothing.
 func (f *Firewall) AddNetwork(n Network) error {
-	e, err := networkElements(n)
+	b, err := networkElements(n)
 	if err != nil {
 		return err
 	}
@@ -31,14 +32,15 @@ func (f *Firewall) AddNetwork(n Network) error {
 	if err := f.configureBridge(n); err != nil {
 		return err
 	}
-	if err := f.queue(e, nil); err != nil {
+	if err := f.queue(b, batch{}); err != nil {
 		return err
 	}
 	return f.flush("adding network " + n.Bridge + " to nftables")
 }
 
-// RemoveNetwork removes every element of bridge's network, including ports still published
-// into it, in one transaction. Removing a network that is not there is not an error.
+// RemoveNetwork removes every element of bridge's network from both tables, including ports
+// still published into it, in one transaction. Removing a network that is not there is not
+// an error.
 func (f *Firewall) RemoveNetwork(bridge string) error {
 	if err := checkBridge(bridge); err != nil {
 		return err
@@ -49,29 +51,32 @@ func (f *Firewall) RemoveNetwork(bridge string) error {
 	if err != nil {
 		return err
 	}
-	del := elements{}
+	del := newBatch()
 	br := ifname(bridge)
 	pair := append(ifname(bridge), br...)
-	for _, set := range []string{setBridges, setInternal} {
-		del.add(set, matching(cur[set], func(el nftables.SetElement) bool { return string(el.Key) == string(br) })...)
-	}
-	for _, set := range []string{setSameBridge, setNoICC} {
-		del.add(set, matching(cur[set], func(el nftables.SetElement) bool { return string(el.Key) == string(pair) })...)
-	}
-	for _, set := range []string{setSubnets, setMasquerade} {
-		for _, iv := range intervals(cur[set]) {
-			if iv.start.Comment == bridge {
-				del.add(set, iv.start, iv.end)
+	for t, c := range cur {
+		d := del[t]
+		for _, set := range []string{setBridges, setInternal} {
+			d.add(set, matching(c[set], func(el nftables.SetElement) bool { return string(el.Key) == string(br) })...)
+		}
+		for _, set := range []string{setSameBridge, setNoICC} {
+			d.add(set, matching(c[set], func(el nftables.SetElement) bool { return string(el.Key) == string(pair) })...)
+		}
+		for _, set := range []string{setSubnets, setMasquerade} {
+			for _, iv := range intervals(c[set]) {
+				if iv.start.Comment == bridge {
+					d.add(set, iv.start, iv.end)
+				}
 			}
 		}
-	}
-	for _, set := range []string{mapPortsAny, mapPortsIP} {
-		del.add(set, matching(cur[set], func(el nftables.SetElement) bool { return el.Comment == bridge })...)
+		for _, set := range []string{mapPortsAny, mapPortsIP} {
+			d.add(set, matching(c[set], func(el nftables.SetElement) bool { return el.Comment == bridge })...)
+		}
 	}
 	if del.empty() {
 		return nil
 	}
-	if err := f.queue(nil, del); err != nil {
+	if err := f.queue(batch{}, del); err != nil {
 		return err
 	}
 	if err := f.flush("removing network " + bridge + " from nftables"); err != nil {
@@ -80,42 +85,45 @@ func (f *Firewall) RemoveNetwork(bridge string) error {
 	return f.forgetUDPFlows(del)
 }
 
-// AddPorts publishes ms (reserved mappings: host port chosen) to containerIP on bridge's
-// network: one map element per port, all in one transaction. Publishing an identical port
-// again is a no-op; a host port that the firewall already sends to another address is a
-// conflict and nothing changes.
+// AddPorts publishes those of ms (reserved mappings: host port chosen) that Applies to
+// containerIP, an IPv4 or IPv6 address on bridge's network: one map element per port in the
+// table of containerIP's family, all in one transaction. The others are skipped: the caller
+// calls AddPorts once per address of the container, with all its mappings. Publishing an
+// identical port again is a no-op; a host port that the firewall already sends to another
+// address is a conflict and nothing changes.
 func (f *Firewall) AddPorts(bridge string, containerIP netip.Addr, ms []portmap.Mapping) error {
-	e, err := portElements(bridge, containerIP, ms)
-	if err != nil {
+	b, n, err := portElements(bridge, containerIP, ms)
+	if err != nil || n == 0 {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.queue(e, nil); err != nil {
+	if err := f.queue(b, batch{}); err != nil {
 		return err
 	}
-	err = f.flush(fmt.Sprintf("publishing %d ports to %s", len(ms), containerIP))
+	err = f.flush(fmt.Sprintf("publishing %d ports to %s", n, containerIP))
 	if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
 		return errdefs.Conflict("%w: %w", portmap.ErrAllocated, err)
 	}
 	return err
 }
 
-// RemovePorts unpublishes ms of containerIP in one transaction. Ports that are not published
-// (any more) are skipped, so rollback and cleanup can call it unconditionally.
+// RemovePorts unpublishes those of ms that Applies to containerIP, in one transaction. Ports
+// that are not published (any more) are skipped, so rollback and cleanup can call it
+// unconditionally.
 func (f *Firewall) RemovePorts(bridge string, containerIP netip.Addr, ms []portmap.Mapping) error {
-	e, err := portElements(bridge, containerIP, ms)
-	if err != nil {
+	b, n, err := portElements(bridge, containerIP, ms)
+	if err != nil || n == 0 {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.queue(nil, e); err != nil {
+	if err := f.queue(batch{}, b); err != nil {
 		return err
 	}
-	err = f.flush(fmt.Sprintf("unpublishing %d ports of %s", len(ms), containerIP))
+	err = f.flush(fmt.Sprintf("unpublishing %d ports of %s", n, containerIP))
 	if err == nil {
-		return f.forgetUDPFlows(e)
+		return f.forgetUDPFlows(b)
 	}
 	if !errors.Is(err, unix.ENOENT) {
 		return err
@@ -126,22 +134,24 @@ func (f *Firewall) RemovePorts(bridge string, containerIP netip.Addr, ms []portm
 	if err != nil {
 		return err
 	}
-	del := elements{}
-	for set, want := range e {
-		have := make(map[string]nftables.SetElement, len(cur[set]))
-		for _, el := range cur[set] {
-			have[string(el.Key)] = el
-		}
-		for _, el := range want {
-			if h, ok := have[string(el.Key)]; ok && string(h.Val) == string(el.Val) {
-				del.add(set, el)
+	del := newBatch()
+	for t, e := range b {
+		for set, want := range e {
+			have := make(map[string]nftables.SetElement, len(cur[t][set]))
+			for _, el := range cur[t][set] {
+				have[string(el.Key)] = el
+			}
+			for _, el := range want {
+				if h, ok := have[string(el.Key)]; ok && string(h.Val) == string(el.Val) {
+					del[t].add(set, el)
+				}
 			}
 		}
 	}
 	if del.empty() {
 		return nil
 	}
-	if err := f.queue(nil, del); err != nil {
+	if err := f.queue(batch{}, del); err != nil {
 		return err
 	}
 	if err := f.flush(fmt.Sprintf("unpublishing the remaining ports of %s", containerIP)); err != nil {
@@ -160,29 +170,22 @@ func matching(els []nftables.SetElement, keep func(nftables.SetElement) bool) []
 	return out
 }
 
-func (e elements) empty() bool {
-	for _, els := range e {
-		if len(els) > 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // queue adds to the pending transaction the deletion of del and then the addition of add, a
-// message per chunk of elements. If the library refuses to queue one, the pending messages
-// are discarded so that they cannot leak into the next transaction.
-func (f *Firewall) queue(add, del elements) error {
+// message per chunk of elements, for both tables (a transaction may span tables). A nil
+// elements of a table is nothing for it. If the library refuses to queue one, the pending
+// messages are discarded so that they cannot leak into the next transaction.
+func (f *Firewall) queue(add, del batch) error {
 	for _, op := range []struct {
-		e  elements
+		b  batch
 		fn func(*nftables.Set, []nftables.SetElement) error
 	}{{del, f.conn.SetDeleteElements}, {add, f.conn.SetAddElements}} {
-		for _, s := range f.l.sets { // in a fixed order, so transactions are reproducible
-			els := op.e[s.Name]
-			for c := range slices.Chunk(els, chunk) {
-				if err := op.fn(s, c); err != nil {
-					f.discard()
-					return fmt.Errorf("encoding elements of nftables set %s: %w", s.Name, err)
+		for t, l := range f.layouts {
+			for _, s := range l.sets { // in a fixed order, so transactions are reproducible
+				for c := range slices.Chunk(op.b[t][s.Name], chunk) {
+					if err := op.fn(s, c); err != nil {
+						f.discard()
+						return fmt.Errorf("encoding elements of nftables set %s of %s: %w", s.Name, l, err)
+					}
 				}
 			}
 		}
@@ -203,15 +206,17 @@ func (f *Firewall) discard() {
 	}
 }
 
-// read returns the elements of every set and map of the table.
-func (f *Firewall) read() (elements, error) {
-	e := elements{}
-	for _, s := range f.l.sets {
-		els, err := f.conn.GetSetElements(s)
-		if err != nil {
-			return nil, fmt.Errorf("reading nftables set %s of table ip %s (if the table is gone, Sync restores it): %w", s.Name, TableName, err)
+// read returns the elements of every set and map of both tables.
+func (f *Firewall) read() (batch, error) {
+	b := newBatch()
+	for t, l := range f.layouts {
+		for _, s := range l.sets {
+			els, err := f.conn.GetSetElements(s)
+			if err != nil {
+				return batch{}, fmt.Errorf("reading nftables set %s of %s (if the table is gone, Sync restores it): %w", s.Name, l, err)
+			}
+			b[t][s.Name] = els
 		}
-		e[s.Name] = els
 	}
-	return e, nil
+	return b, nil
 }

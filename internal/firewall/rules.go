@@ -8,21 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TableName is the name of cnet's table (family ip).
+// TableName is the name of cnet's two tables, one of family ip and one of family ip6.
 const TableName = "cnet"
 
 // version tags every rule's comment: a daemon that finds rules of another version (or a rule
 // someone deleted) rebuilds that chain; sets of another layout make it rebuild the table.
 const version = "cnet/1"
-
-// Register numbers as the kernel reads them: 1 and 2 are the 16-byte registers, 9 and 10 the
-// second and third 4-byte words of register 1, where concatenated keys continue.
-const (
-	reg1   = unix.NFT_REG_1
-	reg2   = unix.NFT_REG_2
-	reg1w1 = unix.NFT_REG32_01
-	reg1w2 = unix.NFT_REG32_02
-)
 
 // Names of the sets and maps (see the package documentation).
 const (
@@ -36,16 +27,43 @@ const (
 	mapPortsIP    = "ports_ip"
 )
 
-var (
-	typeIfPair  = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIFName)
-	typeAnyKey  = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-	typeIPKey   = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
-	typeDNATVal = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+// family is what differs between cnet's IPv4 and IPv6 tables: the address type and size, where
+// the addresses sit in the network header, and so which registers a concatenation uses.
+type family struct {
+	name    string // nft's name of the family, "ip" or "ip6"
+	nft     nftables.TableFamily
+	nfproto uint32               // NFPROTO_IPV4 or NFPROTO_IPV6, for the NAT expression
+	addr    nftables.SetDatatype // ipv4_addr or ipv6_addr
+	saddr   uint32               // offset of the source address in the network header
+	daddr   uint32               // offset of the destination address
+	// afterAddr is the 4-byte register where a concatenation continues after an address in
+	// register 1: an IPv4 address fills only its first word (NFT_REG32_00), an IPv6 address
+	// all four (NFT_REG32_00 to 03), so the next part goes to NFT_REG32_01 or NFT_REG32_04.
+	afterAddr uint32
+}
+
+// The two families, in the order of Firewall.layouts and of a batch's tables.
+var families = [nTables]*family{
+	tableIP: {name: "ip", nft: nftables.TableFamilyIPv4, nfproto: unix.NFPROTO_IPV4,
+		addr: nftables.TypeIPAddr, saddr: 12, daddr: 16, afterAddr: unix.NFT_REG32_01},
+	tableIP6: {name: "ip6", nft: nftables.TableFamilyIPv6, nfproto: unix.NFPROTO_IPV6,
+		addr: nftables.TypeIP6Addr, saddr: 8, daddr: 24, afterAddr: unix.NFT_REG32_04},
+}
+
+// Indexes of the two tables in Firewall.layouts and in a batch.
+const (
+	tableIP  = iota // table ip cnet
+	tableIP6        // table ip6 cnet
+	nTables
 )
 
-// layout is cnet's table: its sets and chains and the rules of each chain. It is built per
-// Firewall because the nftables objects carry a table pointer and IDs used within a batch.
+// addrLen is the length of the family's addresses in bytes.
+func (fam *family) addrLen() uint32 { return fam.addr.Bytes }
+
+// layout is one of cnet's tables: its sets and chains and the rules of each chain. It is built
+// per Firewall because the nftables objects carry a table pointer and IDs used within a batch.
 type layout struct {
+	fam    *family
 	table  *nftables.Table
 	sets   []*nftables.Set
 	byName map[string]*nftables.Set
@@ -58,54 +76,79 @@ type rule struct {
 	exprs []expr.Any
 }
 
-func newLayout() *layout {
-	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4}
-	l := &layout{table: t, byName: map[string]*nftables.Set{}, rules: map[string][]rule{}}
+// String names the table as nft does, for messages.
+func (l *layout) String() string { return "table " + l.fam.name + " " + TableName }
+
+// newLayout returns the layout of cnet's table of family fam. Both tables have the same sets
+// (with the family's address type) and the same rules, but for two IPv4-only pieces: the guard
+// chain and the masquerade of 127.0.0.0/8 (see the package documentation).
+func newLayout(fam *family) *layout {
+	t := &nftables.Table{Name: TableName, Family: fam.nft}
+	l := &layout{fam: fam, table: t, byName: map[string]*nftables.Set{}, rules: map[string][]rule{}}
 	// Fixed IDs: they only name the sets within one batch, and fixing them keeps AddSet away
-	// from the library's global ID counter (which is not safe for concurrent use).
+	// from the library's global ID counter (which is not safe for concurrent use). A batch may
+	// hold both tables' sets: the kernel looks an ID up within the set's own table.
 	add := func(s *nftables.Set) {
 		s.Table = t
 		s.ID = uint32(len(l.sets) + 1)
 		l.sets = append(l.sets, s)
 		l.byName[s.Name] = s
 	}
-	// Interface names are strings, which nft keeps in host byte order: saying so makes
-	// `nft list` print them.
-	host := binaryutil.NativeEndian
+	var (
+		ifPair  = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIFName)
+		anyKey  = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+		ipKey   = nftables.MustConcatSetType(fam.addr, nftables.TypeInetProto, nftables.TypeInetService)
+		dnatVal = nftables.MustConcatSetType(fam.addr, nftables.TypeInetService)
+		// Interface names are strings, which nft keeps in host byte order: saying so makes
+		// `nft list` print them.
+		host = binaryutil.NativeEndian
+		big  = binaryutil.BigEndian
+	)
 	add(&nftables.Set{Name: setBridges, KeyType: nftables.TypeIFName, KeyByteOrder: host})
-	add(&nftables.Set{Name: setSameBridge, KeyType: typeIfPair, Concatenation: true, KeyByteOrder: host})
-	add(&nftables.Set{Name: setNoICC, KeyType: typeIfPair, Concatenation: true, KeyByteOrder: host})
+	add(&nftables.Set{Name: setSameBridge, KeyType: ifPair, Concatenation: true, KeyByteOrder: host})
+	add(&nftables.Set{Name: setNoICC, KeyType: ifPair, Concatenation: true, KeyByteOrder: host})
 	add(&nftables.Set{Name: setInternal, KeyType: nftables.TypeIFName, KeyByteOrder: host})
-	add(&nftables.Set{Name: setSubnets, KeyType: nftables.TypeIPAddr, Interval: true, KeyByteOrder: binaryutil.BigEndian})
-	add(&nftables.Set{Name: setMasquerade, KeyType: nftables.TypeIPAddr, Interval: true, KeyByteOrder: binaryutil.BigEndian})
-	add(&nftables.Set{Name: mapPortsAny, KeyType: typeAnyKey, IsMap: true, DataType: typeDNATVal, Concatenation: true, KeyByteOrder: binaryutil.BigEndian})
-	add(&nftables.Set{Name: mapPortsIP, KeyType: typeIPKey, IsMap: true, DataType: typeDNATVal, Concatenation: true, KeyByteOrder: binaryutil.BigEndian})
+	add(&nftables.Set{Name: setSubnets, KeyType: fam.addr, Interval: true, KeyByteOrder: big})
+	add(&nftables.Set{Name: setMasquerade, KeyType: fam.addr, Interval: true, KeyByteOrder: big})
+	add(&nftables.Set{Name: mapPortsAny, KeyType: anyKey, IsMap: true, DataType: dnatVal, Concatenation: true, KeyByteOrder: big})
+	add(&nftables.Set{Name: mapPortsIP, KeyType: ipKey, IsMap: true, DataType: dnatVal, Concatenation: true, KeyByteOrder: big})
 
 	chain := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) {
 		l.chains = append(l.chains, &nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio})
 	}
-	chain("guard", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
+	// The guard is IPv4 only: IPv6 needs none, since the kernel drops a packet for ::1 that
+	// arrives on any interface but lo before the prerouting hook (ip6_rcv_core, RFC 4291
+	// 2.5.3), and IPv6 has no route_localnet to open the host's loopback to its bridges.
+	if fam == families[tableIP] {
+		chain("guard", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
+	}
 	chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 	chain("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
 	chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 	chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
 
 	s := l.byName
-	l.rules["guard"] = []rule{
-		{"loopback only from lo", cat(ifnameIs(expr.MetaKeyIIFNAME, "lo", false), loopbackAddr(16), verdict(expr.VerdictDrop))},
+	if l.chain("guard") != nil {
+		l.rules["guard"] = []rule{
+			{"loopback only from lo", cat(ifnameIs(expr.MetaKeyIIFNAME, "lo", false), loopbackAddr(fam.daddr), verdict(expr.VerdictDrop))},
+		}
 	}
 	dnat := []rule{
-		{"publish on one address", cat(local(), dnatIP(s[mapPortsIP]))},
-		{"publish on all addresses", cat(local(), dnatAny(s[mapPortsAny]))},
+		{"publish on one address", cat(local(), dnatIP(fam, s[mapPortsIP]))},
+		{"publish on all addresses", cat(local(), dnatAny(fam, s[mapPortsAny]))},
 	}
 	l.rules["prerouting"] = dnat
 	l.rules["output"] = dnat
 	masq := []expr.Any{&expr.Masq{}}
-	l.rules["postrouting"] = []rule{
-		{"localhost to a container", cat(loopbackAddr(12), in(expr.MetaKeyOIFNAME, s[setBridges], false), masq)},
-		{"hairpin", cat(ctDNAT(), in(expr.MetaKeyOIFNAME, s[setBridges], false), saddrIn(s[setSubnets]), masq)},
-		{"masquerade", cat(in(expr.MetaKeyOIFNAME, s[setBridges], true), saddrIn(s[setMasquerade]), masq)},
+	var post []rule
+	if fam == families[tableIP] {
+		post = append(post, rule{"localhost to a container", cat(loopbackAddr(fam.saddr), in(expr.MetaKeyOIFNAME, s[setBridges], false), masq)})
 	}
+	l.rules["postrouting"] = append(post,
+		rule{"hairpin", cat(ctDNAT(), in(expr.MetaKeyOIFNAME, s[setBridges], false), saddrIn(fam, s[setSubnets]), masq)},
+		rule{"masquerade", cat(in(expr.MetaKeyOIFNAME, s[setBridges], true), saddrIn(fam, s[setMasquerade]), masq)},
+	)
+	// Forwarding is decided by interfaces and conntrack only, so both families have the same.
 	l.rules["forward"] = []rule{
 		{"hairpin", cat(ctDNAT(), pairIn(s[setSameBridge]), verdict(expr.VerdictAccept))},
 		{"icc disabled", cat(pairIn(s[setNoICC]), verdict(expr.VerdictDrop))},
@@ -142,118 +185,4 @@ func ruleTag(tag string) []byte {
 func ruleTagOf(r *nftables.Rule) string {
 	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
 	return s
-}
-
-func cat(parts ...[]expr.Any) []expr.Any {
-	var out []expr.Any
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
-
-func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
-
-// ifname pads an interface name to IFNAMSIZ, as the kernel compares and stores it.
-func ifname(name string) []byte {
-	b := make([]byte, unix.IFNAMSIZ)
-	copy(b, name)
-	return b
-}
-
-func ifnameIs(key expr.MetaKey, name string, eq bool) []expr.Any {
-	op := expr.CmpOpNeq
-	if eq {
-		op = expr.CmpOpEq
-	}
-	return []expr.Any{
-		&expr.Meta{Key: key, Register: reg1},
-		&expr.Cmp{Op: op, Register: reg1, Data: ifname(name)},
-	}
-}
-
-// loopbackAddr matches an address in 127.0.0.0/8: the first byte of the source (offset 12)
-// or destination (offset 16) address is 127.
-func loopbackAddr(offset uint32) []expr.Any {
-	return []expr.Any{
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{127}},
-	}
-}
-
-// local matches packets for one of the host's own addresses.
-func local() []expr.Any {
-	return []expr.Any{
-		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
-	}
-}
-
-// dnatIP: ip daddr . meta l4proto . th dport looked up in m gives the address and port.
-func dnatIP(m *nftables.Set) []expr.Any {
-	return []expr.Any{
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1w1},
-		&expr.Payload{DestRegister: reg1w2, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
-		dnatExpr(),
-	}
-}
-
-// dnatAny: meta l4proto . th dport looked up in m gives the address and port.
-func dnatAny(m *nftables.Set) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Payload{DestRegister: reg1w1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
-		dnatExpr(),
-	}
-}
-
-// dnatExpr takes the address from the first word of register 1 and the port from the second,
-// where the map's concatenated value lands.
-func dnatExpr() expr.Any {
-	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4,
-		RegAddrMin: reg1, RegAddrMax: reg1, RegProtoMin: reg1w1, RegProtoMax: reg1w1, Specified: true}
-}
-
-func in(key expr.MetaKey, s *nftables.Set, invert bool) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: key, Register: reg1},
-		&expr.Lookup{SourceRegister: reg1, SetName: s.Name, SetID: s.ID, Invert: invert},
-	}
-}
-
-func pairIn(s *nftables.Set) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg2},
-		&expr.Lookup{SourceRegister: reg1, SetName: s.Name, SetID: s.ID},
-	}
-}
-
-func saddrIn(s *nftables.Set) []expr.Any {
-	return []expr.Any{
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Lookup{SourceRegister: reg1, SetName: s.Name, SetID: s.ID},
-	}
-}
-
-func ctBits(key expr.CtKey, mask uint32) []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: reg1, Key: key},
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(0)},
-	}
-}
-
-// ctDNAT matches connections whose destination was NATed (IPS_DST_NAT).
-func ctDNAT() []expr.Any { return ctBits(expr.CtKeySTATUS, ipsDstNAT) }
-
-// ipsDstNAT is IPS_DST_NAT of linux/netfilter/nf_conntrack_common.h.
-const ipsDstNAT = 1 << 5
-
-func ctStateReply() []expr.Any {
-	return ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED)
 }

@@ -3,8 +3,9 @@ package firewall
 import (
 	"bytes"
 	"cmp"
-	"encoding/binary"
 	"errors"
+	"fmt"
+	mathbits "math/bits"
 	"net/netip"
 	"slices"
 
@@ -13,34 +14,47 @@ import (
 	"github.com/cnet-dev/cnet/internal/errdefs"
 )
 
-// Sync makes cnet's table hold exactly desired: it runs EnsureBase, then in one transaction
-// removes every element desired does not have (what a crash or a removal while the daemon was
-// down left behind) and adds what is missing; elements already right are not touched, so
-// published ports keep working throughout. Then it applies the bridges' kernel settings;
-// a bridge that is missing is reported, after everything else is done.
+// Sync makes cnet's two tables hold exactly desired: it runs EnsureBase, then in one
+// transaction removes every element desired does not have (what a crash or a removal while the
+// daemon was down left behind) and adds what is missing; elements already right are not
+// touched, so published ports keep working throughout. Ports whose mapping does not Apply to
+// their container address are skipped. Then it applies the bridges' kernel settings; a bridge
+// that is missing is reported, after everything else is done.
 func (f *Firewall) Sync(desired State) error {
-	want := elements{}
+	want := newBatch()
 	for _, n := range desired.Networks {
-		e, err := networkElements(n)
+		b, err := networkElements(n)
 		if err != nil {
 			return err
 		}
-		for set, els := range e {
-			want.add(set, els...)
+		for t, e := range b {
+			for set, els := range e {
+				want[t].add(set, els...)
+			}
 		}
 	}
-	seen := map[string]Published{}
+	type portKey struct {
+		table    int
+		set, key string
+	}
+	seen := map[portKey]Published{}
 	for _, p := range desired.Ports {
-		set, el, err := portElement(p)
+		if err := checkAddr(p.ContainerIP, "container address"); err != nil {
+			return fmt.Errorf("port %s: %w", p.Mapping, err)
+		}
+		if !Applies(p.ContainerIP, p.Mapping) {
+			continue
+		}
+		t, set, el, err := portElement(p)
 		if err != nil {
 			return err
 		}
-		k := set + string(el.Key)
+		k := portKey{t, set, string(el.Key)}
 		if q, dup := seen[k]; dup {
 			return errdefs.Conflict("host port %s is published both to %s and to %s", p.Mapping, q.ContainerIP, p.ContainerIP)
 		}
 		seen[k] = p
-		want.add(set, el)
+		want[t].add(set, el)
 	}
 
 	f.mu.Lock()
@@ -52,17 +66,19 @@ func (f *Firewall) Sync(desired State) error {
 	if err != nil {
 		return err
 	}
-	add, del := elements{}, elements{}
-	for _, s := range f.l.sets {
-		a, d := diff(s, cur[s.Name], want[s.Name])
-		add.add(s.Name, a...)
-		del.add(s.Name, d...)
+	add, del := newBatch(), newBatch()
+	for t, l := range f.layouts {
+		for _, s := range l.sets {
+			a, d := diff(s, cur[t][s.Name], want[t][s.Name])
+			add[t].add(s.Name, a...)
+			del[t].add(s.Name, d...)
+		}
 	}
 	if !add.empty() || !del.empty() {
 		if err := f.queue(add, del); err != nil {
 			return err
 		}
-		if err := f.flush("synchronising table ip " + TableName); err != nil {
+		if err := f.flush("synchronising tables ip and ip6 " + TableName); err != nil {
 			return err
 		}
 	}
@@ -154,8 +170,10 @@ func intervals(els []nftables.SetElement) []ivl {
 	return out
 }
 
-// Current reads back what cnet's table holds, as a State: networks sorted by bridge (their
-// ICC, Internal and Masquerade as the sets say), ports sorted by protocol, address and port.
+// Current reads back what cnet's two tables hold, as a State: networks sorted by bridge (their
+// subnets of both families, IPv4 first, and ICC, Internal and Masquerade as the sets of either
+// table say), ports of both tables sorted by protocol, host address, host port and container
+// address.
 func (f *Firewall) Current() (State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -171,49 +189,56 @@ func (f *Firewall) Current() (State, error) {
 		return nets[br]
 	}
 	name := func(b []byte) string { return string(bytes.TrimRight(b, "\x00")) }
-	for _, el := range cur[setBridges] {
-		get(name(el.Key))
-	}
-	for _, el := range cur[setNoICC] {
-		get(name(el.Key[:16])).ICC = false
-	}
-	for _, el := range cur[setInternal] {
-		get(name(el.Key)).Internal = true
-	}
-	for _, iv := range intervals(cur[setSubnets]) {
-		n := get(iv.start.Comment)
-		n.Subnets = append(n.Subnets, toPrefix(iv))
-	}
-	for _, iv := range intervals(cur[setMasquerade]) {
-		get(iv.start.Comment).Masquerade = true
-	}
 	var st State
+	for _, c := range cur {
+		for _, el := range c[setBridges] {
+			get(name(el.Key))
+		}
+		for _, el := range c[setNoICC] {
+			get(name(el.Key[:16])).ICC = false
+		}
+		for _, el := range c[setInternal] {
+			get(name(el.Key)).Internal = true
+		}
+		for _, iv := range intervals(c[setSubnets]) {
+			n := get(iv.start.Comment)
+			n.Subnets = append(n.Subnets, toPrefix(iv))
+		}
+		for _, iv := range intervals(c[setMasquerade]) {
+			get(iv.start.Comment).Masquerade = true
+		}
+		for _, set := range []string{mapPortsAny, mapPortsIP} {
+			for _, el := range c[set] {
+				if p, ok := decodePort(set, el); ok {
+					st.Ports = append(st.Ports, p)
+				}
+			}
+		}
+	}
 	for _, n := range nets {
 		st.Networks = append(st.Networks, *n)
 	}
 	slices.SortFunc(st.Networks, func(a, b Network) int { return cmp.Compare(a.Bridge, b.Bridge) })
-	for _, set := range []string{mapPortsAny, mapPortsIP} {
-		for _, el := range cur[set] {
-			if p, ok := decodePort(set, el); ok {
-				st.Ports = append(st.Ports, p)
-			}
-		}
-	}
 	slices.SortFunc(st.Ports, func(a, b Published) int {
-		return cmp.Or(cmp.Compare(a.Proto, b.Proto), a.HostIP.Compare(b.HostIP), cmp.Compare(a.HostPort, b.HostPort))
+		return cmp.Or(cmp.Compare(a.Proto, b.Proto), a.HostIP.Compare(b.HostIP), cmp.Compare(a.HostPort, b.HostPort),
+			a.ContainerIP.Compare(b.ContainerIP))
 	})
 	return st, nil
 }
 
-// toPrefix turns an interval back into the prefix it was made from.
+// toPrefix turns an interval back into the prefix it was made from: the bits its first and
+// last address (the one before the end) share.
 func toPrefix(iv ivl) netip.Prefix {
-	start := binary.BigEndian.Uint32(iv.start.Key)
-	end := binary.BigEndian.Uint32(iv.end.Key)
-	size := end - start
-	bits := 32
-	for size > 1 {
-		size >>= 1
-		bits--
+	start, _ := netip.AddrFromSlice(iv.start.Key)
+	end, _ := netip.AddrFromSlice(iv.end.Key)
+	s, l := start.AsSlice(), end.Prev().AsSlice()
+	bits := 0
+	for i := 0; i < len(s) && i < len(l); i++ {
+		if x := s[i] ^ l[i]; x != 0 {
+			bits += mathbits.LeadingZeros8(x)
+			break
+		}
+		bits += 8
 	}
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte(iv.start.Key)), bits)
+	return netip.PrefixFrom(start, bits)
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,20 +18,27 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/cnet-dev/cnet/internal/sandbox"
 )
 
 // The testbed is a throwaway "host" namespace with cnet's bridges, containers (namespaces
-// with a veth on a bridge) and a "client" namespace joined to the host by an underlay veth:
+// with a veth on a bridge) and a "client" namespace joined to the host by an underlay veth,
+// dual-stack:
 //
 //	client 10.99.0.2/24 eth0 ---- up0 10.99.0.1/24  host  br-* 172.x.0.1 ---- eth0 container
+//	       fd00:99::2/64              fd00:99::1/64          fd00:x::1              fd00:x::N
 //
 // Nothing touches the machine's own namespace; everything is removed when the test ends.
+// IPv6 addresses are added with nodad, so that they are usable at once (duplicate address
+// detection would keep them tentative for a second or more).
 
 const (
-	hostAddr   = "10.99.0.1"
-	clientAddr = "10.99.0.2"
+	hostAddr    = "10.99.0.1"
+	clientAddr  = "10.99.0.2"
+	hostAddr6   = "fd00:99::1"
+	clientAddr6 = "fd00:99::2"
 )
 
 type testbed struct {
@@ -49,15 +57,18 @@ func needRoot(t testing.TB) {
 }
 
 // newTestbed makes the host and client namespaces and a Firewall for the host, with its base
-// ruleset in place. The host forwards IPv4 and, like a host without br_netfilter, does not send
-// bridged traffic through iptables hooks unless a bridge asks for it.
+// ruleset in place. The host forwards IPv4 and IPv6 and, like a host without br_netfilter,
+// does not send bridged traffic through iptables or ip6tables hooks unless a bridge asks for
+// it.
 func newTestbed(t testing.TB) *testbed {
 	needRoot(t)
 	tb := &testbed{t: t, dir: t.TempDir(), nets: map[string]Network{}}
 	tb.host = tb.ns("host")
 	tb.client = tb.ns("client")
 	tb.sysctl(tb.host, "net/ipv4/ip_forward", "1")
+	tb.sysctl(tb.host, "net/ipv6/conf/all/forwarding", "1")
 	tb.sysctl(tb.host, "net/bridge/bridge-nf-call-iptables", "0")
+	tb.sysctl(tb.host, "net/bridge/bridge-nf-call-ip6tables", "0")
 
 	hh := tb.handle(tb.host)
 	cfd := tb.nsFd(tb.client)
@@ -65,8 +76,8 @@ func newTestbed(t testing.TB) *testbed {
 	if err := hh.LinkAdd(up); err != nil {
 		t.Fatalf("creating the underlay veth: %v", err)
 	}
-	tb.addrUp(tb.host, "up0", hostAddr+"/24")
-	tb.addrUp(tb.client, "eth0", clientAddr+"/24")
+	tb.addrUp(tb.host, "up0", hostAddr+"/24", hostAddr6+"/64")
+	tb.addrUp(tb.client, "eth0", clientAddr+"/24", clientAddr6+"/64")
 
 	fd := tb.nsFd(tb.host)
 	fw, err := New(fd)
@@ -81,7 +92,9 @@ func newTestbed(t testing.TB) *testbed {
 	return tb
 }
 
-// ns creates a namespace that is deleted when the test ends; its links go with it.
+// ns creates a namespace that is deleted when the test ends; its links go with it. Links
+// created in it later have IPv6 (sandbox.Create turns it off by default, as cnet does for a
+// container without IPv6).
 func (tb *testbed) ns(name string) string {
 	path := filepath.Join(tb.dir, name)
 	if err := sandbox.Create(path); err != nil {
@@ -92,6 +105,7 @@ func (tb *testbed) ns(name string) string {
 			tb.t.Errorf("removing namespace %s: %v", name, err)
 		}
 	})
+	tb.sysctl(path, "net/ipv6/conf/default/disable_ipv6", "0")
 	return path
 }
 
@@ -123,17 +137,22 @@ func (tb *testbed) sysctl(ns, key, val string) {
 	}
 }
 
-func (tb *testbed) addrUp(ns, link, cidr string) {
+// addrUp gives link in ns the addresses cidrs (IPv6 ones without duplicate address
+// detection) and brings it up.
+func (tb *testbed) addrUp(ns, link string, cidrs ...string) {
 	tb.t.Helper()
 	h := tb.handle(ns)
 	l, err := h.LinkByName(link)
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	if cidr != "" {
+	for _, cidr := range cidrs {
 		a, err := netlink.ParseAddr(cidr)
 		if err != nil {
 			tb.t.Fatal(err)
+		}
+		if a.IP.To4() == nil {
+			a.Flags |= unix.IFA_F_NODAD
 		}
 		if err := h.AddrAdd(l, a); err != nil {
 			tb.t.Fatalf("adding %s to %s: %v", cidr, link, err)
@@ -144,24 +163,28 @@ func (tb *testbed) addrUp(ns, link, cidr string) {
 	}
 }
 
-// network creates bridge br with gateway .1 of subnet in the host and adds it to the firewall.
+// network creates bridge br in the host, with the first address of each subnet as gateway,
+// and adds it to the firewall.
 func (tb *testbed) network(n Network) {
 	tb.t.Helper()
 	h := tb.handle(tb.host)
 	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge}}); err != nil {
 		tb.t.Fatalf("creating bridge %s: %v", n.Bridge, err)
 	}
-	gw := n.Subnets[0].Addr().Next()
-	tb.addrUp(tb.host, n.Bridge, netip.PrefixFrom(gw, n.Subnets[0].Bits()).String())
+	var gws []string
+	for _, p := range n.Subnets {
+		gws = append(gws, netip.PrefixFrom(p.Addr().Next(), p.Bits()).String())
+	}
+	tb.addrUp(tb.host, n.Bridge, gws...)
 	if err := tb.fw.AddNetwork(n); err != nil {
 		tb.t.Fatalf("AddNetwork(%+v): %v", n, err)
 	}
 	tb.nets[n.Bridge] = n
 }
 
-// container makes a namespace with eth0 at ip on bridge br and a default route via the
-// bridge's gateway, and returns its path.
-func (tb *testbed) container(name, br, ip string) string {
+// container makes a namespace with eth0 at ips (IPv4, IPv6 or both) on bridge br and, for each
+// address's family, a default route via the gateway of its subnet, and returns its path.
+func (tb *testbed) container(name, br string, ips ...string) string {
 	tb.t.Helper()
 	path := tb.ns(name)
 	n := tb.nets[br]
@@ -175,12 +198,22 @@ func (tb *testbed) container(name, br, ip string) string {
 	if err := h.LinkAdd(v); err != nil {
 		tb.t.Fatalf("creating veth of %s: %v", name, err)
 	}
-	tb.addrUp(tb.host, "v"+name, "")
-	tb.addrUp(path, "eth0", fmt.Sprintf("%s/%d", ip, n.Subnets[0].Bits()))
+	tb.addrUp(tb.host, "v"+name)
+	var subnets []netip.Prefix
+	for _, ip := range ips {
+		a := addr(ip)
+		i := slices.IndexFunc(n.Subnets, func(p netip.Prefix) bool { return p.Contains(a) })
+		if i < 0 {
+			tb.t.Fatalf("%s is in no subnet of %s", ip, br)
+		}
+		subnets = append(subnets, n.Subnets[i])
+		tb.addrUp(path, "eth0", netip.PrefixFrom(a, n.Subnets[i].Bits()).String())
+	}
 	ch := tb.handle(path)
-	gw := n.Subnets[0].Addr().Next()
-	if err := ch.RouteAdd(&netlink.Route{Gw: gw.AsSlice()}); err != nil {
-		tb.t.Fatalf("default route of %s: %v", name, err)
+	for _, p := range subnets {
+		if err := ch.RouteAdd(&netlink.Route{Gw: p.Addr().Next().AsSlice()}); err != nil {
+			tb.t.Fatalf("default route of %s via %s: %v", name, p.Addr().Next(), err)
+		}
 	}
 	return path
 }
@@ -203,9 +236,13 @@ func run(ns string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// ping reports whether one ICMP echo from ns to ip is answered.
+// ping reports whether one ICMP echo (ICMPv6 for an IPv6 address) from ns to ip is answered.
 func ping(ns, ip string) bool {
-	_, err := run(ns, "busybox", "ping", "-c", "1", "-W", "2", ip)
+	args := []string{"busybox", "ping", "-c", "1", "-W", "2", ip}
+	if strings.Contains(ip, ":") {
+		args = slices.Insert(args, 2, "-6")
+	}
+	_, err := run(ns, args...)
 	return err == nil
 }
 
@@ -261,46 +298,65 @@ func (s *server) count() int {
 	return len(s.peers)
 }
 
-// serve listens on port (TCP and UDP, all addresses) in namespace ns until the test ends.
+// serve listens on port (TCP and UDP, all IPv4 and IPv6 addresses, with a socket for each
+// family) in namespace ns until the test ends.
 func (tb *testbed) serve(ns string, port int) *server {
 	tb.t.Helper()
 	s := &server{}
-	var l net.Listener
-	var pc net.PacketConn
+	var ls []net.Listener
+	var pcs []net.PacketConn
 	err := inNamespace(ns, func() error {
-		var err error
-		if l, err = net.Listen("tcp4", fmt.Sprintf(":%d", port)); err != nil {
-			return err
+		for _, v := range []string{"4", "6"} {
+			l, err := net.Listen("tcp"+v, fmt.Sprintf(":%d", port))
+			if err != nil {
+				return err
+			}
+			ls = append(ls, l)
+			pc, err := net.ListenPacket("udp"+v, fmt.Sprintf(":%d", port))
+			if err != nil {
+				return err
+			}
+			pcs = append(pcs, pc)
 		}
-		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
-		return err
+		return nil
+	})
+	tb.t.Cleanup(func() {
+		for _, l := range ls {
+			l.Close()
+		}
+		for _, pc := range pcs {
+			pc.Close()
+		}
 	})
 	if err != nil {
 		tb.t.Fatalf("listening on %d: %v", port, err)
 	}
-	tb.t.Cleanup(func() { l.Close(); pc.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
+	for _, l := range ls {
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				s.saw(c.RemoteAddr().String())
+				fmt.Fprintf(c, "%s\n", c.RemoteAddr().(*net.TCPAddr).IP)
+				c.Close()
 			}
-			s.saw(c.RemoteAddr().String())
-			fmt.Fprintf(c, "%s\n", c.RemoteAddr().(*net.TCPAddr).IP)
-			c.Close()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			_, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
+		}()
+	}
+	for _, pc := range pcs {
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				_, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				s.saw(from.String())
+				pc.WriteTo([]byte(from.(*net.UDPAddr).IP.String()+"\n"), from)
 			}
-			s.saw(from.String())
-			pc.WriteTo([]byte(from.(*net.UDPAddr).IP.String()+"\n"), from)
-		}
-	}()
+		}()
+	}
 	return s
 }
 
@@ -311,8 +367,8 @@ const (
 	blockedWait = 2 * time.Second
 )
 
-// dial connects from ns to addr over network ("tcp4" or "udp4") and returns the peer address
-// the server reported.
+// dial connects from ns to addr over network ("tcp4", "udp4", "tcp6" or "udp6"; an IPv6
+// addr is [ip]:port) and returns the peer address the server reported.
 func dial(ns, network, addr string, wait time.Duration) (string, error) {
 	var c net.Conn
 	err := inNamespace(ns, func() error {
@@ -325,7 +381,7 @@ func dial(ns, network, addr string, wait time.Duration) (string, error) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(wait))
-	if network == "udp4" {
+	if strings.HasPrefix(network, "udp") {
 		if _, err := c.Write([]byte("hello\n")); err != nil {
 			return "", err
 		}

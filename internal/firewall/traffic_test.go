@@ -118,7 +118,7 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 
 	// Without the guard the packet is DNATed and forwarded: the attack is real.
-	tb.withoutChain("guard", func() {
+	tb.withoutChain(tableIP, "guard", func() {
 		spoof()
 		if !waitFor(func() bool { return s.count() > before }) {
 			t.Fatalf("without the guard rule the spoofed packet did not arrive: the test does not show what it claims")
@@ -132,19 +132,21 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 }
 
-// withoutChain empties one of cnet's chains, runs fn, and has EnsureBase restore the chain:
-// it shows that what a test found blocked was blocked by that chain, not by something else.
-func (tb *testbed) withoutChain(chain string, fn func()) {
+// withoutChain empties one of cnet's chains (of the table tableIP or tableIP6), runs fn, and
+// has EnsureBase restore the chain: it shows that what a test found blocked was blocked by that
+// chain, not by something else.
+func (tb *testbed) withoutChain(table int, chain string, fn func()) {
 	tb.t.Helper()
-	if out, err := run(tb.host, "nft", "flush", "chain", "ip", TableName, chain); err != nil {
-		tb.t.Fatalf("flushing chain %s: %v %s", chain, err, out)
+	fam := families[table].name
+	if out, err := run(tb.host, "nft", "flush", "chain", fam, TableName, chain); err != nil {
+		tb.t.Fatalf("flushing chain %s of %s: %v %s", chain, fam, err, out)
 	}
 	fn()
 	if err := tb.fw.EnsureBase(); err != nil {
 		tb.t.Fatal(err)
 	}
-	if n := strings.Count(tb.nft("list", "chain", "ip", TableName, chain), "comment \""+version); n != len(tb.fw.l.rules[chain]) {
-		tb.t.Fatalf("EnsureBase restored %d rules of chain %s, want %d", n, chain, len(tb.fw.l.rules[chain]))
+	if n := strings.Count(tb.nft("list", "chain", fam, TableName, chain), "comment \""+version); n != len(tb.fw.layouts[table].rules[chain]) {
+		tb.t.Fatalf("EnsureBase restored %d rules of chain %s of %s, want %d", n, chain, fam, len(tb.fw.layouts[table].rules[chain]))
 	}
 }
 
@@ -159,8 +161,9 @@ func waitFor(cond func() bool) bool {
 	return false
 }
 
-// spoofUDP sends, from namespace ns out of its link dev, a UDP datagram addressed to dst:port
-// at the Ethernet address of peer (a link of the host namespace), as a hostile neighbour can.
+// spoofUDP sends, from namespace ns out of its link dev, a UDP datagram from the client's
+// address (of dst's family) to dst:port at the Ethernet address of peer (a link of the host
+// namespace), as a hostile neighbour can.
 func (tb *testbed) spoofUDP(ns, dev, peer string, dst net.IP, port uint16) {
 	tb.t.Helper()
 	pl, err := tb.handle(tb.host).LinkByName(peer)
@@ -171,37 +174,73 @@ func (tb *testbed) spoofUDP(ns, dev, peer string, dst net.IP, port uint16) {
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	pkt := make([]byte, 20+8+5)
-	pkt[0], pkt[8], pkt[9] = 0x45, 64, unix.IPPROTO_UDP
-	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
-	copy(pkt[12:16], net.ParseIP(clientAddr).To4())
-	copy(pkt[16:20], dst.To4())
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(pkt[i:]))
+	udp := make([]byte, 8+5)
+	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[2:], port)
+	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
+	copy(udp[8:], "spoof")
+	var pkt []byte
+	var ethType uint16
+	if dst4 := dst.To4(); dst4 != nil {
+		ethType = unix.ETH_P_IP
+		pkt = make([]byte, 20, 20+len(udp))
+		pkt[0], pkt[8], pkt[9] = 0x45, 64, unix.IPPROTO_UDP
+		binary.BigEndian.PutUint16(pkt[2:], uint16(20+len(udp)))
+		copy(pkt[12:16], net.ParseIP(clientAddr).To4())
+		copy(pkt[16:20], dst4)
+		binary.BigEndian.PutUint16(pkt[10:], checksum(sum16(pkt)))
+		pkt = append(pkt, udp...) // UDP checksum 0: none, valid for IPv4
+	} else {
+		ethType = unix.ETH_P_IPV6
+		pkt = make([]byte, 40, 40+len(udp))
+		pkt[0], pkt[6], pkt[7] = 0x60, unix.IPPROTO_UDP, 64
+		binary.BigEndian.PutUint16(pkt[4:], uint16(len(udp)))
+		copy(pkt[8:24], net.ParseIP(clientAddr6))
+		copy(pkt[24:40], dst.To16())
+		// IPv6 requires the UDP checksum, over a pseudo-header of the addresses, length and
+		// protocol, and the datagram.
+		pseudo := append(append([]byte{}, pkt[8:40]...), 0, 0, byte(len(udp)>>8), byte(len(udp)), 0, 0, 0, unix.IPPROTO_UDP)
+		c := checksum(sum16(pseudo) + sum16(udp))
+		if c == 0 {
+			c = 0xffff // 0 would mean none, which IPv6 does not allow
+		}
+		binary.BigEndian.PutUint16(udp[6:], c)
+		pkt = append(pkt, udp...)
 	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(pkt[10:], ^uint16(sum))
-	binary.BigEndian.PutUint16(pkt[20:], 40000)
-	binary.BigEndian.PutUint16(pkt[22:], port)
-	binary.BigEndian.PutUint16(pkt[24:], 8+5) // UDP checksum 0: none, valid for IPv4
-	copy(pkt[28:], "spoof")
-	ethIP := uint16(0x0008) // ETH_P_IP (0x0800) in network byte order
+	proto := binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, ethType)) // htons
 	err = inNamespace(ns, func() error {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(ethIP))
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(proto))
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		sa := &unix.SockaddrLinklayer{Ifindex: dl.Attrs().Index, Protocol: ethIP, Halen: 6}
+		sa := &unix.SockaddrLinklayer{Ifindex: dl.Attrs().Index, Protocol: proto, Halen: 6}
 		copy(sa.Addr[:], pl.Attrs().HardwareAddr)
 		return unix.Sendto(fd, pkt, 0, sa)
 	})
 	if err != nil {
 		tb.t.Fatalf("sending a spoofed packet: %v", err)
 	}
+}
+
+// sum16 adds b up as 16-bit big-endian words, for the Internet checksum (RFC 1071).
+func sum16(b []byte) uint32 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	return sum
+}
+
+// checksum folds a sum16 into the one's complement checksum.
+func checksum(sum uint32) uint16 {
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
 }
 
 // TestMasquerade: a container of a masqueraded network reaches the client host with the host's
@@ -251,7 +290,7 @@ func TestIsolation(t *testing.T) {
 	if ping(a1, "172.31.0.2") || ping(b1, "172.30.0.2") {
 		t.Errorf("ICMP crosses between networks")
 	}
-	tb.withoutChain("forward", func() {
+	tb.withoutChain(tableIP, "forward", func() {
 		tb.reach(a1, "tcp4", "172.31.0.2:80", "172.30.0.2")
 		tb.reach(b1, "udp4", "172.30.0.2:80", "172.31.0.2")
 	})
@@ -288,7 +327,7 @@ func TestInternal(t *testing.T) {
 	if st, _ := tb.fw.Current(); len(st.Networks) != 2 || !st.Networks[1].Internal || st.Networks[1].Masquerade {
 		t.Errorf("Current() = %+v, want br-i internal without masquerade", st.Networks)
 	}
-	tb.withoutChain("forward", func() { tb.reach(i1, "tcp4", clientAddr+":9000", "172.29.0.2") })
+	tb.withoutChain(tableIP, "forward", func() { tb.reach(i1, "tcp4", clientAddr+":9000", "172.29.0.2") })
 }
 
 // TestICCDisabled: on a network with enable_icc=false containers cannot reach each other (TCP,
@@ -322,7 +361,7 @@ func TestICCDisabled(t *testing.T) {
 	// A published port of n2 is reachable from n1 through the host's address, as from anywhere.
 	must(t, tb.fw.AddPorts("br-n", addr("172.28.0.3"), specs(t, "8080:80")))
 	tb.reach(n1, "tcp4", hostAddr+":8080", "172.28.0.1")
-	tb.withoutChain("forward", func() { tb.reach(n1, "tcp4", "172.28.0.3:80", "172.28.0.2") })
+	tb.withoutChain(tableIP, "forward", func() { tb.reach(n1, "tcp4", "172.28.0.3:80", "172.28.0.2") })
 	tb.reach(a1, "tcp4", "172.30.0.3:80", "172.30.0.2")
 	if !ping(a1, "172.30.0.3") {
 		t.Errorf("ICMP within an icc=true network fails")
@@ -333,66 +372,80 @@ func TestICCDisabled(t *testing.T) {
 }
 
 // TestUDPRepublish: when a UDP port is unpublished and published to another container, a
-// client that keeps sending from the same socket reaches the new container. Conntrack would
-// otherwise keep sending that flow to the old one, as the control (the element swapped with
-// the nft command, which leaves conntrack alone) shows.
+// client that keeps sending from the same socket reaches the new container, over IPv4 and over
+// IPv6. Conntrack would otherwise keep sending that flow to the old one, as the control (the
+// element swapped with the nft command, which leaves conntrack alone) shows.
 func TestUDPRepublish(t *testing.T) {
 	t.Parallel()
-	tb := newTestbed(t)
-	tb.network(netA)
-	a1 := tb.container("a1", "br-a", "172.30.0.2")
-	a2 := tb.container("a2", "br-a", "172.30.0.3")
-	s1, s2 := tb.serve(a1, 53), tb.serve(a2, 53)
-	socket := func(port string) func() {
-		var c net.Conn
-		must(t, inNamespace(tb.client, func() (err error) {
-			c, err = net.Dial("udp4", hostAddr+":"+port)
-			return err
-		}))
-		t.Cleanup(func() { c.Close() })
-		return func() {
-			if _, err := c.Write([]byte("x")); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	arrives := func(s *server, n int, what string) {
-		t.Helper()
-		if !waitFor(func() bool { return s.count() >= n }) {
-			t.Fatalf("%s: the datagram did not arrive", what)
-		}
-	}
-
-	// Control: swap the element behind cnet's back; the flow stays with a1.
-	must(t, tb.fw.AddPorts("br-a", addr("172.30.0.2"), specs(t, "6000:53/udp")))
-	send := socket("6000")
-	send()
-	arrives(s1, 1, "control, first datagram")
-	for _, cmd := range [][]string{
-		{"nft", "delete", "element", "ip", TableName, mapPortsAny, "{ udp . 6000 }"},
-		{"nft", "add", "element", "ip", TableName, mapPortsAny, "{ udp . 6000 : 172.30.0.3 . 53 }"},
+	for _, fam := range []struct {
+		name, udp, host string // test name, network, host address to dial
+		net             Network
+		c1, c2          string // container addresses
+		table           int
+	}{
+		{"IPv4", "udp4", hostAddr, netA, "172.30.0.2", "172.30.0.3", tableIP},
+		{"IPv6", "udp6", "[" + hostAddr6 + "]", netAD, "fd00:30::2", "fd00:30::3", tableIP6},
 	} {
-		if out, err := run(tb.host, cmd...); err != nil {
-			t.Fatalf("%v: %v %s", cmd, err, out)
-		}
-	}
-	send()
-	arrives(s1, 2, "control, after the swap")
-	if s2.count() != 0 {
-		t.Fatalf("control: the flow moved to a2 without conntrack being cleared; the test shows nothing")
-	}
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			tb := newTestbed(t)
+			tb.network(fam.net)
+			a1 := tb.container("a1", "br-a", fam.c1)
+			a2 := tb.container("a2", "br-a", fam.c2)
+			s1, s2 := tb.serve(a1, 53), tb.serve(a2, 53)
+			socket := func(port string) func() {
+				var c net.Conn
+				must(t, inNamespace(tb.client, func() (err error) {
+					c, err = net.Dial(fam.udp, fam.host+":"+port)
+					return err
+				}))
+				t.Cleanup(func() { c.Close() })
+				return func() {
+					if _, err := c.Write([]byte("x")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			arrives := func(s *server, n int, what string) {
+				t.Helper()
+				if !waitFor(func() bool { return s.count() >= n }) {
+					t.Fatalf("%s: the datagram did not arrive", what)
+				}
+			}
 
-	// With RemovePorts and AddPorts the same flow goes to a2.
-	must(t, tb.fw.AddPorts("br-a", addr("172.30.0.2"), specs(t, "5353:53/udp")))
-	send = socket("5353")
-	send()
-	arrives(s1, 3, "first datagram")
-	must(t, tb.fw.RemovePorts("br-a", addr("172.30.0.2"), specs(t, "5353:53/udp")))
-	must(t, tb.fw.AddPorts("br-a", addr("172.30.0.3"), specs(t, "5353:53/udp")))
-	send()
-	arrives(s2, 1, "after republishing to a2")
-	if s1.count() != 3 {
-		t.Fatalf("after republishing, a1 still got the flow: %v", s1.peers)
+			// Control: swap the element behind cnet's back; the flow stays with a1.
+			must(t, tb.fw.AddPorts("br-a", addr(fam.c1), specs(t, "6000:53/udp")))
+			send := socket("6000")
+			send()
+			arrives(s1, 1, "control, first datagram")
+			nftFam := families[fam.table].name
+			for _, cmd := range [][]string{
+				{"nft", "delete", "element", nftFam, TableName, mapPortsAny, "{ udp . 6000 }"},
+				{"nft", "add", "element", nftFam, TableName, mapPortsAny, "{ udp . 6000 : " + fam.c2 + " . 53 }"},
+			} {
+				if out, err := run(tb.host, cmd...); err != nil {
+					t.Fatalf("%v: %v %s", cmd, err, out)
+				}
+			}
+			send()
+			arrives(s1, 2, "control, after the swap")
+			if s2.count() != 0 {
+				t.Fatalf("control: the flow moved to a2 without conntrack being cleared; the test shows nothing")
+			}
+
+			// With RemovePorts and AddPorts the same flow goes to a2.
+			must(t, tb.fw.AddPorts("br-a", addr(fam.c1), specs(t, "5353:53/udp")))
+			send = socket("5353")
+			send()
+			arrives(s1, 3, "first datagram")
+			must(t, tb.fw.RemovePorts("br-a", addr(fam.c1), specs(t, "5353:53/udp")))
+			must(t, tb.fw.AddPorts("br-a", addr(fam.c2), specs(t, "5353:53/udp")))
+			send()
+			arrives(s2, 1, "after republishing to a2")
+			if s1.count() != 3 {
+				t.Fatalf("after republishing, a1 still got the flow: %v", s1.peers)
+			}
+		})
 	}
 }
 
