@@ -52,6 +52,10 @@ type Config struct {
 	// NoConnectTranslation leaves the host's own TCP connections to published ports to NAT,
 	// as Docker does, instead of translating them at connect() (see package hostlocal).
 	NoConnectTranslation bool
+	// DefaultIPv6Pool is where networks created with --ipv6 and no IPv6 --subnet get a /64
+	// (Docker's default-address-pools for IPv6). Unset: fd00::/48 — the daemon passes a ULA
+	// /48 of its own (ipam.ULAPrefix).
+	DefaultIPv6Pool netip.Prefix
 }
 
 // ClusterStore is the cluster store (an alias, so that the daemon can hand it over without
@@ -81,6 +85,7 @@ type Controller struct {
 	dnsFwd   *dns.Forwarder
 
 	fw            Firewall
+	v6Pool        netip.Prefix // see Config.DefaultIPv6Pool
 	ports         *portmap.Allocator // host ports held by published container ports
 	userlandProxy bool
 	// local translates the host's own TCP connections to published ports at connect(), so
@@ -126,10 +131,14 @@ func New(cfg Config) (*Controller, error) {
 		fw:            cfg.Firewall,
 		ports:         portmap.NewAllocator(portmap.EphemeralRange()),
 		userlandProxy: cfg.UserlandProxy,
+		v6Pool:        cfg.DefaultIPv6Pool,
 		cluster:       cfg.Cluster,
 		remoteNames:   map[string]map[string]bool{},
 		appliedPeers:  map[string]string{},
 		storeRev:      map[string]int64{},
+	}
+	if !c.v6Pool.IsValid() {
+		c.v6Pool = netip.MustParsePrefix("fd00::/48")
 	}
 	c.ports.Probe = portmap.ProbeHost
 	if c.ns == nil {
@@ -176,16 +185,13 @@ func New(cfg Config) (*Controller, error) {
 			return c.store.Delete(store.Endpoints, ep.ID)
 		}
 		if ep.Address.IsValid() && !ep.Reserved { // a reserved address came back with its reservation
-			pool := n.poolFor(ep.Address.Addr())
-			if pool == nil {
-				return fmt.Errorf("restoring endpoint %s: address %s is in no pool of network %s", ep.ID[:12], ep.Address, n.rec.Name)
+			if err := c.restoreAddress(n, ep, ep.Address.Addr()); err != nil {
+				return err
 			}
-			if r, ok := c.allocator(n).(addressRestorer); ok {
-				if err := r.RestoreAddress(pool.ID, ep.Address.Addr()); err != nil {
-					return fmt.Errorf("restoring address %s of endpoint %s: %w", ep.Address, ep.ID[:12], err)
-				}
-			} else if _, err := c.allocator(n).RequestAddress(pool.ID, ep.Address.Addr()); err != nil {
-				return fmt.Errorf("restoring address %s of endpoint %s: %w", ep.Address, ep.ID[:12], err)
+		}
+		if ep.Address6.IsValid() {
+			if err := c.restoreAddress(n, ep, ep.Address6.Addr()); err != nil {
+				return err
 			}
 		}
 		c.endpoints[ep.ID] = ep
@@ -282,6 +288,32 @@ func (c *Controller) releasePools(n *network) {
 		}
 	}
 	n.pools = nil
+}
+
+// restoreAddress takes a recorded endpoint's address a from its network's allocator again.
+func (c *Controller) restoreAddress(n *network, ep *Endpoint, a netip.Addr) error {
+	pool := n.poolFor(a)
+	if pool == nil {
+		return fmt.Errorf("restoring endpoint %s: address %s is in no pool of network %s", ep.ID[:12], a, n.rec.Name)
+	}
+	if r, ok := c.allocator(n).(addressRestorer); ok {
+		if err := r.RestoreAddress(pool.ID, a); err != nil {
+			return fmt.Errorf("restoring address %s of endpoint %s: %w", a, ep.ID[:12], err)
+		}
+	} else if _, err := c.allocator(n).RequestAddress(pool.ID, a); err != nil {
+		return fmt.Errorf("restoring address %s of endpoint %s: %w", a, ep.ID[:12], err)
+	}
+	return nil
+}
+
+// hasFamily reports whether n has a pool of IPv6 (v6) or IPv4 (!v6) addresses.
+func (n *network) hasFamily(v6 bool) bool {
+	for _, p := range n.pools {
+		if p.Subnet.Addr().Is6() == v6 {
+			return true
+		}
+	}
+	return false
 }
 
 // poolFor returns the pool whose subnet holds a, or nil.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,18 +93,28 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 		}
 		opts.MAC = mac.String()
 	}
-	pool, addr, release, err := c.joinAddress(n, opts, isDefault)
+	addrs, release, err := c.joinAddresses(n, opts, isDefault)
 	if err != nil {
 		return Endpoint{}, err
 	}
 	ep.Reserved, ep.HandOff = opts.Reserved, opts.HandOff
-	ep.Address = netip.PrefixFrom(addr, pool.Subnet.Bits())
-	if caps.Gateway && !n.rec.Internal {
-		ep.Gateway = pool.Gateway
+	if addrs.addr4.IsValid() {
+		ep.Address = netip.PrefixFrom(addrs.addr4, addrs.pool4.Subnet.Bits())
 	}
-	ep.MAC = ipam.MACFromIP(addr).String()
-	if opts.MAC != "" {
+	if addrs.addr6.IsValid() {
+		ep.Address6 = netip.PrefixFrom(addrs.addr6, addrs.pool6.Subnet.Bits())
+	}
+	if caps.Gateway && !n.rec.Internal {
+		ep.Gateway, ep.Gateway6 = addrs.pool4.Gateway, addrs.pool6.Gateway
+	}
+	switch {
+	case opts.MAC != "":
 		ep.MAC = opts.MAC
+	case addrs.addr4.IsValid():
+		ep.MAC = ipam.MACFromIP(addrs.addr4).String()
+	default:
+		// IPv6-only: no IPv4 address to derive the MAC from (Docker picks a random one too).
+		ep.MAC = randomMAC().String()
 	}
 	c.seq++
 	ep.Seq = c.seq
@@ -140,8 +151,9 @@ func (c *Controller) Join(containerID, netRef string, opts JoinOptions) (Endpoin
 	return *ep, nil
 }
 
-// allocate takes the requested static address or the next free one from n's allocator.
-func (c *Controller) allocate(n *network, ip string, isDefault bool) (ipam.PoolInfo, netip.Addr, error) {
+// allocate takes the requested static address or the next free one of family v6 from n's
+// allocator.
+func (c *Controller) allocate(n *network, ip string, isDefault, v6 bool) (ipam.PoolInfo, netip.Addr, error) {
 	if len(n.pools) == 0 {
 		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("network %s has no address pool", n.rec.Name)
 	}
@@ -149,6 +161,9 @@ func (c *Controller) allocate(n *network, ip string, isDefault bool) (ipam.PoolI
 	if ip == "" {
 		var lastErr error
 		for _, p := range n.pools {
+			if p.Subnet.Addr().Is6() != v6 {
+				continue
+			}
 			a, err := alloc.RequestAddress(p.ID, netip.Addr{})
 			if err == nil {
 				return p, a, nil
@@ -163,14 +178,17 @@ func (c *Controller) allocate(n *network, ip string, isDefault bool) (ipam.PoolI
 	if !n.rec.UserSubnet {
 		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
 	}
-	return c.allocateStatic(n, ip)
+	return c.allocateStatic(n, ip, v6)
 }
 
-// allocateStatic takes the static address ip from n's allocator.
-func (c *Controller) allocateStatic(n *network, ip string) (ipam.PoolInfo, netip.Addr, error) {
+// allocateStatic takes the static address ip (of family v6) from n's allocator.
+func (c *Controller) allocateStatic(n *network, ip string, v6 bool) (ipam.PoolInfo, netip.Addr, error) {
 	a, err := netip.ParseAddr(ip)
-	if err != nil || !a.Is4() {
+	switch {
+	case !v6 && (err != nil || !a.Is4()):
 		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("invalid IPv4 address %q", ip)
+	case v6 && (err != nil || !a.Is6() || a.Is4In6() || a.Zone() != ""):
+		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("invalid IPv6 address %q", ip)
 	}
 	p := n.poolFor(a)
 	if p == nil {
@@ -199,10 +217,13 @@ func (c *Controller) plug(n *network, ep *Endpoint, others []*Endpoint) error {
 		return err
 	}
 	faults.Point("endpoint-plugged")
-	if gw := gatewayEndpoint(append(slices.Clone(others), ep)); gw == ep {
-		if err := c.ns.SetDefaultRoute(path, ep.IfName, ep.Gateway); err != nil {
-			_ = d.Leave(n.driverView(), dep)
-			return err
+	all := append(slices.Clone(others), ep)
+	for _, v6 := range []bool{false, true} {
+		if gw := routeEndpoint(all, v6); gw == ep {
+			if err := c.ns.SetDefaultRoute(path, ep.IfName, ep.gateway(v6)); err != nil {
+				_ = d.Leave(n.driverView(), dep)
+				return err
+			}
 		}
 	}
 	return nil
@@ -231,7 +252,7 @@ func (c *Controller) Leave(containerID, netRef string) error {
 func (c *Controller) leave(ep *Endpoint, retire bool) error {
 	n := c.networks[ep.NetworkID]
 	others := c.sandboxEndpoints(ep.ContainerID)
-	wasGateway := gatewayEndpoint(others) == ep
+	wasRoute := [2]bool{routeEndpoint(others, false) == ep, routeEndpoint(others, true) == ep}
 	d := c.driver(n)
 	unplug := d.Leave
 	if r, ok := d.(driver.Retirer); ok && retire {
@@ -246,16 +267,24 @@ func (c *Controller) leave(ep *Endpoint, retire bool) error {
 		return err
 	}
 	delete(c.endpoints, ep.ID)
-	if p := n.poolFor(ep.Address.Addr()); p != nil && !ep.Reserved {
-		if err := c.allocator(n).ReleaseAddress(p.ID, ep.Address.Addr()); err != nil {
-			slog.Error("releasing an endpoint's address", "network", n.rec.Name, "address", ep.Address.Addr(), "err", err)
+	for _, a := range []netip.Prefix{ep.Address, ep.Address6} {
+		if !a.IsValid() || (ep.Reserved && a.Addr().Is4()) {
+			continue // a reserved IPv4 address outlives the endpoint
+		}
+		if p := n.poolFor(a.Addr()); p != nil {
+			if err := c.allocator(n).ReleaseAddress(p.ID, a.Addr()); err != nil {
+				slog.Error("releasing an endpoint's address", "network", n.rec.Name, "address", a.Addr(), "err", err)
+			}
 		}
 	}
-	if wasGateway {
-		if next := gatewayEndpoint(c.sandboxEndpoints(ep.ContainerID)); next != nil {
-			path := c.SandboxPath(ep.ContainerID)
-			if c.ns.Exists(path) {
-				return c.ns.SetDefaultRoute(path, next.IfName, next.Gateway)
+	path := c.SandboxPath(ep.ContainerID)
+	for i, v6 := range []bool{false, true} {
+		if !wasRoute[i] {
+			continue
+		}
+		if next := routeEndpoint(c.sandboxEndpoints(ep.ContainerID), v6); next != nil && c.ns.Exists(path) {
+			if err := c.ns.SetDefaultRoute(path, next.IfName, next.gateway(v6)); err != nil {
+				return err
 			}
 		}
 	}
@@ -295,15 +324,37 @@ func (c *Controller) networkEndpoints(networkID string) []*Endpoint {
 	return out
 }
 
-// gatewayEndpoint is the oldest endpoint with a gateway (internal networks have none).
+// gatewayEndpoint is the oldest endpoint with a gateway of either family (internal networks
+// have none): the sandbox's way out, where its ports are published.
 func gatewayEndpoint(eps []*Endpoint) *Endpoint {
 	var best *Endpoint
 	for _, ep := range eps {
-		if ep.Gateway.IsValid() && (best == nil || ep.Seq < best.Seq) {
+		if (ep.Gateway.IsValid() || ep.Gateway6.IsValid()) && (best == nil || ep.Seq < best.Seq) {
 			best = ep
 		}
 	}
 	return best
+}
+
+// routeEndpoint is the oldest endpoint with a gateway of the family (v6 or IPv4), which gives
+// the sandbox its default route of that family: a dual-stack sandbox on an IPv4-only network
+// and an IPv6-only one routes each family through the network that has it.
+func routeEndpoint(eps []*Endpoint, v6 bool) *Endpoint {
+	var best *Endpoint
+	for _, ep := range eps {
+		if ep.gateway(v6).IsValid() && (best == nil || ep.Seq < best.Seq) {
+			best = ep
+		}
+	}
+	return best
+}
+
+// gateway is ep's gateway of the family.
+func (ep *Endpoint) gateway(v6 bool) netip.Addr {
+	if v6 {
+		return ep.Gateway6
+	}
+	return ep.Gateway
 }
 
 // nextIfName is the lowest ethN not used in the sandbox.
@@ -322,19 +373,31 @@ func nextIfName(eps []*Endpoint) string {
 // endpointView is what a driver is told about ep.
 func (c *Controller) endpointView(ep *Endpoint) driver.Endpoint {
 	mac, _ := net.ParseMAC(ep.MAC)
-	return driver.Endpoint{ID: ep.ID, HostIfName: ep.HostIfName, IfName: ep.IfName, Address: ep.Address, MAC: mac,
+	return driver.Endpoint{ID: ep.ID, HostIfName: ep.HostIfName, IfName: ep.IfName, Address: ep.Address, Address6: ep.Address6, MAC: mac,
 		SandboxPath: c.SandboxPath(ep.ContainerID)}
 }
 
-// prefixOf converts a net.IPNet's parts to an IPv4 netip.Prefix.
+// prefixOf converts a net.IPNet's parts to a masked netip.Prefix of either family.
 func prefixOf(ip net.IP, mask net.IPMask) (netip.Prefix, bool) {
-	a, ok := netip.AddrFromSlice(ip.To4())
-	if !ok || mask == nil {
+	if mask == nil {
 		return netip.Prefix{}, false
 	}
 	ones, bits := mask.Size()
-	if bits != 32 {
-		return netip.Prefix{}, false
+	if v4 := ip.To4(); v4 != nil && bits == 32 {
+		a, _ := netip.AddrFromSlice(v4)
+		return netip.PrefixFrom(a, ones).Masked(), true
 	}
-	return netip.PrefixFrom(a, ones).Masked(), true
+	if len(ip) == net.IPv6len && bits == 128 && ip.To4() == nil {
+		a, _ := netip.AddrFromSlice(ip)
+		return netip.PrefixFrom(a, ones).Masked(), true
+	}
+	return netip.Prefix{}, false
+}
+
+// randomMAC is a locally administered unicast MAC with Docker's 02:42 prefix, for endpoints
+// with no IPv4 address to derive one from.
+func randomMAC() net.HardwareAddr {
+	mac := net.HardwareAddr{0x02, 0x42, 0, 0, 0, 0}
+	_, _ = rand.Read(mac[2:])
+	return mac
 }

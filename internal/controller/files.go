@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -49,7 +50,11 @@ func (c *Controller) hostsContent(sb *sbox) []byte {
 		names = []string{sb.cfg.Hostname + "." + sb.cfg.Domainname, sb.cfg.Hostname}
 	}
 	for _, ep := range c.SandboxEndpoints(sb.id) {
-		entries = append(entries, HostEntry{IP: ep.Address.Addr(), Names: names})
+		for _, a := range []netip.Prefix{ep.Address, ep.Address6} {
+			if a.IsValid() {
+				entries = append(entries, HostEntry{IP: a.Addr(), Names: names})
+			}
+		}
 	}
 	return sandbox.HostsContent(entries)
 }

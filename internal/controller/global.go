@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/cnet-dev/cnet/internal/cluster"
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
@@ -78,7 +80,7 @@ func (c *Controller) createGlobalNetwork(cfg NetworkConfig, d driver.Driver, dn 
 			return Network{}, errdefs.Conflict("%w", err)
 		}
 	}
-	host, err := hostPrefixes()
+	host, err := hostPrefixes(netlink.FAMILY_V4)
 	if err != nil {
 		return Network{}, err
 	}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/ipam"
@@ -55,7 +57,7 @@ func (c *Controller) ChooseSubnet(want string, avoid []netip.Prefix) (netip.Pref
 		}
 		return p, nil
 	}
-	host, err := hostPrefixes()
+	host, err := hostPrefixes(netlink.FAMILY_V4)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
@@ -99,9 +101,9 @@ func (c *Controller) ReserveAddress(netRef string, want netip.Addr) (netip.Prefi
 // subnet the user did not choose: another engine's IPAM asks for addresses by itself.
 func (c *Controller) allocateReserved(n *network, ip string) (ipam.PoolInfo, netip.Addr, error) {
 	if ip == "" {
-		return c.allocate(n, "", false)
+		return c.allocate(n, "", false, false)
 	}
-	return c.allocateStatic(n, ip)
+	return c.allocateStatic(n, ip, false)
 }
 
 // ReleaseReservation gives a reserved address back. An address not reserved (already
@@ -179,23 +181,60 @@ func (c *Controller) dropReservations(n *network) {
 	}
 }
 
-// joinAddress is the address a join takes: a reserved one (opts.Reserved), which stays
-// reserved when the endpoint goes, or one allocated now.
-func (c *Controller) joinAddress(n *network, opts JoinOptions, isDefault bool) (ipam.PoolInfo, netip.Addr, func(), error) {
-	if !opts.Reserved {
-		pool, addr, err := c.allocate(n, opts.IP, isDefault)
-		release := func() {
-			if err := c.allocator(n).ReleaseAddress(pool.ID, addr); err != nil {
-				slog.Error("rolling back an address", "network", n.rec.Name, "address", addr, "err", err)
-			}
+// joined is what a join takes from IPAM: an address of each family the network has, with its
+// pool (zero for a family the network lacks).
+type joined struct {
+	pool4, pool6 ipam.PoolInfo
+	addr4, addr6 netip.Addr
+}
+
+// joinAddresses takes an endpoint's addresses: for IPv4 a reserved one (opts.Reserved), which
+// stays reserved when the endpoint goes, or one allocated now; for IPv6 one allocated now.
+// release gives back what was allocated. On error nothing stays allocated.
+func (c *Controller) joinAddresses(n *network, opts JoinOptions, isDefault bool) (j joined, release func(), err error) {
+	has4, has6 := n.hasFamily(false), n.hasFamily(true)
+	if opts.IP != "" && !has4 {
+		return j, nil, errdefs.Invalid("network %s has no IPv4 subnet: --ip cannot be used on it", n.rec.Name)
+	}
+	if opts.IP6 != "" && !has6 {
+		return j, nil, errdefs.Invalid("network %s has no IPv6 subnet: --ip6 needs a network created with --ipv6", n.rec.Name)
+	}
+	var undo []func()
+	release = func() {
+		for _, u := range undo {
+			u()
 		}
-		return pool, addr, release, err
 	}
-	a, err := netip.ParseAddr(opts.IP)
-	if err != nil || !c.reserved[reservationKey(n.rec.ID, a)] {
-		return ipam.PoolInfo{}, netip.Addr{}, nil, errdefs.Invalid("address %q is not reserved on network %s", opts.IP, n.rec.Name)
+	take := func(ip string, v6 bool) (ipam.PoolInfo, netip.Addr, error) {
+		pool, addr, err := c.allocate(n, ip, isDefault, v6)
+		if err == nil {
+			undo = append(undo, func() {
+				if err := c.allocator(n).ReleaseAddress(pool.ID, addr); err != nil {
+					slog.Error("rolling back an address", "network", n.rec.Name, "address", addr, "err", err)
+				}
+			})
+		}
+		return pool, addr, err
 	}
-	return *n.poolFor(a), a, func() {}, nil
+	switch {
+	case opts.Reserved:
+		a, err := netip.ParseAddr(opts.IP)
+		if err != nil || !c.reserved[reservationKey(n.rec.ID, a)] {
+			return j, nil, errdefs.Invalid("address %q is not reserved on network %s", opts.IP, n.rec.Name)
+		}
+		j.pool4, j.addr4 = *n.poolFor(a), a
+	case has4:
+		if j.pool4, j.addr4, err = take(opts.IP, false); err != nil {
+			return joined{}, nil, err
+		}
+	}
+	if has6 {
+		if j.pool6, j.addr6, err = take(opts.IP6, true); err != nil {
+			release()
+			return joined{}, nil, err
+		}
+	}
+	return j, release, nil
 }
 
 // plugHandOff has the driver make ep's interface in the host's namespace for another engine

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -35,10 +36,10 @@ func ValidateName(kind, name string) error {
 // ensurePredefined creates the networks the drivers predefine (bridge, host, none) on first
 // start, and after someone deleted the record of one, which cannot happen through the API.
 func (c *Controller) ensurePredefined() error {
-	have := map[string]bool{}
+	have := map[string]*network{}
 	for _, n := range c.networks {
 		if n.rec.Predefined {
-			have[n.rec.Name] = true
+			have[n.rec.Name] = n
 		}
 	}
 	for _, typ := range c.drivers.Types() {
@@ -48,7 +49,10 @@ func (c *Controller) ensurePredefined() error {
 			continue
 		}
 		for _, pn := range p.Predefined() {
-			if have[pn.Name] {
+			if n := have[pn.Name]; n != nil {
+				if err := c.reconcileIPv6(n, pn); err != nil {
+					return err
+				}
 				continue
 			}
 			if pn.NoPool {
@@ -64,14 +68,65 @@ func (c *Controller) ensurePredefined() error {
 				c.networks[rec.ID] = &network{rec: rec}
 				continue
 			}
-			cfg := NetworkConfig{Name: pn.Name, Driver: typ, Options: copyMap(pn.Options)}
-			if _, err := c.createNetwork(cfg, true); err != nil {
+			if _, err := c.createNetwork(predefinedConfig(typ, pn), true); err != nil {
 				return fmt.Errorf("creating the predefined network %s: %w", pn.Name, err)
 			}
 		}
 	}
 	return nil
 }
+
+// predefinedConfig is the request that makes predefined network pn of driver typ.
+func predefinedConfig(typ string, pn driver.PredefinedNetwork) NetworkConfig {
+	cfg := NetworkConfig{Name: pn.Name, Driver: typ, Options: copyMap(pn.Options), EnableIPv6: pn.IPv6}
+	if pn.IPv6Subnet.IsValid() {
+		// The IPv4 pool is still the default one: only --fixed-cidr-v6 is given.
+		cfg.Pools = []PoolRequest{{Subnet: pn.IPv6Subnet.String()}}
+	}
+	return cfg
+}
+
+// reconcileIPv6 applies the daemon's IPv6 settings of a predefined network (the default
+// bridge's --ipv6 and --fixed-cidr-v6) to the one on record, as dockerd does when restarted
+// with new flags: the network is made again, which needs it unused; while containers are on it
+// it keeps its addresses and a warning says why.
+func (c *Controller) reconcileIPv6(n *network, pn driver.PredefinedNetwork) error {
+	var have netip.Prefix
+	for _, p := range n.rec.IPAM {
+		if p.Subnet.Addr().Is6() {
+			have = p.Subnet
+		}
+	}
+	switch {
+	case pn.NoPool, n.rec.EnableIPv6 == pn.IPv6 && (!pn.IPv6Subnet.IsValid() || pn.IPv6Subnet.Masked() == have):
+		return nil
+	case len(c.networkEndpoints(n.rec.ID)) > 0:
+		slog.Warn("the daemon's IPv6 settings of a predefined network apply once no container is on it",
+			"network", n.rec.Name, "ipv6", pn.IPv6, "subnet", pn.IPv6Subnet)
+		return nil
+	}
+	if fn, ok := c.firewallNetwork(n.rec); ok {
+		if err := c.fw.RemoveNetwork(fn.Bridge); err != nil {
+			return fmt.Errorf("reconfiguring network %s: %w", n.rec.Name, err)
+		}
+	}
+	if err := c.driver(n).DeleteNetwork(n.driverView()); err != nil {
+		return fmt.Errorf("reconfiguring network %s: %w", n.rec.Name, err)
+	}
+	if err := c.store.Delete(store.Networks, n.rec.ID); err != nil {
+		return err
+	}
+	delete(c.networks, n.rec.ID)
+	c.releasePools(n)
+	if _, err := c.createNetwork(predefinedConfig(n.rec.Driver, pn), true); err != nil {
+		return fmt.Errorf("reconfiguring the predefined network %s: %w", pn.Name, err)
+	}
+	return nil
+}
+
+// ULAPrefix is the IPv6 pool of an engine whose ID is seed (see ipam.ULAPrefix), for the
+// daemon's Config.DefaultIPv6Pool.
+func ULAPrefix(seed string) netip.Prefix { return ipam.ULAPrefix(seed) }
 
 // CreateNetwork validates cfg, allocates its pools, persists it and has its driver build it.
 func (c *Controller) CreateNetwork(cfg NetworkConfig) (Network, error) {
@@ -102,8 +157,8 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	if _, ok := c.ipams[cfg.IPAMDriver]; !ok {
 		return Network{}, errdefs.NotFound("IPAM driver %q not found: cnet has only the default IPAM driver", cfg.IPAMDriver)
 	}
-	if cfg.EnableIPv6 {
-		return Network{}, errdefs.Invalid("IPv6 networks are not supported by cnet yet")
+	if cfg.DisableIPv4 && !cfg.EnableIPv6 {
+		return Network{}, errdefs.Invalid("network %s would have no addresses: --ipv4=false needs --ipv6", cfg.Name)
 	}
 	if cfg.Options == nil {
 		cfg.Options = map[string]string{}
@@ -121,7 +176,13 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	}
 	dn := driver.Network{ID: NewID(), Name: cfg.Name, Options: cfg.Options, Internal: cfg.Internal}
 	if d.Capabilities().Scope == driver.ScopeGlobal {
+		if cfg.EnableIPv6 || cfg.DisableIPv4 {
+			return Network{}, errdefs.Invalid("IPv6 on %s networks is not supported by cnet yet: their addresses are IPv4 only", cfg.Driver)
+		}
 		return c.createGlobalNetwork(cfg, d, dn)
+	}
+	if cfg.EnableIPv6 && !d.Capabilities().IPv6 {
+		return Network{}, errdefs.Invalid("the %s driver does not support IPv6 (--ipv6)", cfg.Driver)
 	}
 	if err := c.prepareNetwork(d, cfg.Driver, &dn); err != nil {
 		return Network{}, err
@@ -133,6 +194,7 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	rec := Network{
 		ID: dn.ID, Name: cfg.Name, Driver: cfg.Driver, Created: time.Now(),
 		Internal: dn.Internal, Attachable: cfg.Attachable, IPAMDriver: cfg.IPAMDriver, IPAMOptions: cfg.IPAMOptions,
+		EnableIPv6: cfg.EnableIPv6, NoIPv4: cfg.DisableIPv4,
 		Options: cfg.Options, Labels: cfg.Labels, Predefined: predefined, UserSubnet: len(cfg.Pools) > 0,
 		DriverState: dn.State,
 	}
@@ -199,43 +261,65 @@ func (c *Controller) prepareNetwork(d driver.Driver, driverName string, dn *driv
 	return nil
 }
 
-// planPools turns the requested pools into validated ones, or plans a default pool: the
-// driver's choice if it has one (driver.SubnetChooser), else a pool with no subnet, which the
-// allocator picks so that it overlaps none of avoid.
+// planPools turns the requested pools into validated ones and adds a default pool for each
+// family the network has without one: for IPv4 the driver's choice if it has one
+// (driver.SubnetChooser), else a pool with no subnet, which the allocator picks so that it
+// overlaps none of avoid; for IPv6 a /64 of the daemon's IPv6 pool.
 func (c *Controller) planPools(cfg NetworkConfig, d driver.Driver, dn driver.Network) (pools []Pool, avoid []netip.Prefix, err error) {
 	existing := c.usedSubnets()
-	if len(cfg.Pools) == 0 {
-		if sc, ok := d.(driver.SubnetChooser); ok {
-			s, reserved, err := sc.DefaultSubnet(dn)
-			if err != nil {
-				return nil, nil, err
-			}
-			if s.Prefix.IsValid() {
-				if err := ipam.CheckOverlap(s.Prefix, existing); err != nil {
-					return nil, nil, errdefs.Conflict("%w", err)
-				}
-				return []Pool{{Subnet: s.Prefix, Gateway: s.Gateway, Aux: reserved}}, nil, nil
-			}
-		}
-		host, err := hostPrefixes()
-		if err != nil {
-			return nil, nil, err
-		}
-		return []Pool{{}}, append(existing, host...), nil
-	}
-	var out []Pool
+	has4, has6 := false, false
 	for _, r := range cfg.Pools {
 		p, err := parsePool(r)
 		if err != nil {
 			return nil, nil, err
 		}
+		v6 := p.Subnet.Addr().Is6()
+		switch {
+		case v6 && !cfg.EnableIPv6:
+			return nil, nil, errdefs.Invalid("invalid --subnet %s: an IPv6 subnet needs --ipv6", p.Subnet)
+		case !v6 && cfg.DisableIPv4:
+			return nil, nil, errdefs.Invalid("invalid --subnet %s: the network has no IPv4 (--ipv4=false)", p.Subnet)
+		}
 		if err := ipam.CheckOverlap(p.Subnet, existing); err != nil {
 			return nil, nil, errdefs.Conflict("%w", err)
 		}
 		existing = append(existing, p.Subnet)
-		out = append(out, p)
+		pools = append(pools, p)
+		has4, has6 = has4 || !v6, has6 || v6
 	}
-	return out, nil, nil
+	if cfg.EnableIPv6 && !has6 {
+		host, err := hostPrefixes(netlink.FAMILY_V6)
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := ipam.PickDefault6(c.v6Pool, append(slices.Clone(existing), host...))
+		if err != nil {
+			return nil, nil, errdefs.Conflict("%w", err)
+		}
+		existing = append(existing, s)
+		pools = append(pools, Pool{Subnet: s})
+	}
+	if has4 || cfg.DisableIPv4 {
+		return pools, nil, nil
+	}
+	if sc, ok := d.(driver.SubnetChooser); ok {
+		s, reserved, err := sc.DefaultSubnet(dn)
+		if err != nil {
+			return nil, nil, err
+		}
+		if s.Prefix.IsValid() {
+			if err := ipam.CheckOverlap(s.Prefix, existing); err != nil {
+				return nil, nil, errdefs.Conflict("%w", err)
+			}
+			return append([]Pool{{Subnet: s.Prefix, Gateway: s.Gateway, Aux: reserved}}, pools...), nil, nil
+		}
+	}
+	host, err := hostPrefixes(netlink.FAMILY_V4)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The IPv4 pool first: Docker lists it first in inspect, and an endpoint's first address.
+	return append([]Pool{{}}, pools...), append(existing, host...), nil
 }
 
 func parsePool(r PoolRequest) (Pool, error) {
@@ -244,10 +328,8 @@ func parsePool(r PoolRequest) (Pool, error) {
 	if p.Subnet, err = netip.ParsePrefix(r.Subnet); err != nil {
 		return p, errdefs.Invalid("invalid subnet %q: want a CIDR such as 172.30.0.0/16", r.Subnet)
 	}
-	// ipam's pools hold IPv6 addresses, but the drivers, sandboxes, firewall and resolver do
-	// not carry them yet (issue 18): refuse here, with the same words as before.
-	if p.Subnet.Addr().Is6() && !p.Subnet.Addr().Is4In6() {
-		return p, errdefs.Invalid("invalid --subnet %s: only IPv4 subnets are supported (IPv6 networks are not supported by cnet yet)", p.Subnet)
+	if p.Subnet.Addr().Is4In6() || p.Subnet.Addr().Zone() != "" {
+		return p, errdefs.Invalid("invalid subnet %s: want a plain IPv4 or IPv6 CIDR", p.Subnet)
 	}
 	if r.IPRange != "" {
 		if p.IPRange, err = netip.ParsePrefix(r.IPRange); err != nil {
@@ -286,13 +368,14 @@ func (c *Controller) usedSubnets() []netip.Prefix {
 	return out
 }
 
-// hostPrefixes lists the host's IPv4 routes and addresses that a default pool must not
-// overlap, as Docker checks before picking one. The default route overlaps everything and is
-// not a reason to skip a pool. A list it cannot read whole is an error: a partial one could
-// hand out a pool that overlaps a route it did not see.
-func hostPrefixes() ([]netip.Prefix, error) {
+// hostPrefixes lists the host's routes and addresses of family (netlink.FAMILY_V4 or _V6)
+// that a default pool must not overlap, as Docker checks before picking one. The default route
+// overlaps everything and is not a reason to skip a pool; nor are link-local and multicast
+// routes, which every IPv6 interface has. A list it cannot read whole is an error: a partial
+// one could hand out a pool that overlaps a route it did not see.
+func hostPrefixes(family int) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	routes, err := nldump.RouteList(nil, nil, netlink.FAMILY_V4)
+	routes, err := nldump.RouteList(nil, nil, family)
 	if err != nil {
 		return nil, fmt.Errorf("choosing a default subnet: reading the host's routes: %w", err)
 	}
@@ -300,16 +383,16 @@ func hostPrefixes() ([]netip.Prefix, error) {
 		if r.Dst == nil {
 			continue
 		}
-		if p, ok := prefixOf(r.Dst.IP, r.Dst.Mask); ok && p.Bits() > 0 {
+		if p, ok := prefixOf(r.Dst.IP, r.Dst.Mask); ok && p.Bits() > 0 && p.Addr().IsGlobalUnicast() {
 			out = append(out, p)
 		}
 	}
-	addrs, err := nldump.AddrList(nil, nil, netlink.FAMILY_V4)
+	addrs, err := nldump.AddrList(nil, nil, family)
 	if err != nil {
 		return nil, fmt.Errorf("choosing a default subnet: reading the host's addresses: %w", err)
 	}
 	for _, a := range addrs {
-		if p, ok := prefixOf(a.IP, a.Mask); ok && !p.Addr().IsLoopback() {
+		if p, ok := prefixOf(a.IP, a.Mask); ok && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
 			out = append(out, p)
 		}
 	}
@@ -366,7 +449,7 @@ func (c *Controller) deleteNetwork(n *network) error {
 // classifyPoolError gives an allocator's refusal its kind for the API.
 func classifyPoolError(err error) error {
 	switch {
-	case errors.Is(err, ipam.ErrNoDefaultPool), errors.Is(err, ipam.ErrOverlap):
+	case errors.Is(err, ipam.ErrNoDefaultPool), errors.Is(err, ipam.ErrNoDefaultPool6), errors.Is(err, ipam.ErrOverlap):
 		return errdefs.Conflict("%w", err)
 	case errors.Is(err, ipam.ErrInvalidConfig):
 		return errdefs.Invalid("%w", err)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -40,9 +41,87 @@ type PortBinding struct {
 // holds. It is recorded so that a restarted daemon holds the same ports again and the
 // firewall sync knows what to keep.
 type Published struct {
-	Bridge   string
+	Bridge string
+	// IP and IP6 are the container's addresses on the network, of each family it has there;
+	// a port goes to those of them it applies to (firewall.Applies).
 	IP       netip.Addr
+	IP6      netip.Addr `json:",omitempty"`
 	Mappings []PortMapping
+}
+
+// targets are p's valid container addresses.
+func (p Published) targets() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range []netip.Addr{p.IP, p.IP6} {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// target is where the userland proxy of m relays: the container's address of m's host
+// address family if it has one, else its other one.
+func (p Published) target(m PortMapping) netip.Addr {
+	if m.HostIP.Is6() && p.IP6.IsValid() || !p.IP.IsValid() {
+		return p.IP6
+	}
+	return p.IP
+}
+
+// checkFamilies refuses a port whose host address is of a family the container has no address
+// of on its gateway network ([::1]:8080:80 on an IPv4-only network, say).
+func checkFamilies(name string, ip4, ip6 netip.Addr, ms []PortMapping) error {
+	for _, m := range ms {
+		if !firewall.Applies(ip4, m) && !firewall.Applies(ip6, m) {
+			fam := "IPv4"
+			if m.HostIP.Is6() {
+				fam = "IPv6"
+			}
+			return errdefs.Invalid("cannot publish %s: container %s has no %s address on its gateway network", m, name, fam)
+		}
+	}
+	return nil
+}
+
+// natMappings are the mappings of ms that NAT carries: all but those on [::1], which only the
+// userland proxy can serve (the kernel never routes a packet from the IPv6 loopback address
+// out of lo, and there is no route_localnet for IPv6), and which NAT must then leave alone:
+// a DNAT in the output chain would take the connection away from the proxy's socket.
+func natMappings(ms []PortMapping) []PortMapping {
+	out := make([]PortMapping, 0, len(ms))
+	for _, m := range ms {
+		if m.HostIP != netip.IPv6Loopback() {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// programPorts adds p's ports to the firewall for each container address, all or nothing.
+func (c *Controller) programPorts(p Published) error {
+	ms := natMappings(p.Mappings)
+	var done []netip.Addr
+	for _, ip := range p.targets() {
+		if err := c.fw.AddPorts(p.Bridge, ip, ms); err != nil {
+			for _, d := range done {
+				_ = c.fw.RemovePorts(p.Bridge, d, ms) // best effort: the publish fails either way
+			}
+			return err
+		}
+		done = append(done, ip)
+	}
+	return nil
+}
+
+// unprogramPorts removes p's ports from the firewall, for each container address.
+func (c *Controller) unprogramPorts(p Published) error {
+	ms := natMappings(p.Mappings)
+	var errs []error
+	for _, ip := range p.targets() {
+		errs = append(errs, c.fw.RemovePorts(p.Bridge, ip, ms))
+	}
+	return errors.Join(errs...)
 }
 
 // Port is a container port and protocol.
@@ -160,15 +239,18 @@ func (c *Controller) publishPorts(sb *sbox) error {
 			}
 		}
 	}
+	if err := checkFamilies(sb.cfg.ContainerName, gw.Address.Addr(), gw.Address6.Addr(), ms); err != nil {
+		return err
+	}
 	reserved, err := c.ports.ReserveAll(ms)
 	if err != nil {
 		return err
 	}
-	p := &Published{Bridge: e.Interface, IP: gw.Address.Addr(), Mappings: reserved}
-	err = c.fw.AddPorts(p.Bridge, p.IP, p.Mappings)
+	p := &Published{Bridge: e.Interface, IP: gw.Address.Addr(), IP6: gw.Address6.Addr(), Mappings: reserved}
+	err = c.programPorts(*p)
 	if err == nil {
 		if err = c.addLocal(*p); err != nil {
-			_ = c.fw.RemovePorts(p.Bridge, p.IP, p.Mappings) // best effort: the publish fails either way
+			_ = c.unprogramPorts(*p) // best effort: the publish fails either way
 		}
 	}
 	if err != nil {
@@ -200,17 +282,19 @@ func (c *Controller) gatewayNetwork(containerID string) (Endpoint, Network, bool
 	return *gw, copyNetwork(n.rec), true
 }
 
-// startProxies starts the userland proxies of sb's published ports, when the daemon runs them.
+// startProxies starts the userland proxies of sb's published ports, when the daemon runs them,
+// and always for ports published on [::1]: the kernel never routes a packet from the IPv6
+// loopback address out of lo, so NAT cannot carry them (there is no route_localnet for IPv6).
 func (c *Controller) startProxies(sb *sbox) error {
 	p := sb.published
-	if !c.userlandProxy || p == nil {
+	if p == nil {
 		return nil
 	}
 	for _, m := range p.Mappings {
-		if m.Proto == portmap.SCTP {
+		if m.Proto == portmap.SCTP || !(c.userlandProxy || m.HostIP == netip.IPv6Loopback()) {
 			continue // kernel NAT only
 		}
-		px, err := portmap.StartProxy(m, p.IP)
+		px, err := portmap.StartProxy(m, p.target(m))
 		if err != nil {
 			c.stopProxies(sb)
 			return err
@@ -237,7 +321,7 @@ func (c *Controller) unpublishPorts(sb *sbox) {
 	if err := c.removeLocal(*p); err != nil {
 		slog.Error("ending the connect() translation of published ports", "container", sb.id[:12], "err", err)
 	}
-	if err := c.fw.RemovePorts(p.Bridge, p.IP, p.Mappings); err != nil {
+	if err := c.unprogramPorts(*p); err != nil {
 		slog.Error("removing published ports", "container", sb.id[:12], "err", err)
 	}
 	c.ports.ReleaseAll(p.Mappings)
@@ -248,8 +332,11 @@ func (c *Controller) unpublishPorts(sb *sbox) {
 // SCTP stay with NAT alone.
 func localServices(p Published) []hostlocal.Service {
 	var out []hostlocal.Service
+	if !p.IP.IsValid() {
+		return nil // the translation is IPv4's (connect4): an IPv6-only container's ports stay with NAT
+	}
 	for _, m := range p.Mappings {
-		if m.Proto == portmap.TCP {
+		if m.Proto == portmap.TCP && !m.HostIP.Is6() {
 			out = append(out, hostlocal.Service{Host: netip.AddrPortFrom(m.HostIP, m.HostPort),
 				Container: netip.AddrPortFrom(p.IP, m.ContainerPort)})
 		}
@@ -307,8 +394,12 @@ func (c *Controller) restorePorts(live []*sbox) {
 		if _, err := c.ports.ReserveAll(p.Mappings); err != nil {
 			slog.Error("holding the published ports of a running container again", "container", sb.id[:12], "err", err)
 		}
-		for _, m := range p.Mappings {
-			st.Ports = append(st.Ports, firewall.Published{Bridge: p.Bridge, ContainerIP: p.IP, Mapping: m})
+		for _, ip := range p.targets() {
+			for _, m := range natMappings(p.Mappings) {
+				if firewall.Applies(ip, m) {
+					st.Ports = append(st.Ports, firewall.Published{Bridge: p.Bridge, ContainerIP: ip, Mapping: m})
+				}
+			}
 		}
 	}
 	c.ports.Probe = probe

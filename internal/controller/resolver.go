@@ -53,7 +53,7 @@ func (c *Controller) wantsResolver(sb *sbox) bool {
 func dnsRecord(cfg *SandboxConfig, ep Endpoint) dns.Record {
 	names := append([]string{cfg.ContainerName}, ep.Aliases...)
 	names = append(names, cfg.Hostname, cfg.ContainerID[:12])
-	return dns.Record{EndpointID: ep.ID, ContainerID: cfg.ContainerID, Names: names, IPv4: ep.Address.Addr()}
+	return dns.Record{EndpointID: ep.ID, ContainerID: cfg.ContainerID, Names: names, IPv4: ep.Address.Addr(), IPv6: ep.Address6.Addr()}
 }
 
 // publishRecords puts sb's endpoints on name-resolving networks into the table and points its

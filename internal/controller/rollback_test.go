@@ -60,7 +60,7 @@ func (fakeDriver) Type() string { return "fake" }
 func (fakeDriver) Capabilities() driver.Capabilities {
 	// No DNS or port publishing: the resolver and the firewall need a kernel; their parts of
 	// a sandbox's start are covered by the integration tests.
-	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true}
+	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true, IPv6: true}
 }
 func (fakeDriver) ValidateOptions(map[string]string) error { return nil }
 func (d fakeDriver) CreateNetwork(driver.Network) error    { return d.j.call("driver.CreateNetwork") }

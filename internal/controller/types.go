@@ -9,18 +9,22 @@ import (
 
 // Network is a network's persisted record; callers get copies.
 type Network struct {
-	ID          string
-	Name        string
-	Driver      string
-	Created     time.Time
-	Internal    bool
-	Attachable  bool
-	EnableIPv6  bool
+	ID         string
+	Name       string
+	Driver     string
+	Created    time.Time
+	Internal   bool
+	Attachable bool
+	EnableIPv6 bool
+	// NoIPv4: an IPv6-only network (Docker's --ipv4=false); records before IPv6 lack it, and
+	// every network had IPv4 then.
+	NoIPv4      bool `json:",omitempty"`
 	IPAMDriver  string
 	IPAMOptions map[string]string
-	IPAM        []Pool
-	Options     map[string]string
-	Labels      map[string]string
+	// IPAM holds the network's pools, IPv4 ones and (with EnableIPv6) IPv6 ones.
+	IPAM    []Pool
+	Options map[string]string
+	Labels  map[string]string
 	// Predefined marks bridge, host and none, which cannot be removed.
 	Predefined bool
 	// UserSubnet records that the user chose the subnet, which Docker requires for --ip.
@@ -53,10 +57,16 @@ type Endpoint struct {
 	ContainerName string
 	IfName        string
 	HostIfName    string
-	Address       netip.Prefix
-	Gateway       netip.Addr `json:",omitempty"`
-	MAC           string
-	Aliases       []string
+	// Address is the IPv4 address (invalid on an IPv6-only network), Address6 the IPv6 one
+	// (valid on networks with IPv6); each with its subnet's length.
+	Address  netip.Prefix
+	Address6 netip.Prefix `json:",omitempty"`
+	// Gateway and Gateway6 are the network's gateways of each family when the endpoint routes
+	// through them (drivers with a gateway, networks that are not internal).
+	Gateway  netip.Addr `json:",omitempty"`
+	Gateway6 netip.Addr `json:",omitempty"`
+	MAC      string
+	Aliases  []string
 	// Hostname is the container's, recorded on global networks' endpoints so that a
 	// restarted daemon publishes the same names again.
 	Hostname string `json:",omitempty"`
@@ -72,11 +82,13 @@ type Endpoint struct {
 
 // NetworkConfig is a request to create a network.
 type NetworkConfig struct {
-	Name        string
-	Driver      string
-	Internal    bool
-	Attachable  bool
-	EnableIPv6  bool
+	Name       string
+	Driver     string
+	Internal   bool
+	Attachable bool
+	EnableIPv6 bool
+	// DisableIPv4 makes an IPv6-only network (Docker's --ipv4=false); it needs EnableIPv6.
+	DisableIPv4 bool
 	IPAMDriver  string
 	IPAMOptions map[string]string
 	Pools       []PoolRequest
@@ -96,6 +108,7 @@ type PoolRequest struct {
 type JoinOptions struct {
 	ContainerName string
 	IP            string // static --ip, "" to allocate
+	IP6           string // static --ip6, "" to allocate (on networks with IPv6)
 	Aliases       []string
 	// Hostname is the sandbox's, filled in by the controller: on global networks it is
 	// published with the endpoint so that other hosts resolve it.

@@ -39,7 +39,8 @@ type Endpoint struct {
 	ID         string
 	HostIfName string       // host side (e.g. veth1a2b3c4), chosen by the controller
 	IfName     string       // name inside the sandbox (eth0, eth1, ...)
-	Address    netip.Prefix // address with the subnet's length
+	Address    netip.Prefix // IPv4 address with the subnet's length; invalid on IPv6-only networks
+	Address6   netip.Prefix // IPv6 address with the subnet's length, on networks with IPv6
 	MAC        net.HardwareAddr
 	// SandboxPath is the bind-mounted namespace of the endpoint's sandbox, for drivers whose
 	// interface lives only there (macvlan) and must be found again to be removed or checked.
@@ -73,6 +74,9 @@ type Capabilities struct {
 	// PortPublishing: a container whose default route is on one of the driver's networks has
 	// its published ports DNATed to it; the driver implements Exposer.
 	PortPublishing bool
+	// IPv6: the driver's networks can carry IPv6 subnets (--ipv6): it puts a network's IPv6
+	// gateway in place and an endpoint's Address6 on its interface.
+	IPv6 bool
 }
 
 // Driver is implemented by bridge, host, null, macvlan (and later overlay).
@@ -140,6 +144,10 @@ type PredefinedNetwork struct {
 	Options map[string]string
 	// NoPool: the network has no addresses (host, none).
 	NoPool bool
+	// IPv6 gives the network IPv6 too (the daemon's --ipv6 for the default bridge), with
+	// IPv6Subnet (--fixed-cidr-v6) or, when that is zero, a /64 of the default IPv6 pool.
+	IPv6       bool
+	IPv6Subnet netip.Prefix
 }
 
 // Exposure is how a network meets the host's firewall: the host interface its traffic

@@ -102,7 +102,7 @@ func (p *Proxy) spliceTCP(client net.Conn) {
 		return
 	}
 	defer p.untrack(client)
-	backend, err := net.DialTimeout("tcp4", p.target.String(), 10*time.Second)
+	backend, err := net.DialTimeout("tcp", p.target.String(), 10*time.Second)
 	if err != nil {
 		return
 	}
@@ -139,7 +139,7 @@ func (p *Proxy) serveUDP() {
 		mu.Lock()
 		backend, ok := flows[from.String()]
 		if !ok {
-			backend, err = net.Dial("udp4", p.target.String())
+			backend, err = net.Dial("udp", p.target.String())
 			if err != nil || !p.track(backend) {
 				mu.Unlock()
 				continue

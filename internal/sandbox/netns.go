@@ -146,8 +146,8 @@ func disableIPv6ByDefault() error {
 	return nil
 }
 
-// SetDefaultRoute points the default route of the namespace at path through ifName at gw,
-// replacing the one there is.
+// SetDefaultRoute points the default route of gw's family in the namespace at path through
+// ifName at gw, replacing the one there is.
 func SetDefaultRoute(path, ifName string, gw netip.Addr) error {
 	h, err := Handle(path)
 	if err != nil {
@@ -160,6 +160,9 @@ func SetDefaultRoute(path, ifName string, gw netip.Addr) error {
 	}
 	route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice(),
 		Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
+	if gw.Is6() {
+		route.Dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	}
 	if err := h.RouteReplace(route); err != nil {
 		return fmt.Errorf("setting the default route via %s: %w", gw, err)
 	}
@@ -202,4 +205,50 @@ func mountPoint(path string) error {
 		return fmt.Errorf("creating namespace file %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// Addr is p as netlink adds it to an interface: an IPv6 address without duplicate address
+// detection, which IPAM makes needless (it never hands an address out twice) and which would
+// keep the address unusable for a second or more after the container starts.
+func Addr(p netip.Prefix) *netlink.Addr {
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
+}
+
+// EnableIPv6 turns IPv6 on for ifName inside the namespace nsFd: sandboxes are made with IPv6
+// off for new interfaces (as Docker's containers on IPv4 networks have none), so an endpoint
+// with an IPv6 address turns it on for its own interface only.
+func EnableIPv6(nsFd int, ifName string) error {
+	return Enter(nsFd, func() error {
+		knob := "/proc/sys/net/ipv6/conf/" + ifName + "/disable_ipv6"
+		if err := os.WriteFile(knob, []byte("0\n"), 0o644); err != nil {
+			return fmt.Errorf("turning IPv6 on for %s in the sandbox: %w", ifName, err)
+		}
+		return nil
+	})
+}
+
+// AddAddrs puts the valid ones of addrs on link, which h reaches in the namespace nsFd,
+// turning IPv6 on for the link first when one is IPv6.
+func AddAddrs(h *netlink.Handle, link netlink.Link, nsFd int, addrs ...netip.Prefix) error {
+	for _, p := range addrs {
+		if p.IsValid() && p.Addr().Is6() {
+			if err := EnableIPv6(nsFd, link.Attrs().Name); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	for _, p := range addrs {
+		if !p.IsValid() {
+			continue
+		}
+		if err := h.AddrAdd(link, Addr(p)); err != nil {
+			return fmt.Errorf("adding %s to %s: %w", p, link.Attrs().Name, err)
+		}
+	}
+	return nil
 }

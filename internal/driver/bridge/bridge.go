@@ -16,6 +16,7 @@ import (
 	"github.com/cnet-dev/cnet/internal/driver"
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/nldump"
+	"github.com/cnet-dev/cnet/internal/sandbox"
 )
 
 // Options understood by the bridge driver (Docker's names).
@@ -44,6 +45,10 @@ type Config struct {
 	// DefaultBridge is the Linux name of the default `bridge` network (cnet0, so that cnet
 	// runs beside Docker's docker0).
 	DefaultBridge string
+	// IPv6 and FixedCIDRv6 give the default bridge IPv6 (dockerd's --ipv6 and
+	// --fixed-cidr-v6); without FixedCIDRv6 its subnet comes from the default IPv6 pool.
+	IPv6        bool
+	FixedCIDRv6 netip.Prefix
 }
 
 // New returns the bridge driver.
@@ -60,7 +65,7 @@ func (*Driver) Type() string { return "bridge" }
 // Capabilities implements driver.Driver: a bridge network is the host's own segment, with a
 // gateway on the bridge, NAT to the world, published ports and names.
 func (*Driver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true, DNS: true, PortPublishing: true}
+	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true, DNS: true, PortPublishing: true, IPv6: true}
 }
 
 // Predefined implements driver.Predefiner: Docker's default `bridge` network.
@@ -72,7 +77,7 @@ func (d *Driver) Predefined() []driver.PredefinedNetwork {
 		OptHostBinding:   "0.0.0.0",
 		OptBridgeName:    d.cfg.DefaultBridge,
 		OptMTU:           "1500",
-	}}}
+	}, IPv6: d.cfg.IPv6 || d.cfg.FixedCIDRv6.IsValid(), IPv6Subnet: d.cfg.FixedCIDRv6}}
 }
 
 // Exposure implements driver.Exposer: the bridge, and the network's NAT and icc options
@@ -191,6 +196,11 @@ func (d *Driver) ensureBridge(n driver.Network) error {
 	} else if link.Type() != "bridge" {
 		return errdefs.Conflict("interface %s exists on the host and is a %s, not a bridge", name, link.Type())
 	}
+	if hasIPv6(n) {
+		if err := enableIPv6Host(name); err != nil {
+			return err
+		}
+	}
 	addrs, err := nldump.AddrList(nil, link, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("listing addresses of %s: %w", name, err)
@@ -199,12 +209,12 @@ func (d *Driver) ensureBridge(n driver.Network) error {
 		if !s.Gateway.IsValid() {
 			continue
 		}
-		want := &net.IPNet{IP: s.Gateway.AsSlice(), Mask: net.CIDRMask(s.Prefix.Bits(), s.Gateway.BitLen())}
-		if hasAddr(addrs, want) {
+		want := gatewayAddr(s)
+		if hasAddr(addrs, want.IPNet) {
 			continue
 		}
-		if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: want}); err != nil {
-			return fmt.Errorf("adding gateway %s to %s: %w", want, name, err)
+		if err := netlink.AddrAdd(link, want); err != nil {
+			return fmt.Errorf("adding gateway %s to %s: %w", want.IPNet, name, err)
 		}
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
@@ -301,9 +311,8 @@ func (*Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) (er
 	if err != nil {
 		return fmt.Errorf("finding %s in the sandbox: %w", ep.IfName, err)
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.Address.Addr().AsSlice(), Mask: net.CIDRMask(ep.Address.Bits(), ep.Address.Addr().BitLen())}}
-	if err := h.AddrAdd(peer, addr); err != nil {
-		return fmt.Errorf("adding %s to %s: %w", ep.Address, ep.IfName, err)
+	if err := sandbox.AddAddrs(h, peer, int(ns), ep.Address, ep.Address6); err != nil {
+		return err
 	}
 	if err := h.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("bringing %s up: %w", ep.IfName, err)

@@ -3,7 +3,6 @@ package macvlan
 import (
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -207,9 +206,8 @@ func (d *Driver) Join(n driver.Network, ep driver.Endpoint, ns netns.NsHandle) (
 			_ = h.LinkDel(link)
 		}
 	}()
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.Address.Addr().AsSlice(), Mask: net.CIDRMask(ep.Address.Bits(), ep.Address.Addr().BitLen())}}
-	if err := h.AddrAdd(link, addr); err != nil {
-		return fmt.Errorf("adding %s to %s: %w", ep.Address, ep.IfName, err)
+	if err := sandbox.AddAddrs(h, link, int(ns), ep.Address, ep.Address6); err != nil {
+		return err
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("bringing %s up: %w", ep.IfName, err)

@@ -90,7 +90,7 @@ func (*Driver) Type() string { return "macvlan" }
 // Capabilities implements driver.Driver: containers sit on the parent's segment, its router
 // their gateway; nothing is published or NATed by the host (the segment reaches them).
 func (*Driver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true, DNS: true}
+	return driver.Capabilities{Scope: driver.ScopeLocal, Gateway: true, DNS: true, IPv6: true}
 }
 
 // mode returns the kernel mode of opts; ValidateOptions has checked it.
