@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -55,6 +56,8 @@ func daemonCommand() *cobra.Command {
 	var debug bool
 	var bridgeName string
 	var cl clusterFlags
+	var ipv6 bool
+	var fixedCIDRv6, v6Pool string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the cnet daemon",
@@ -80,7 +83,17 @@ func daemonCommand() *cobra.Command {
 				vtep.VTEP = store.VTEP()
 				cfg.Cluster = store
 			}
-			drivers, err := builtin.Registry(builtin.Config{Bridge: bridge.Config{DefaultBridge: bridgeName}, Overlay: vtep})
+			bc := bridge.Config{DefaultBridge: bridgeName, IPv6: ipv6}
+			if bc.FixedCIDRv6, err = optionalPrefix6("--fixed-cidr-v6", fixedCIDRv6); err != nil {
+				return err
+			}
+			if cfg.DefaultIPv6Pool, err = optionalPrefix6("--default-ipv6-pool", v6Pool); err != nil {
+				return err
+			}
+			if bc.FixedCIDRv6.IsValid() && !ipv6 {
+				return fmt.Errorf("--fixed-cidr-v6 needs --ipv6")
+			}
+			drivers, err := builtin.Registry(builtin.Config{Bridge: bc, Overlay: vtep})
 			if err != nil {
 				return err
 			}
@@ -104,10 +117,25 @@ func daemonCommand() *cobra.Command {
 	f.Lookup("docker-plugin").NoOptDefVal = dockerplugin.SocketPath
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", false, "also carry published ports in the daemon (for hosts where kernel NAT cannot serve every path)")
 	f.BoolVar(&cfg.NoConnectTranslation, "no-connect-translation", false, "leave this host's own TCP connections to published ports to NAT instead of translating them at connect()")
+	f.BoolVar(&ipv6, "ipv6", false, "give the default bridge network IPv6")
+	f.StringVar(&fixedCIDRv6, "fixed-cidr-v6", "", "IPv6 subnet of the default bridge (with --ipv6; default: a /64 of --default-ipv6-pool)")
+	f.StringVar(&v6Pool, "default-ipv6-pool", "", "IPv6 prefix (/48 to /64) that IPv6 networks without an IPv6 --subnet get their /64 from (default: a unique local /48 derived from the engine ID)")
 	f.StringVar(&cl.store, "cluster-store", "", "cluster store for overlay networks: etcd://HOST:PORT[,HOST:PORT...]")
 	f.StringVar(&cl.advertise, "cluster-advertise", "", "address (IP or interface) the other hosts of the cluster reach this one at: its VXLAN tunnel endpoint")
 	f.StringArrayVar(&cl.opts, "cluster-store-opt", nil, "cluster store option KEY=VALUE: kv.cacertfile, kv.certfile, kv.keyfile, discovery.ttl, address.cooldown")
 	return cmd
+}
+
+// optionalPrefix6 parses flag's value as an IPv6 prefix, "" meaning none.
+func optionalPrefix6(flag, value string) (netip.Prefix, error) {
+	if value == "" {
+		return netip.Prefix{}, nil
+	}
+	p, err := netip.ParsePrefix(value)
+	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("invalid %s %q: want an IPv6 CIDR such as fd00:db8:1::/64", flag, value)
+	}
+	return p.Masked(), nil
 }
 
 // clusterFlags are --cluster-store, --cluster-advertise and --cluster-store-opt, Docker's

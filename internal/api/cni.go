@@ -42,9 +42,13 @@ type CNIAttachment struct {
 	Netns       string `json:"Netns"`
 	Network     string `json:"Network"`
 	MacAddress  string `json:"MacAddress"`
-	// Address is the interface's address with its prefix length (10.0.0.5/24).
-	Address string `json:"Address"`
-	Gateway string `json:"Gateway,omitempty"`
+	// Address is the interface's IPv4 address with its prefix length (10.0.0.5/24), empty on
+	// an IPv6-only network; Address6 its IPv6 one on networks with IPv6. Gateway and Gateway6
+	// are the default routes of each family, when the network gives one.
+	Address  string `json:"Address"`
+	Gateway  string `json:"Gateway,omitempty"`
+	Address6 string `json:"Address6,omitempty"`
+	Gateway6 string `json:"Gateway6,omitempty"`
 	// DNS is the resolver to name in the result (cnet's embedded one, 127.0.0.11), empty on
 	// networks where names do not resolve.
 	DNS []string `json:"DNS,omitempty"`

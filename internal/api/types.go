@@ -47,11 +47,14 @@ type EndpointResource struct {
 
 // Network is GET /networks and GET /networks/{id}.
 type Network struct {
-	Name       string                      `json:"Name"`
-	ID         string                      `json:"Id"`
-	Created    time.Time                   `json:"Created"`
-	Scope      string                      `json:"Scope"`
-	Driver     string                      `json:"Driver"`
+	Name    string    `json:"Name"`
+	ID      string    `json:"Id"`
+	Created time.Time `json:"Created"`
+	Scope   string    `json:"Scope"`
+	Driver  string    `json:"Driver"`
+	// EnableIPv4 (API 1.47's) is shown only as false, on IPv6-only networks: Docker 20.10's
+	// inspect, which the seeds show, has no such field.
+	EnableIPv4 *bool                       `json:"EnableIPv4,omitempty"`
 	EnableIPv6 bool                        `json:"EnableIPv6"`
 	IPAM       IPAM                        `json:"IPAM"`
 	Internal   bool                        `json:"Internal"`
@@ -92,15 +95,17 @@ type PeerDiagnosis struct {
 
 // NetworkCreateRequest is the body of POST /networks/create.
 type NetworkCreateRequest struct {
-	Name           string            `json:"Name"`
-	CheckDuplicate bool              `json:"CheckDuplicate,omitempty"`
-	Driver         string            `json:"Driver,omitempty"`
-	EnableIPv6     bool              `json:"EnableIPv6,omitempty"`
-	IPAM           *IPAM             `json:"IPAM,omitempty"`
-	Internal       bool              `json:"Internal,omitempty"`
-	Attachable     bool              `json:"Attachable,omitempty"`
-	Options        map[string]string `json:"Options,omitempty"`
-	Labels         map[string]string `json:"Labels,omitempty"`
+	Name           string `json:"Name"`
+	CheckDuplicate bool   `json:"CheckDuplicate,omitempty"`
+	Driver         string `json:"Driver,omitempty"`
+	EnableIPv6     bool   `json:"EnableIPv6,omitempty"`
+	// EnableIPv4 (API 1.47, Docker's --ipv4): false makes an IPv6-only network; absent is true.
+	EnableIPv4 *bool             `json:"EnableIPv4,omitempty"`
+	IPAM       *IPAM             `json:"IPAM,omitempty"`
+	Internal   bool              `json:"Internal,omitempty"`
+	Attachable bool              `json:"Attachable,omitempty"`
+	Options    map[string]string `json:"Options,omitempty"`
+	Labels     map[string]string `json:"Labels,omitempty"`
 }
 
 // NetworkCreateResponse answers POST /networks/create.

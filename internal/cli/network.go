@@ -45,6 +45,7 @@ type networkCreateOptions struct {
 	internal   bool
 	attachable bool
 	ipv6       bool
+	ipv4       *bool // nil unless --ipv4 was given
 }
 
 func newNetworkCreateCommand() *cobra.Command {
@@ -93,6 +94,12 @@ func (o *networkCreateOptions) command() *cobra.Command {
 	f.BoolVar(&o.internal, "internal", false, "Restrict external access to the network")
 	f.BoolVar(&o.attachable, "attachable", false, "Enable manual container attachment")
 	f.BoolVar(&o.ipv6, "ipv6", false, "Enable IPv6 networking")
+	ipv4 := f.Bool("ipv4", true, "Enable IPv4 networking (--ipv4=false with --ipv6: an IPv6-only network)")
+	cmd.PreRun = func(cmd *cobra.Command, _ []string) {
+		if cmd.Flags().Changed("ipv4") {
+			o.ipv4 = ipv4
+		}
+	}
 	return cmd
 }
 
@@ -106,6 +113,7 @@ func (o *networkCreateOptions) request(name string) (api.NetworkCreateRequest, e
 		CheckDuplicate: true,
 		Driver:         o.driver,
 		EnableIPv6:     o.ipv6,
+		EnableIPv4:     o.ipv4,
 		IPAM:           &api.IPAM{Driver: o.ipamDriver, Options: nilIfEmpty(o.ipamOpts), Config: pools},
 		Internal:       o.internal,
 		Attachable:     o.attachable,

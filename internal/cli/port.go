@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 
@@ -35,7 +36,7 @@ func newPortCommand() *cobra.Command {
 					return fmt.Errorf("no public port '%s' published for %s", key, args[0])
 				}
 				for _, b := range bindings {
-					fmt.Fprintf(out, "%s:%s\n", b.HostIP, b.HostPort)
+					fmt.Fprintln(out, net.JoinHostPort(b.HostIP, b.HostPort))
 				}
 				return nil
 			}
@@ -46,7 +47,7 @@ func newPortCommand() *cobra.Command {
 			sort.Strings(keys)
 			for _, k := range keys {
 				for _, b := range info.NetworkSettings.Ports[k] {
-					fmt.Fprintf(out, "%s -> %s:%s\n", k, b.HostIP, b.HostPort)
+					fmt.Fprintf(out, "%s -> %s\n", k, net.JoinHostPort(b.HostIP, b.HostPort))
 				}
 			}
 			return nil

@@ -17,32 +17,37 @@ import (
 // keeps only the last plugin's result, so dropping prev would lose the other plugin's
 // interfaces and addresses.
 func buildResult(att api.CNIAttachment, netns string, prev types.Result) (*current.Result, error) {
-	addr, err := parseAddress(att.Address)
-	if err != nil {
-		return nil, err
-	}
-	var gw net.IP
-	if att.Gateway != "" {
-		if gw = normalizeIP(net.ParseIP(att.Gateway)); gw == nil {
-			return nil, fmt.Errorf("cnet: the daemon answered with gateway %q, which is not an IP address", att.Gateway)
-		}
-	}
-
 	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	if prev != nil {
+		var err error
 		if res, err = current.NewResultFromResult(prev); err != nil {
 			return nil, fmt.Errorf("cnet: converting the previous plugin's result: %w", err)
 		}
 	}
 	idx := len(res.Interfaces)
 	res.Interfaces = append(res.Interfaces, &current.Interface{Name: att.IfName, Mac: att.MacAddress, Sandbox: netns})
-	res.IPs = append(res.IPs, &current.IPConfig{Interface: current.Int(idx), Address: addr, Gateway: gw})
-	if gw != nil {
-		dst := net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
-		if gw.To4() == nil {
-			dst = net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	for _, fam := range [][2]string{{att.Address, att.Gateway}, {att.Address6, att.Gateway6}} {
+		if fam[0] == "" {
+			continue
 		}
-		res.Routes = append(res.Routes, &types.Route{Dst: dst, GW: gw})
+		addr, err := parseAddress(fam[0])
+		if err != nil {
+			return nil, err
+		}
+		var gw net.IP
+		if fam[1] != "" {
+			if gw = normalizeIP(net.ParseIP(fam[1])); gw == nil {
+				return nil, fmt.Errorf("cnet: the daemon answered with gateway %q, which is not an IP address", fam[1])
+			}
+		}
+		res.IPs = append(res.IPs, &current.IPConfig{Interface: current.Int(idx), Address: addr, Gateway: gw})
+		if gw != nil {
+			dst := net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+			if gw.To4() == nil {
+				dst = net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+			}
+			res.Routes = append(res.Routes, &types.Route{Dst: dst, GW: gw})
+		}
 	}
 	if len(att.DNS) > 0 {
 		res.DNS.Nameservers = append(res.DNS.Nameservers, att.DNS...)
@@ -100,7 +105,21 @@ func checkAgainst(prev types.Result, att api.CNIAttachment, ifName, netns string
 	if want := res.Interfaces[idx].Mac; want != "" && !sameMAC(want, att.MacAddress) {
 		return mismatch("interface %s has MAC %s but prevResult says %s", ifName, att.MacAddress, want)
 	}
-	addr, err := parseAddress(att.Address)
+	for _, a := range []string{att.Address, att.Address6} {
+		if a == "" {
+			continue
+		}
+		if err := checkAddress(res, idx, ifName, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkAddress finds address a (with its length) among the addresses prevResult gives
+// interface idx.
+func checkAddress(res *current.Result, idx int, ifName, a string) error {
+	addr, err := parseAddress(a)
 	if err != nil {
 		return types.NewError(types.ErrInternal, err.Error(), "")
 	}
@@ -114,7 +133,7 @@ func checkAgainst(prev types.Result, att api.CNIAttachment, ifName, netns string
 		}
 		reported = append(reported, ipc.Address.String())
 	}
-	return mismatch("interface %s has address %s but prevResult says [%s]", ifName, att.Address, strings.Join(reported, ", "))
+	return mismatch("interface %s has address %s but prevResult says [%s]", ifName, a, strings.Join(reported, ", "))
 }
 
 func mismatch(format string, a ...any) error {

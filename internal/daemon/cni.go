@@ -169,10 +169,8 @@ func (d *Daemon) cniAttachment(r cniRecord) (api.CNIAttachment, error) {
 			continue
 		}
 		out := api.CNIAttachment{ContainerID: r.ContainerID, IfName: r.IfName, Netns: r.Netns, Network: r.Network,
-			MacAddress: ep.MAC, Address: ep.Address.String()}
-		if ep.Gateway.IsValid() {
-			out.Gateway = ep.Gateway.String()
-		}
+			MacAddress: ep.MAC, Address: prefixString(ep.Address), Gateway: addrString(ep.Gateway),
+			Address6: prefixString(ep.Address6), Gateway6: addrString(ep.Gateway6)}
 		if d.ctrl.NamesResolve(ep.NetworkID) {
 			out.DNS = []string{"127.0.0.11"}
 		}

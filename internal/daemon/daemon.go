@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+
 
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
@@ -51,6 +53,9 @@ type Config struct {
 	// Group, if set, owns the socket (mode 0660), so its members may use cnet without root;
 	// otherwise the socket is root's alone.
 	Group string
+	// DefaultIPv6Pool (--default-ipv6-pool) is where IPv6 networks without an IPv6 --subnet
+	// get their /64; unset, a unique local /48 derived from the engine ID (ipam.ULAPrefix).
+	DefaultIPv6Pool netip.Prefix
 }
 
 // DefaultHost is where the daemon listens and the CLI connects unless told otherwise.
@@ -130,8 +135,13 @@ func New(cfg Config) (*Daemon, error) {
 			slog.Error("stopping network drivers", "err", err)
 		}
 	}
+	v6Pool := cfg.DefaultIPv6Pool
+	if !v6Pool.IsValid() {
+		v6Pool = controller.ULAPrefix(engineID(cfg.DataRoot))
+	}
 	ctrl, err := controller.New(controller.Config{Store: st, ExecRoot: cfg.ExecRoot, Drivers: cfg.Drivers,
-		UserlandProxy: cfg.UserlandProxy, NoConnectTranslation: cfg.NoConnectTranslation, Cluster: cfg.Cluster})
+		UserlandProxy: cfg.UserlandProxy, NoConnectTranslation: cfg.NoConnectTranslation, Cluster: cfg.Cluster,
+		DefaultIPv6Pool: v6Pool})
 	if err != nil {
 		closeDrivers()
 		st.Close()

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -50,6 +51,14 @@ func (d *Daemon) NetworkInspect(_ context.Context, ref string, verbose bool) (ap
 	return out, nil
 }
 
+// prefixString is an address with its length as inspect shows it: "" for none.
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
 // addrString is an address as inspect shows it: "" for none.
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {
@@ -68,6 +77,9 @@ func (d *Daemon) toAPINetwork(n controller.Network, eps []controller.Endpoint) a
 	}
 	if out.Options == nil {
 		out.Options = map[string]string{}
+	}
+	if n.NoIPv4 {
+		out.EnableIPv4 = new(bool)
 	}
 	if n.SegmentID != 0 {
 		// As Docker shows an overlay's VNI (the record's map is a copy: n came from Network()).
@@ -111,7 +123,8 @@ func (d *Daemon) toAPINetwork(n controller.Network, eps []controller.Endpoint) a
 			key = r.EndpointID
 		}
 		out.Containers[key] = api.EndpointResource{
-			Name: name, EndpointID: ep.ID, MacAddress: ep.MAC, IPv4Address: ep.Address.String(),
+			Name: name, EndpointID: ep.ID, MacAddress: ep.MAC, IPv4Address: prefixString(ep.Address),
+			IPv6Address: prefixString(ep.Address6),
 		}
 	}
 	return out
@@ -122,6 +135,7 @@ func (d *Daemon) NetworkCreate(_ context.Context, req api.NetworkCreateRequest) 
 	cfg := controller.NetworkConfig{
 		Name: req.Name, Driver: req.Driver, Internal: req.Internal, Attachable: req.Attachable,
 		EnableIPv6: req.EnableIPv6, Options: req.Options, Labels: req.Labels,
+		DisableIPv4: req.EnableIPv4 != nil && !*req.EnableIPv4,
 	}
 	if req.IPAM != nil {
 		cfg.IPAMDriver = req.IPAM.Driver
@@ -232,19 +246,29 @@ func (d *Daemon) NetworkConnect(_ context.Context, ref string, req api.NetworkCo
 // validateStatic checks a --ip for a stopped container before it is recorded, so the error
 // comes at connect time rather than at the next start.
 func validateStatic(n controller.Network, s *api.EndpointSettings) error {
-	if s.IPAMConfig == nil || s.IPAMConfig.IPv4Address == "" {
+	if s.IPAMConfig == nil {
 		return nil
 	}
-	a, err := netip.ParseAddr(s.IPAMConfig.IPv4Address)
-	if err != nil {
-		return errdefs.Invalid("invalid IPv4 address %q", s.IPAMConfig.IPv4Address)
-	}
-	for _, p := range n.IPAM {
-		if p.Subnet.Contains(a) {
-			return nil
+	for _, want := range []struct {
+		ip, family string
+		v6         bool
+	}{{s.IPAMConfig.IPv4Address, "IPv4", false}, {s.IPAMConfig.IPv6Address, "IPv6", true}} {
+		if want.ip == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(want.ip)
+		if err != nil || a.Is6() != want.v6 || a.Is4In6() || a.Zone() != "" {
+			return errdefs.Invalid("invalid %s address %q", want.family, want.ip)
+		}
+		if !slices.ContainsFunc(n.IPAM, func(p controller.Pool) bool { return p.Subnet.Addr().Is6() == want.v6 }) {
+			flag := map[bool]string{false: "--ip cannot be used on it", true: "--ip6 needs a network created with --ipv6"}[want.v6]
+			return errdefs.Invalid("network %s has no %s subnet: %s", n.Name, want.family, flag)
+		}
+		if !slices.ContainsFunc(n.IPAM, func(p controller.Pool) bool { return p.Subnet.Contains(a) }) {
+			return errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.Name)
 		}
 	}
-	return errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.Name)
+	return nil
 }
 
 // NetworkDisconnect implements api.Backend.
@@ -280,7 +304,7 @@ func (d *Daemon) NetworkDisconnect(_ context.Context, ref string, req api.Networ
 func joinOptions(name string, s *api.EndpointSettings) controller.JoinOptions {
 	o := controller.JoinOptions{ContainerName: name, Aliases: s.Aliases}
 	if s.IPAMConfig != nil {
-		o.IP = s.IPAMConfig.IPv4Address
+		o.IP, o.IP6 = s.IPAMConfig.IPv4Address, s.IPAMConfig.IPv6Address
 	}
 	return o
 }

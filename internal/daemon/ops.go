@@ -323,10 +323,13 @@ func (d *Daemon) endpointSettings(rec containerRecord) map[string]*api.EndpointS
 			out[n.Name] = es
 		}
 		es.NetworkID, es.EndpointID, es.MacAddress = n.ID, ep.ID, ep.MAC
-		es.IPAddress, es.IPPrefixLen = ep.Address.Addr().String(), ep.Address.Bits()
-		if ep.Gateway.IsValid() {
-			es.Gateway = ep.Gateway.String()
+		if ep.Address.IsValid() {
+			es.IPAddress, es.IPPrefixLen = ep.Address.Addr().String(), ep.Address.Bits()
 		}
+		if ep.Address6.IsValid() {
+			es.GlobalIPv6Address, es.GlobalIPv6PrefixLen = ep.Address6.Addr().String(), ep.Address6.Bits()
+		}
+		es.Gateway, es.IPv6Gateway = addrString(ep.Gateway), addrString(ep.Gateway6)
 		if n.Name != "bridge" && !slices.Contains(es.Aliases, rec.ID[:12]) {
 			// Docker lists the short ID among a user network's aliases (once: Compose sends
 			// it among the aliases it asks for).
@@ -371,6 +374,7 @@ func (d *Daemon) ContainerInspect(_ context.Context, ref string) (api.ContainerJ
 		ns := out.NetworkSettings
 		ns.Bridge, ns.EndpointID, ns.Gateway, ns.IPAddress, ns.IPPrefixLen, ns.MacAddress =
 			"", b.EndpointID, b.Gateway, b.IPAddress, b.IPPrefixLen, b.MacAddress
+		ns.GlobalIPv6Address, ns.GlobalIPv6PrefixLen, ns.IPv6Gateway = b.GlobalIPv6Address, b.GlobalIPv6PrefixLen, b.IPv6Gateway
 	}
 	return out, nil
 }
