@@ -66,3 +66,50 @@ func waitForB(b *testing.B, fn func() bool) {
 	}
 	b.Fatal("iperf3 server did not come up")
 }
+
+// BenchmarkThroughputIPv6 measures the published-port path over IPv6 against the direct one,
+// in the same rounds (one iperf3 run of each per round, best of b.N rounds): from the host to
+// the container's IPv6 address directly; to the host's own IPv6 address through the port
+// published on all addresses (kernel NAT: the ip6 table's DNAT and masquerade); to [::1]
+// through the port published there (the daemon's userland proxy, the only path for the IPv6
+// loopback); and, for reference in the same rounds, the IPv4 direct path. Needs iperf3.
+func BenchmarkThroughputIPv6(b *testing.B) {
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		b.Skip("iperf3 is not installed: apt-get install iperf3")
+	}
+	h := testenv.NewHost(b)
+	// The host's own IPv6 address, on a veth pair (this kernel has no dummy links).
+	h.MustRun("ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink0p")
+	h.AllowLinks("uplink0", "uplink0p")
+	h.MustRun("ip", "link", "set", "uplink0", "up")
+	h.MustRun("ip", "link", "set", "uplink0p", "up")
+	h.MustRun("ip", "addr", "add", "fd99::1/64", "dev", "uplink0", "nodad")
+	h.MustCLI("network", "create", "--ipv6", "--subnet", "2001:db8:5::/64", "dual")
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "perf", "--network", "dual",
+		"-p", "5201:5201", "-p", "[::1]:5202:5201", "iperf3", "-s")
+	ip6 := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{.NetworkSettings.Networks.dual.GlobalIPv6Address}}", "perf"))
+	ip4 := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{.NetworkSettings.Networks.dual.IPAddress}}", "perf"))
+	paths := []struct{ name, addr, port string }{
+		{"direct6", ip6, "5201"}, {"published6", "fd99::1", "5201"}, {"loopback6", "::1", "5202"}, {"direct4", ip4, "5201"},
+	}
+	waitForB(b, func() bool { _, err := h.Run("iperf3", "-c", ip6, "-p", "5201", "-t", "1"); return err == nil })
+	best := make([]float64, len(paths))
+	for range b.N {
+		for i, p := range paths {
+			out, err := h.Run("iperf3", "-c", p.addr, "-p", p.port, "-t", "3", "-J")
+			if err != nil {
+				b.Fatalf("iperf3 to %s port %s: %v\n%s", p.addr, p.port, err, out)
+			}
+			gbps, err := iperfGbps(out)
+			if err != nil {
+				b.Fatal(err)
+			}
+			best[i] = max(best[i], gbps)
+		}
+	}
+	for i, p := range paths {
+		b.ReportMetric(best[i], p.name+"-Gbit/s")
+	}
+	b.ReportMetric(100*best[1]/best[0], "published6-%-of-direct6")
+	b.ReportMetric(100*best[2]/best[0], "loopback6-%-of-direct6")
+}

@@ -95,6 +95,17 @@ func addrs(m *mdns.Msg) []string {
 	return out
 }
 
+// aaaas returns the AAAA records of an answer.
+func aaaas(m *mdns.Msg) []string {
+	var out []string
+	for _, rr := range m.Answer {
+		if a, ok := rr.(*mdns.AAAA); ok {
+			out = append(out, a.AAAA.String())
+		}
+	}
+	return out
+}
+
 // stubUpstream is the test's own upstream DNS server on 127.0.0.1:53 in the host namespace
 // (testenv's hosts point their resolv.conf there). It answers every A query with answer,
 // and, when big, with enough records that the UDP answer is truncated.
@@ -106,6 +117,12 @@ type stubUpstream struct {
 }
 
 func startStub(t *testing.T, h *testenv.Host, answer string, big bool) *stubUpstream {
+	t.Helper()
+	return startStubAt(t, h.NetNS(), "127.0.0.1:53", answer, big)
+}
+
+// startStubAt is startStub listening on addr in the namespace at ns.
+func startStubAt(t *testing.T, ns, addr, answer string, big bool) *stubUpstream {
 	t.Helper()
 	s := &stubUpstream{}
 	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
@@ -129,13 +146,13 @@ func startStub(t *testing.T, h *testenv.Host, answer string, big bool) *stubUpst
 	})
 	var pc net.PacketConn
 	var l net.Listener
-	inNetNS(t, h.NetNS(), func() {
+	inNetNS(t, ns, func() {
 		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:53"); err != nil {
+		if pc, err = net.ListenPacket("udp", addr); err != nil {
 			t.Error(err)
 			return
 		}
-		if l, err = net.Listen("tcp", "127.0.0.1:53"); err != nil {
+		if l, err = net.Listen("tcp", addr); err != nil {
 			t.Error(err)
 		}
 	})

@@ -169,10 +169,21 @@ func TestPublishedUDP(t *testing.T) {
 		t.Errorf("cnet port udp = %q", got)
 	}
 	key := strings.TrimSpace(h.MustCLI("inspect", "-f", "{{.NetworkSettings.SandboxKey}}", "udp"))
+	reply := udpEcho(t, h, key, "udp4", "0.0.0.0:5300", "/proc/"+seg.pid+"/ns/net", "10.99.0.1:5353")
+	if reply != "echo:ping" {
+		t.Errorf("UDP through the published port answered %q", reply)
+	}
+}
+
+// udpEcho runs an echo server on listen (network udp4 or udp6) in the namespace at key (a
+// container's sandbox), sends "ping" to target from the namespace at client, and returns the
+// reply ("" for none).
+func udpEcho(t *testing.T, h *testenv.Host, key, network, listen, client, target string) string {
+	t.Helper()
 	var srv net.PacketConn
 	inNetNS(t, h.Path(key), func() {
 		var err error
-		if srv, err = net.ListenPacket("udp4", "0.0.0.0:5300"); err != nil {
+		if srv, err = net.ListenPacket(network, listen); err != nil {
 			t.Error(err)
 		}
 	})
@@ -191,15 +202,15 @@ func TestPublishedUDP(t *testing.T) {
 		}
 	}()
 	var reply string
-	inNetNS(t, h.Path("/proc/"+seg.pid+"/ns/net"), func() {
-		c, err := net.Dial("udp4", "10.99.0.1:5353")
+	inNetNS(t, h.Path(client), func() {
+		c, err := net.Dial(network, target)
 		if err != nil {
 			t.Error(err)
 			return
 		}
 		defer c.Close()
 		buf := make([]byte, 1500)
-		for range 5 { // UDP: a lost first datagram (ARP) is retried
+		for range 5 { // UDP: a lost first datagram (neighbour discovery) is retried
 			_, _ = c.Write([]byte("ping"))
 			_ = c.SetReadDeadline(time.Now().Add(time.Second))
 			if n, err := c.Read(buf); err == nil {
@@ -208,9 +219,7 @@ func TestPublishedUDP(t *testing.T) {
 			}
 		}
 	})
-	if reply != "echo:ping" {
-		t.Errorf("UDP through the published port answered %q", reply)
-	}
+	return reply
 }
 
 // TestICCDisabled shows enable_icc=false: containers on that bridge cannot reach each other,
