@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -74,19 +75,20 @@ func (s *Store) tryCreate(ctx context.Context, id, name string, want, avoid []ne
 			claimed = append(claimed, p)
 		}
 	}
+	for _, p := range want {
+		if err := ipam.CheckOverlap(p, claimed); err != nil {
+			return false, errdefs.Conflict("%w (a global network of the cluster has it)", err)
+		}
+	}
 	subnets := want
-	if len(subnets) == 0 {
+	if !slices.ContainsFunc(want, func(p netip.Prefix) bool { return p.Addr().Is4() }) {
+		// Every global network has IPv4: without an IPv4 subnet given, a default one comes
+		// first (the IPv6 ones given follow it).
 		p, err := pickDefault(append(claimed, avoid...))
 		if err != nil {
 			return false, err
 		}
-		subnets = []netip.Prefix{p}
-	} else {
-		for _, p := range subnets {
-			if err := ipam.CheckOverlap(p, claimed); err != nil {
-				return false, errdefs.Conflict("%w (a global network of the cluster has it)", err)
-			}
-		}
+		subnets = append([]netip.Prefix{p}, want...)
 	}
 	spec, err := build(vni, subnets)
 	if err != nil {

@@ -68,9 +68,11 @@ type EndpointRecord struct {
 	HostName    string
 	VTEP        netip.Addr
 	Address     netip.Prefix
-	MAC         string
-	// Names are what resolve to Address on the network: container name, aliases, hostname,
-	// short ID.
+	// Address6 is the endpoint's IPv6 address on networks with IPv6.
+	Address6 netip.Prefix `json:",omitempty"`
+	MAC      string
+	// Names are what resolve to Address (and Address6) on the network: container name,
+	// aliases, hostname, short ID.
 	Names []string
 }
 

@@ -141,7 +141,7 @@ func (c *Controller) syncCluster(full bool) {
 func fingerprint(eps []cluster.EndpointRecord) string {
 	var b strings.Builder
 	for _, ep := range eps {
-		fmt.Fprintf(&b, "%s %s %s %s %v;", ep.ID, ep.Address, ep.MAC, ep.VTEP, ep.Names)
+		fmt.Fprintf(&b, "%s %s %s %s %s %v;", ep.ID, ep.Address, ep.Address6, ep.MAC, ep.VTEP, ep.Names)
 	}
 	return b.String()
 }
@@ -153,7 +153,7 @@ func peersOf(eps []cluster.EndpointRecord) []driver.Peer {
 		if err != nil || !ep.Address.IsValid() || !ep.VTEP.IsValid() {
 			continue
 		}
-		out = append(out, driver.Peer{EndpointID: ep.ID, Address: ep.Address.Addr(), MAC: mac, VTEP: ep.VTEP, Host: ep.HostName})
+		out = append(out, driver.Peer{EndpointID: ep.ID, Address: ep.Address.Addr(), Address6: ep.Address6.Addr(), MAC: mac, VTEP: ep.VTEP, Host: ep.HostName})
 	}
 	return out
 }
@@ -164,7 +164,7 @@ func (c *Controller) syncRemoteNames(n *network, eps []cluster.EndpointRecord) {
 	now := make(map[string]bool, len(eps))
 	for _, ep := range eps {
 		now[ep.ID] = true
-		c.dnsTable.Upsert(n.rec.Name, dns.Record{EndpointID: ep.ID, ContainerID: ep.ContainerID, Names: ep.Names, IPv4: ep.Address.Addr()})
+		c.dnsTable.Upsert(n.rec.Name, dns.Record{EndpointID: ep.ID, ContainerID: ep.ContainerID, Names: ep.Names, IPv4: ep.Address.Addr(), IPv6: ep.Address6.Addr()})
 	}
 	for id := range had {
 		if !now[id] {

@@ -85,7 +85,7 @@ type Controller struct {
 	dnsFwd   *dns.Forwarder
 
 	fw            Firewall
-	v6Pool        netip.Prefix // see Config.DefaultIPv6Pool
+	v6Pool        netip.Prefix       // see Config.DefaultIPv6Pool
 	ports         *portmap.Allocator // host ports held by published container ports
 	userlandProxy bool
 	// local translates the host's own TCP connections to published ports at connect(), so

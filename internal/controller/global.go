@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -73,7 +74,15 @@ func (c *Controller) createGlobalNetwork(cfg NetworkConfig, d driver.Driver, dn 
 		if err != nil {
 			return Network{}, err
 		}
+		if p.Subnet.Addr().Is6() && !cfg.EnableIPv6 {
+			return Network{}, errdefs.Invalid("invalid --subnet %s: an IPv6 subnet needs --ipv6", p.Subnet)
+		}
 		want, pools = append(want, p.Subnet), append(pools, p)
+	}
+	if cfg.EnableIPv6 && !slices.ContainsFunc(want, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		// Each host's default IPv6 pool is its own (ipam.ULAPrefix of its engine ID): a
+		// network every host shares needs its IPv6 subnet named.
+		return Network{}, errdefs.Invalid("an IPv6 %s network needs an IPv6 --subnet: the hosts of a cluster have no shared default IPv6 pool", cfg.Driver)
 	}
 	for _, p := range want {
 		if err := ipam.CheckOverlap(p, c.usedSubnets()); err != nil {
@@ -88,14 +97,15 @@ func (c *Controller) createGlobalNetwork(cfg NetworkConfig, d driver.Driver, dn 
 		ID: dn.ID, Name: cfg.Name, Driver: cfg.Driver, Created: time.Now(),
 		Internal: dn.Internal, Attachable: cfg.Attachable, IPAMDriver: cfg.IPAMDriver, IPAMOptions: cfg.IPAMOptions,
 		Options: dn.Options, Labels: cfg.Labels, UserSubnet: len(cfg.Pools) > 0, DriverState: dn.State,
+		EnableIPv6: cfg.EnableIPv6,
 	}
 	build := func(vni uint32, subnets []netip.Prefix) ([]byte, error) {
 		r := copyNetwork(rec)
 		r.SegmentID = vni
 		r.IPAM = nil
-		for i, s := range subnets {
-			p := Pool{Subnet: s}
-			if i < len(pools) {
+		for _, s := range subnets {
+			p := Pool{Subnet: s} // a default subnet the store picked
+			if i := slices.IndexFunc(pools, func(p Pool) bool { return p.Subnet == s }); i >= 0 {
 				p = pools[i]
 			}
 			ip, err := ipam.NewPool(p.config())
@@ -215,7 +225,7 @@ func endpointRecord(ep *Endpoint, hostname string) cluster.EndpointRecord {
 	}
 	names = append(names, ep.ContainerID[:12])
 	return cluster.EndpointRecord{ID: ep.ID, NetworkID: ep.NetworkID, ContainerID: ep.ContainerID,
-		Address: ep.Address, MAC: ep.MAC, Names: names}
+		Address: ep.Address, Address6: ep.Address6, MAC: ep.MAC, Names: names}
 }
 
 // publishEndpoint publishes a new endpoint of a global network.

@@ -176,8 +176,8 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	}
 	dn := driver.Network{ID: NewID(), Name: cfg.Name, Options: cfg.Options, Internal: cfg.Internal}
 	if d.Capabilities().Scope == driver.ScopeGlobal {
-		if cfg.EnableIPv6 || cfg.DisableIPv4 {
-			return Network{}, errdefs.Invalid("IPv6 on %s networks is not supported by cnet yet: their addresses are IPv4 only", cfg.Driver)
+		if cfg.DisableIPv4 {
+			return Network{}, errdefs.Invalid("IPv6-only %s networks are not supported: a global network always has IPv4 (drop --ipv4=false)", cfg.Driver)
 		}
 		return c.createGlobalNetwork(cfg, d, dn)
 	}

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/cnet-dev/cnet/internal/api"
 	"github.com/cnet-dev/cnet/internal/controller"
 	"github.com/cnet-dev/cnet/internal/dockerplugin"

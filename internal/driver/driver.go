@@ -197,6 +197,7 @@ type HandOffJoiner interface {
 type Peer struct {
 	EndpointID string
 	Address    netip.Addr       // the endpoint's address on the network
+	Address6   netip.Addr       // its IPv6 address, on networks with IPv6 (zero otherwise)
 	MAC        net.HardwareAddr // its interface's MAC
 	VTEP       netip.Addr       // the underlay address of its host (the tunnel endpoint)
 	Host       string           // its host's name, for diagnosis

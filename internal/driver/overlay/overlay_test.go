@@ -222,7 +222,9 @@ func TestWanted(t *testing.T) {
 	peers := []driver.Peer{
 		{EndpointID: "e1", Address: a("10.50.0.2"), MAC: mac("02:42:0a:32:00:02"), VTEP: a("172.31.1.12")},
 		{EndpointID: "e2", Address: a("10.50.0.3"), MAC: mac("02:42:0a:32:00:03"), VTEP: a("172.31.1.12")},
-		{EndpointID: "e3", Address: a("10.50.0.4"), MAC: mac("02:42:0a:32:00:04"), VTEP: a("172.31.1.13")},
+		{EndpointID: "e3", Address: a("10.50.0.4"), Address6: a("fd77::4"), MAC: mac("02:42:0a:32:00:04"), VTEP: a("172.31.1.13")},
+		{EndpointID: "bad-v6", Address: a("10.50.0.10"), Address6: a("10.50.0.10"), MAC: mac("02:42:0a:32:00:10"), VTEP: a("172.31.1.13")},
+		{EndpointID: "dup-v6", Address: a("10.50.0.11"), Address6: a("fd77::4"), MAC: mac("02:42:0a:32:00:11"), VTEP: a("172.31.1.13")},
 		{EndpointID: "bad-mac", Address: a("10.50.0.5"), MAC: mac("01:00:5e:00:00:01"), VTEP: a("172.31.1.13")},
 		{EndpointID: "zero-mac", Address: a("10.50.0.6"), MAC: mac("00:00:00:00:00:00"), VTEP: a("172.31.1.13")},
 		{EndpointID: "self", Address: a("10.50.0.7"), MAC: mac("02:42:0a:32:00:07"), VTEP: self},
@@ -233,13 +235,14 @@ func TestWanted(t *testing.T) {
 		{EndpointID: "e1", Address: a("10.50.0.2"), MAC: mac("02:42:0a:32:00:02"), VTEP: a("172.31.1.12")}, // repeated: fine
 	}
 	w, err := wanted(peers, self)
-	if len(w.fdb) != 3 || len(w.neigh) != 3 || w.fdb["02:42:0a:32:00:04"] != a("172.31.1.13") || w.neigh[a("10.50.0.3")] != "02:42:0a:32:00:03" {
+	if len(w.fdb) != 3 || len(w.neigh) != 4 || w.fdb["02:42:0a:32:00:04"] != a("172.31.1.13") || w.neigh[a("10.50.0.3")] != "02:42:0a:32:00:03" ||
+		w.neigh[a("fd77::4")] != "02:42:0a:32:00:04" {
 		t.Errorf("wanted = %+v", w)
 	}
 	if !slices.Equal(w.vteps, []netip.Addr{a("172.31.1.12"), a("172.31.1.13")}) {
 		t.Errorf("vteps %v", w.vteps)
 	}
-	for _, id := range []string{"bad-mac", "zero-mac", "self", "no-vtep", "v6", "dup-mac", "dup-addr"} {
+	for _, id := range []string{"bad-mac", "zero-mac", "self", "no-vtep", "v6", "bad-v6", "dup-v6", "dup-mac", "dup-addr"} {
 		if err == nil || !strings.Contains(err.Error(), "endpoint "+id+" ") {
 			t.Errorf("%s not reported: %v", id, err)
 		}

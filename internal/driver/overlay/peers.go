@@ -22,7 +22,9 @@ import (
 //   - an FDB entry (family AF_BRIDGE, NTF_SELF, permanent): its MAC is behind that VTEP, which
 //     is where the device sends frames for it;
 //   - a neighbour entry (AF_INET, permanent): its address has that MAC, which is how the
-//     device answers ARP for it (proxy) without flooding the request.
+//     device answers ARP for it (proxy) without flooding the request; on networks with IPv6
+//     a second one (AF_INET6) for its IPv6 address, with which the device's proxy answers
+//     neighbour solicitations the same way.
 //
 // SyncPeers compares both tables with the wanted set and writes only the difference. Writes
 // use replace semantics (NeighSet: NLM_F_CREATE|NLM_F_REPLACE), never exclusive adds, so an
@@ -51,6 +53,9 @@ func wanted(peers []driver.Peer, self netip.Addr) (want, error) {
 		case !addr.Is4():
 			errs = append(errs, what+": the address is not IPv4")
 			continue
+		case p.Address6.IsValid() && (!p.Address6.Is6() || p.Address6.Is4In6()):
+			errs = append(errs, fmt.Sprintf("%s: %s is not an IPv6 address", what, p.Address6))
+			continue
 		case len(p.MAC) != 6 || p.MAC[0]&1 != 0 || bytes.Equal(p.MAC, make([]byte, 6)):
 			errs = append(errs, fmt.Sprintf("%s: %q is not a unicast Ethernet MAC", what, p.MAC))
 			continue
@@ -70,7 +75,14 @@ func wanted(peers []driver.Peer, self netip.Addr) (want, error) {
 			errs = append(errs, fmt.Sprintf("%s: address %s already has MAC %s", what, addr, m))
 			continue
 		}
+		if m, dup := w.neigh[p.Address6]; p.Address6.IsValid() && dup && m != mac {
+			errs = append(errs, fmt.Sprintf("%s: address %s already has MAC %s", what, p.Address6, m))
+			continue
+		}
 		w.fdb[mac], w.neigh[addr] = vtep, mac
+		if p.Address6.IsValid() {
+			w.neigh[p.Address6] = mac
+		}
 		if !seen[vtep] {
 			seen[vtep] = true
 			w.vteps = append(w.vteps, vtep)
@@ -172,14 +184,14 @@ func (d *Driver) SyncPeers(n driver.Network, peers []driver.Peer) error {
 	}
 	ndel, nset := neighPlan(neigh, w.neigh)
 	for _, a := range ndel {
-		err := netlink.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, IP: a.AsSlice()})
+		err := netlink.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: family(a), IP: a.AsSlice()})
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("removing stale neighbour entry %s from %s: %w", a, name, err)
 		}
 	}
 	for _, a := range nset {
 		hw, _ := net.ParseMAC(w.neigh[a])
-		e := &netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
+		e := &netlink.Neigh{LinkIndex: idx, Family: family(a), State: netlink.NUD_PERMANENT,
 			IP: a.AsSlice(), HardwareAddr: hw}
 		if err := netlink.NeighSet(e); err != nil {
 			return fmt.Errorf("writing neighbour entry %s lladdr %s on %s: %w", a, hw, name, err)
@@ -208,17 +220,29 @@ func kernelEntries(idx int, name string) (map[string][]fdbRemote, map[netip.Addr
 		mac := e.HardwareAddr.String()
 		fdb[mac] = append(fdb[mac], fdbRemote{dst: dst.Unmap(), vni: e.VNI, state: e.State})
 	}
-	nl4, err := nldump.NeighList(nil, idx, unix.AF_INET)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listing the neighbour entries of %s: %w", name, err)
-	}
 	neigh := map[netip.Addr]netlink.Neigh{}
-	for _, e := range nl4 {
-		if a, ok := netip.AddrFromSlice(e.IP); ok && e.LinkIndex == idx {
-			neigh[a.Unmap()] = e
+	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
+		ns, err := nldump.NeighList(nil, idx, fam)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listing the neighbour entries of %s: %w", name, err)
+		}
+		for _, e := range ns {
+			// Only permanent entries are ours: the kernel's own (learnt, or the device's
+			// link-local neighbours) come and go by themselves.
+			if a, ok := netip.AddrFromSlice(e.IP); ok && e.LinkIndex == idx && (fam == unix.AF_INET || e.State&unix.NUD_PERMANENT != 0) {
+				neigh[a.Unmap()] = e
+			}
 		}
 	}
 	return fdb, neigh, nil
+}
+
+// family is a's address family as netlink names it.
+func family(a netip.Addr) int {
+	if a.Is6() && !a.Is4In6() {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
 }
 
 // delFDB deletes the device's whole FDB entry for mac, every destination of it: the request
@@ -273,7 +297,11 @@ func kernelPeers(fdb map[string][]fdbRemote, neigh map[netip.Addr]netlink.Neigh)
 	}
 	for a, e := range neigh {
 		if len(e.HardwareAddr) == 6 && e.HardwareAddr.String() != zero {
-			peer(e.HardwareAddr.String()).Address = a
+			if a.Is4() {
+				peer(e.HardwareAddr.String()).Address = a
+			} else {
+				peer(e.HardwareAddr.String()).Address6 = a
+			}
 		}
 	}
 	out := make([]driver.Peer, 0, len(byMAC))
