@@ -180,8 +180,8 @@ func TestRedirector(t *testing.T) {
 			t.Errorf("Remove of a removed service: %v", err)
 		}
 		ours := attached(t, r)
-		if len(ours) != 2 {
-			t.Fatalf("attached programs of ours: %v, want connect4 and getpeername4", ours)
+		if len(ours) != 4 {
+			t.Fatalf("attached programs of ours: %v, want connect4, getpeername4, connect6 and getpeername6", ours)
 		}
 		if err := r.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
@@ -195,8 +195,8 @@ func TestRedirector(t *testing.T) {
 	})
 }
 
-// attached lists the programs attached to the cgroup v2 root, for both hooks, that are r's (or,
-// with r nil, that are among ids).
+// attached lists the programs attached to the cgroup v2 root, for the four hooks, that are r's
+// (or, with r nil, that are among ids).
 func attached(t *testing.T, r *Redirector, ids ...ebpf.ProgramID) []ebpf.ProgramID {
 	t.Helper()
 	if r != nil {
@@ -219,7 +219,8 @@ func attached(t *testing.T, r *Redirector, ids ...ebpf.ProgramID) []ebpf.Program
 	}
 	defer cg.Close()
 	var out []ebpf.ProgramID
-	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCgroupInet4GetPeername} {
+	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCgroupInet4GetPeername,
+		ebpf.AttachCGroupInet6Connect, ebpf.AttachCgroupInet6GetPeername} {
 		res, err := link.QueryPrograms(link.QueryOptions{Target: int(cg.Fd()), Attach: at})
 		if err != nil {
 			t.Fatalf("querying %s programs: %v", at, err)
@@ -231,13 +232,6 @@ func attached(t *testing.T, r *Redirector, ids ...ebpf.ProgramID) []ebpf.Program
 		}
 	}
 	return out
-}
-
-func TestEncodeRefusesIPv6(t *testing.T) {
-	_, _, err := encode([]Service{{Host: netip.MustParseAddrPort("[::1]:80"), Container: netip.MustParseAddrPort("10.0.0.2:80")}})
-	if err == nil {
-		t.Fatal("IPv6 host address accepted")
-	}
 }
 
 // BenchmarkAddRemove1000 is the translation's share of publishing a 1000-port range: one
