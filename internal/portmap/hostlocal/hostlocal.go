@@ -1,16 +1,25 @@
-// Package hostlocal serves the host's own TCP clients of published ports without NAT: a
-// cgroup BPF program rewrites the destination of connect() from a published host address and
-// port to the container's, so the connection is an ordinary one to the container's address
-// from the bridge's (the same source address the masquerade of 127.0.0.1 gives the container).
-// Packets then take the host→container path with no DNAT or SNAT per packet; on this machine
-// that path carries ~10% more than DNAT from 127.0.0.1 (see README, "Measured").
+// Package hostlocal serves the host's own TCP clients of published ports without NAT: cgroup
+// BPF programs rewrite the destination of connect() from a published host address and port to
+// the container's, so the connection is an ordinary one to the container's address from the
+// bridge's (the same source address the masquerade of 127.0.0.1 gives the container). Packets
+// then take the host→container path with no DNAT or SNAT per packet; on this machine that path
+// carries ~10% more than DNAT from 127.0.0.1 (see README, "Measured").
+//
+// There is a program for each family: connect4 for IPv4 sockets, connect6 for IPv6 ones, each
+// with its own maps. For IPv6 the translation is more than a shortcut for [::1]: the kernel
+// never routes a packet from ::1 out of lo (there is no route_localnet for IPv6), so NAT cannot
+// carry the host's connections to [::1]:PORT to a container at all, and connect6 is what serves
+// them over TCP. For the host's own global IPv6 addresses it spares the per-packet NAT as
+// connect4 does. IPv4-mapped destinations (::ffff:a.b.c.d) of dual-stack sockets are left to
+// the IPv4 NAT rules: the kernel carries them as IPv4, and connect4 does not see them.
 //
 // It is a shortcut beside the firewall's DNAT, never instead of it: every published port is
-// in both, and whatever the program does not translate (UDP and SCTP, other namespaces, other
-// hosts, a daemon that is down) is served by the nftables rules. The programs are attached
-// through BPF links owned by the daemon's process, so a daemon that exits or crashes takes them
-// and their maps with it, and a daemon that starts attaches fresh ones and fills them from its
-// records: nothing stale can outlive the process that knows the ports.
+// in both, and whatever the programs do not translate (UDP and SCTP, other namespaces, other
+// hosts, a daemon that is down) is served by the nftables rules (or, for [::1], by the userland
+// proxy). The programs are attached through BPF links owned by the daemon's process, so a daemon
+// that exits or crashes takes them and their maps with it, and a daemon that starts attaches
+// fresh ones and fills them from its records: nothing stale can outlive the process that knows
+// the ports.
 //
 // The programs are attached to the root of the cgroup v2 hierarchy, where every process's
 // connect() passes, and act only in the daemon's network namespace (compared by netns
