@@ -2,6 +2,7 @@ package hostlocal
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -59,7 +60,7 @@ func inNewNetns(t testing.TB, fn func()) {
 // server accepts connections on addr and reports the local address each one arrived at.
 func server(t *testing.T, addr string) <-chan string {
 	t.Helper()
-	l, err := net.Listen("tcp4", addr)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
@@ -78,24 +79,70 @@ func server(t *testing.T, addr string) <-chan string {
 	return got
 }
 
-// dial connects from the calling thread's namespace and returns the peer getpeername gives,
-// or the error.
+// dial connects from the calling thread's namespace, with a socket of addr's family (an
+// IPv4-mapped address: IPv6), and returns the peer getpeername gives, or the error.
 func dial(addr string) (string, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	ap := netip.MustParseAddrPort(addr)
+	family, sa := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())})
+	if ap.Addr().Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return "", err
 	}
 	defer unix.Close(fd)
-	ap := netip.MustParseAddrPort(addr)
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}); err != nil {
+	if err := unix.Connect(fd, sa); err != nil {
 		return "", err
 	}
-	sa, err := unix.Getpeername(fd)
+	peer, err := unix.Getpeername(fd)
 	if err != nil {
 		return "", err
 	}
-	in := sa.(*unix.SockaddrInet4)
-	return netip.AddrPortFrom(netip.AddrFrom4(in.Addr), uint16(in.Port)).String(), nil
+	switch in := peer.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(in.Addr), uint16(in.Port)).String(), nil
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(in.Addr), uint16(in.Port)).String(), nil
+	}
+	return "", fmt.Errorf("getpeername gave %T", peer)
+}
+
+// dialCase is a connection to make and where it should arrive.
+type dialCase struct {
+	dial    string
+	arrives <-chan string // nil: refused, nothing listens there
+	at      string
+}
+
+// checkDials makes each connection and checks that it arrives where it should, and that
+// getpeername gives the address dialled.
+func checkDials(t *testing.T, tests []dialCase) {
+	t.Helper()
+	for _, tt := range tests {
+		peer, err := dial(tt.dial)
+		if tt.arrives == nil {
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("dial %s: peer %q, err %v; want it refused (not translated)", tt.dial, peer, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("dial %s: %v", tt.dial, err)
+			continue
+		}
+		if peer != tt.dial {
+			t.Errorf("dial %s: getpeername gives %s, want the address dialled", tt.dial, peer)
+		}
+		select {
+		case at := <-tt.arrives:
+			if at != tt.at {
+				t.Errorf("dial %s arrived at %s, want %s", tt.dial, at, tt.at)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("dial %s: nothing arrived", tt.dial)
+		}
+	}
 }
 
 func TestRedirector(t *testing.T) {
@@ -117,41 +164,13 @@ func TestRedirector(t *testing.T) {
 		if n := r.Len(); n != 2 {
 			t.Errorf("Len = %d, want 2", n)
 		}
-		tests := []struct {
-			dial    string
-			arrives <-chan string // nil: refused, nothing listens there
-			at      string
-		}{
+		checkDials(t, []dialCase{
 			{"127.0.0.1:8080", any9000, "127.0.0.5:9000"},
 			{"127.0.0.2:8080", any9000, "127.0.0.5:9000"}, // all of 127.0.0.0/8
 			{"127.0.0.3:8081", exact9001, "127.0.0.5:9001"},
 			{"127.0.0.4:8081", nil, ""}, // published on 127.0.0.3 only
 			{"127.0.0.1:8082", nil, ""}, // not published
-		}
-		for _, tt := range tests {
-			peer, err := dial(tt.dial)
-			if tt.arrives == nil {
-				if !errors.Is(err, syscall.ECONNREFUSED) {
-					t.Errorf("dial %s: peer %q, err %v; want it refused (not translated)", tt.dial, peer, err)
-				}
-				continue
-			}
-			if err != nil {
-				t.Errorf("dial %s: %v", tt.dial, err)
-				continue
-			}
-			if peer != tt.dial {
-				t.Errorf("dial %s: getpeername gives %s, want the address dialled", tt.dial, peer)
-			}
-			select {
-			case at := <-tt.arrives:
-				if at != tt.at {
-					t.Errorf("dial %s arrived at %s, want %s", tt.dial, at, tt.at)
-				}
-			case <-time.After(5 * time.Second):
-				t.Errorf("dial %s: nothing arrived", tt.dial)
-			}
-		}
+		})
 
 		// UDP is left to NAT: a connected UDP socket keeps the address it was given.
 		u, err := net.Dial("udp4", "127.0.0.1:8080")
@@ -180,8 +199,8 @@ func TestRedirector(t *testing.T) {
 			t.Errorf("Remove of a removed service: %v", err)
 		}
 		ours := attached(t, r)
-		if len(ours) != 2 {
-			t.Fatalf("attached programs of ours: %v, want connect4 and getpeername4", ours)
+		if len(ours) != 4 {
+			t.Fatalf("attached programs of ours: %v, want connect4, getpeername4, connect6 and getpeername6", ours)
 		}
 		if err := r.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
@@ -195,8 +214,8 @@ func TestRedirector(t *testing.T) {
 	})
 }
 
-// attached lists the programs attached to the cgroup v2 root, for both hooks, that are r's (or,
-// with r nil, that are among ids).
+// attached lists the programs attached to the cgroup v2 root, for the four hooks, that are r's
+// (or, with r nil, that are among ids).
 func attached(t *testing.T, r *Redirector, ids ...ebpf.ProgramID) []ebpf.ProgramID {
 	t.Helper()
 	if r != nil {
@@ -219,7 +238,8 @@ func attached(t *testing.T, r *Redirector, ids ...ebpf.ProgramID) []ebpf.Program
 	}
 	defer cg.Close()
 	var out []ebpf.ProgramID
-	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCgroupInet4GetPeername} {
+	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCgroupInet4GetPeername,
+		ebpf.AttachCGroupInet6Connect, ebpf.AttachCgroupInet6GetPeername} {
 		res, err := link.QueryPrograms(link.QueryOptions{Target: int(cg.Fd()), Attach: at})
 		if err != nil {
 			t.Fatalf("querying %s programs: %v", at, err)
@@ -231,13 +251,6 @@ func attached(t *testing.T, r *Redirector, ids ...ebpf.ProgramID) []ebpf.Program
 		}
 	}
 	return out
-}
-
-func TestEncodeRefusesIPv6(t *testing.T) {
-	_, _, err := encode([]Service{{Host: netip.MustParseAddrPort("[::1]:80"), Container: netip.MustParseAddrPort("10.0.0.2:80")}})
-	if err == nil {
-		t.Fatal("IPv6 host address accepted")
-	}
 }
 
 // BenchmarkAddRemove1000 is the translation's share of publishing a 1000-port range: one
