@@ -11,7 +11,8 @@ import (
 )
 
 // TestCrashAnywhere kills the daemon (SIGKILL, no cleanup) at every named step of network
-// creation, container start with a published port, and disconnect; restarts it; and checks
+// creation, container start with a published port, and disconnect, on a dual-stack network
+// (so that IPv6 addresses and the ip6 table are held to the same rules); restarts it; and checks
 // the invariants: no address held twice, no interface, namespace or firewall element without
 // its owner, every running container reachable by address and name with its ports, the
 // interrupted operation completed or rolled back, and new work getting fresh addresses.
@@ -19,7 +20,7 @@ func TestCrashAnywhere(t *testing.T) {
 	for _, point := range faults.Points {
 		t.Run(point, func(t *testing.T) {
 			h := testenv.NewHost(t)
-			h.MustCLI("network", "create", "crashnet")
+			h.MustCLI("network", "create", "--ipv6", "--subnet", "fd66::/64", "crashnet")
 			runSleeper(t, h, "survivor", "--net", "crashnet", "-p", "9090:80")
 			h.MustCLI("network", "connect", "bridge", "survivor")
 
@@ -54,13 +55,20 @@ func checkInvariants(t *testing.T, h *testenv.Host) {
 	if !strings.Contains(ports, "tcp . 9090") {
 		t.Errorf("the survivor's published port is gone:\n%s", ports)
 	}
+	ports6 := h.MustRun("nft", "list", "map", "ip6", "cnet", "ports_any")
+	if !strings.Contains(ports6, "tcp . 9090") {
+		t.Errorf("the survivor's published port is gone from the ip6 table:\n%s", ports6)
+	}
 	victimRuns := strings.Contains(h.MustCLI("ps", "--format", "{{.Names}}"), "victim")
-	if strings.Contains(ports, "tcp . 8080") != victimRuns {
-		t.Errorf("victim running %v, its port 8080 in the firewall %v", victimRuns, !victimRuns)
+	if strings.Contains(ports, "tcp . 8080") != victimRuns || strings.Contains(ports6, "tcp . 8080") != victimRuns {
+		t.Errorf("victim running %v, its port 8080 in the firewall: ip %v, ip6 %v", victimRuns,
+			strings.Contains(ports, "tcp . 8080"), strings.Contains(ports6, "tcp . 8080"))
 	}
 	runSleeper(t, h, "fresh", "--net", "crashnet")
-	if fresh := ipOn(t, h, "fresh", "crashnet"); held["crashnet"][fresh] != "" {
-		t.Errorf("fresh got %s, already held by %s", fresh, held["crashnet"][fresh])
+	for _, fresh := range []string{ipOn(t, h, "fresh", "crashnet"), ip6On(t, h, "fresh", "crashnet")} {
+		if held["crashnet"][fresh] != "" {
+			t.Errorf("fresh got %s, already held by %s", fresh, held["crashnet"][fresh])
+		}
 	}
 	execPing(t, h, "fresh", "survivor")
 }
@@ -81,22 +89,28 @@ func checkState(t *testing.T, h *testenv.Host) map[string]map[string]string {
 	for _, n := range nets {
 		held[n.Name] = map[string]string{}
 		for _, ep := range n.Containers {
-			ip := strings.Split(ep.IPv4Address, "/")[0]
-			if other := held[n.Name][ip]; other != "" {
-				t.Errorf("%s and %s both hold %s on %s", other, ep.Name, ip, n.Name)
-			}
-			held[n.Name][ip] = ep.Name
 			if n.Driver == "bridge" {
 				endpoints++
 			}
-			// The kernel's neighbour table is shared by every namespace and refuses new
-			// entries past gc_thresh2 (512) while the old ones are fresh: after a long churn
-			// there are more endpoints than that, so the host forgets its neighbours as it
-			// goes (the thresholds can only be raised from the machine's own namespace).
-			if pinged++; pinged%200 == 0 {
-				h.MustRun("ip", "neigh", "flush", "all")
+			for _, a := range []string{ep.IPv4Address, ep.IPv6Address} {
+				if a == "" {
+					continue
+				}
+				ip := strings.Split(a, "/")[0]
+				if other := held[n.Name][ip]; other != "" {
+					t.Errorf("%s and %s both hold %s on %s", other, ep.Name, ip, n.Name)
+				}
+				held[n.Name][ip] = ep.Name
+				// The kernel's neighbour table is shared by every namespace and refuses new
+				// entries past gc_thresh2 (512) while the old ones are fresh: after a long
+				// churn there are more endpoints than that, so the host forgets its
+				// neighbours as it goes (the thresholds can only be raised from the
+				// machine's own namespace).
+				if pinged++; pinged%200 == 0 {
+					h.MustRun("ip", "neigh", "flush", "all")
+				}
+				hostPing(t, h, ip)
 			}
-			hostPing(t, h, ip)
 		}
 	}
 	if veths := countVeths(h.MustRun("ip", "-o", "link", "show")); veths != endpoints {

@@ -150,6 +150,7 @@ func TestIPv6Published(t *testing.T) {
 		{"the client over IPv4", seg.pid, "10.99.0.1", "5000"},
 		{"the client on the IPv6 host address", seg.pid, "fd99::1", "5002"},
 		{"the host on [::1]", "", "::1", "5001"},
+		{"the host on [::1] to a port on all addresses", "", "::1", "5000"},
 		{"the host on its own IPv6 address", "", "fd99::1", "5000"},
 	} {
 		if out, err := httpGet(h, c.pid, c.addr, c.port); err != nil || !strings.Contains(out, "served by web") {

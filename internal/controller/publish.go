@@ -328,17 +328,33 @@ func (c *Controller) unpublishPorts(sb *sbox) {
 	sb.published = nil
 }
 
-// localServices are p's TCP ports as the host's own connect() translation sees them: UDP and
-// SCTP stay with NAT alone.
+// localServices are p's TCP ports as the host's own connect() translation sees them (UDP and
+// SCTP stay with NAT alone): a port on an IPv4 address (or 0.0.0.0) goes to the container's
+// IPv4 address, one on an IPv6 address to its IPv6 address, and a port published on all
+// addresses also to its IPv6 address for connections to [::1] (the `::` wildcard), which NAT
+// cannot carry at all.
 func localServices(p Published) []hostlocal.Service {
 	var out []hostlocal.Service
-	if !p.IP.IsValid() {
-		return nil // the translation is IPv4's (connect4): an IPv6-only container's ports stay with NAT
+	add := func(host, container netip.Addr, m PortMapping) {
+		out = append(out, hostlocal.Service{Host: netip.AddrPortFrom(host, m.HostPort),
+			Container: netip.AddrPortFrom(container, m.ContainerPort)})
 	}
 	for _, m := range p.Mappings {
-		if m.Proto == portmap.TCP && !m.HostIP.Is6() {
-			out = append(out, hostlocal.Service{Host: netip.AddrPortFrom(m.HostIP, m.HostPort),
-				Container: netip.AddrPortFrom(p.IP, m.ContainerPort)})
+		if m.Proto != portmap.TCP {
+			continue
+		}
+		switch {
+		case m.HostIP.Is6():
+			if p.IP6.IsValid() {
+				add(m.HostIP, p.IP6, m)
+			}
+		default:
+			if p.IP.IsValid() {
+				add(m.HostIP, p.IP, m)
+			}
+			if (!m.HostIP.IsValid() || m.HostIP.IsUnspecified()) && p.IP6.IsValid() {
+				add(netip.IPv6Unspecified(), p.IP6, m)
+			}
 		}
 	}
 	return out
