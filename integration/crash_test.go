@@ -124,10 +124,23 @@ func checkState(t *testing.T, h *testenv.Host) map[string]map[string]string {
 	if procs := h.MustRun("sh", "-c", "busybox ps -o args | grep -c '^busybox sleep 3600' || true"); strings.TrimSpace(procs) != itoa(len(ids)) {
 		t.Errorf("%s container processes for %d running containers", strings.TrimSpace(procs), len(ids))
 	}
-	published := strings.Count(h.MustCLI("ps", "--format", "{{.Ports}}"), "->")
-	dnat := h.MustRun("nft", "list", "map", "ip", "cnet", "ports_any")
-	if got := strings.Count(dnat, "tcp . ") + strings.Count(dnat, "udp . "); got != published {
-		t.Errorf("%d DNAT elements for %d published ports", got, published)
+	// ps shows 0.0.0.0:9090->80/tcp, :::9090->80/tcp: an IPv4 and an IPv6 port, one DNAT
+	// element each in their family's table.
+	published := map[string]int{}
+	for _, p := range strings.FieldsFunc(h.MustCLI("ps", "--format", "{{.Ports}}"), func(r rune) bool { return r == ',' || r == '\n' }) {
+		if p = strings.TrimSpace(p); strings.Contains(p, "->") {
+			fam := "ip"
+			if strings.Contains(p, "::") {
+				fam = "ip6"
+			}
+			published[fam]++
+		}
+	}
+	for _, fam := range []string{"ip", "ip6"} {
+		dnat := h.MustRun("nft", "list", "map", fam, "cnet", "ports_any")
+		if got := strings.Count(dnat, "tcp . ") + strings.Count(dnat, "udp . "); got != published[fam] {
+			t.Errorf("%d DNAT elements in table %s cnet for %d published ports", got, fam, published[fam])
+		}
 	}
 	return held
 }

@@ -136,7 +136,7 @@ func TestIPv6Published(t *testing.T) {
 	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "web", "--network", "pub",
 		"-p", "5000:80", "-p", "[fd99::1]:5002:80", "-p", "[::1]:5001:80", "busybox", "httpd", "-f", "-p", "[::]:80", "-h", www)
 	out := h.MustCLI("port", "web")
-	for _, want := range []string{"80/tcp -> 0.0.0.0:5000\n", "80/tcp -> [fd99::1]:5002\n", "80/tcp -> [::1]:5001\n"} {
+	for _, want := range []string{"80/tcp -> 0.0.0.0:5000\n80/tcp -> [::]:5000\n", "80/tcp -> [fd99::1]:5002\n", "80/tcp -> [::1]:5001\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("cnet port web lacks %q:\n%s", want, out)
 		}
@@ -174,8 +174,44 @@ func TestIPv6Published(t *testing.T) {
 		t.Errorf("UDP over IPv6 through the published port answered %q", reply)
 	}
 
-	// Refused: a port on an IPv6 address for a container without IPv6, and nothing changes.
+	// Explicit 0.0.0.0 is IPv4 only and [::] IPv6 only, as in Docker; given together they
+	// hold one port of each family.
+	h.MustCLI("run", "--rootfs", "/", "-d", "--name", "fams", "--network", "pub", "-p", "0.0.0.0:5005:80", "-p", "[::]:5006:80",
+		"-p", "0.0.0.0:5007:80", "-p", "[::]:5007:80", "busybox", "httpd", "-f", "-p", "[::]:80", "-h", www)
+	waitFor(t, "fams' httpd", func() bool {
+		out, _ := httpGet(h, seg.pid, "10.99.0.1", "5005")
+		return strings.Contains(out, "served by web")
+	})
+	for _, c := range []struct {
+		addr, port string
+		want       bool
+	}{{"10.99.0.1", "5005", true}, {"fd99::1", "5005", false}, {"fd99::1", "5006", true}, {"10.99.0.1", "5006", false},
+		{"10.99.0.1", "5007", true}, {"fd99::1", "5007", true}} {
+		if out, _ := httpGet(h, seg.pid, c.addr, c.port); strings.Contains(out, "served by web") != c.want {
+			t.Errorf("fams from the client on %s port %s: got %q, want served %v", c.addr, c.port, out, c.want)
+		}
+	}
+
+	// IPv4 ports go where the IPv4 default route goes, IPv6 ones where the IPv6 one goes: a
+	// container first on an IPv6-only network, then on an IPv4 one, has both.
+	h.MustCLI("network", "create", "--ipv6", "--ipv4=false", "--subnet", "fd42:9::/64", "six")
 	h.MustCLI("network", "create", "only4")
+	h.MustCLI("create", "--rootfs", "/", "--name", "split", "--network", "six", "-p", "5004:80", "busybox", "httpd", "-f", "-p", "[::]:80", "-h", www)
+	h.MustCLI("network", "connect", "only4", "split")
+	h.MustCLI("start", "split")
+	if got := h.MustCLI("port", "split"); got != "80/tcp -> 0.0.0.0:5004\n80/tcp -> [::]:5004\n" {
+		t.Errorf("cnet port split = %q", got)
+	}
+	waitFor(t, "split's httpd", func() bool {
+		out, _ := httpGet(h, seg.pid, "fd99::1", "5004")
+		return strings.Contains(out, "served by web")
+	})
+	if out, err := httpGet(h, seg.pid, "10.99.0.1", "5004"); err != nil || !strings.Contains(out, "served by web") {
+		t.Errorf("split over IPv4 (its IPv4 network is its second): %v %q", err, out)
+	}
+	h.MustCLI("rm", "-f", "fams", "split")
+
+	// Refused: a port on an IPv6 address for a container without IPv6, and nothing changes.
 	_, errOut, code := h.CLI("run", "--rootfs", "/", "-d", "--name", "v4web", "--network", "only4", "-p", "[::1]:5003:80", "busybox", "sleep", "60")
 	if code == 0 || !strings.Contains(errOut, "has no IPv6 address") {
 		t.Errorf("-p [::1] on an IPv4-only network: exit %d %q", code, errOut)

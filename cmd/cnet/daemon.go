@@ -119,7 +119,7 @@ func daemonCommand() *cobra.Command {
 	f.BoolVar(&cfg.NoConnectTranslation, "no-connect-translation", false, "leave this host's own TCP connections to published ports to NAT instead of translating them at connect()")
 	f.BoolVar(&ipv6, "ipv6", false, "give the default bridge network IPv6")
 	f.StringVar(&fixedCIDRv6, "fixed-cidr-v6", "", "IPv6 subnet of the default bridge (with --ipv6; default: a /64 of --default-ipv6-pool)")
-	f.StringVar(&v6Pool, "default-ipv6-pool", "", "IPv6 prefix (/48 to /64) that IPv6 networks without an IPv6 --subnet get their /64 from (default: a unique local /48 derived from the engine ID)")
+	f.StringVar(&v6Pool, "default-ipv6-pool", "", "IPv6 prefix (/8 to /64) that IPv6 networks without an IPv6 --subnet get their /64 from (default: a unique local /48 derived from the engine ID)")
 	f.StringVar(&cl.store, "cluster-store", "", "cluster store for overlay networks: etcd://HOST:PORT[,HOST:PORT...]")
 	f.StringVar(&cl.advertise, "cluster-advertise", "", "address (IP or interface) the other hosts of the cluster reach this one at: its VXLAN tunnel endpoint")
 	f.StringArrayVar(&cl.opts, "cluster-store-opt", nil, "cluster store option KEY=VALUE: kv.cacertfile, kv.certfile, kv.keyfile, discovery.ttl, address.cooldown")

@@ -53,8 +53,8 @@ type Config struct {
 	// as Docker does, instead of translating them at connect() (see package hostlocal).
 	NoConnectTranslation bool
 	// DefaultIPv6Pool is where networks created with --ipv6 and no IPv6 --subnet get a /64
-	// (Docker's default-address-pools for IPv6). Unset: fd00::/48 — the daemon passes a ULA
-	// /48 of its own (ipam.ULAPrefix).
+	// (Docker's default-address-pools for IPv6). Unset: ipam.ULAPrefix("cnet") — the daemon
+	// passes the one of its engine ID.
 	DefaultIPv6Pool netip.Prefix
 }
 
@@ -138,7 +138,7 @@ func New(cfg Config) (*Controller, error) {
 		storeRev:      map[string]int64{},
 	}
 	if !c.v6Pool.IsValid() {
-		c.v6Pool = netip.MustParsePrefix("fd00::/48")
+		c.v6Pool = ipam.ULAPrefix("cnet") // a random-looking global ID, not fd00::/48's zero one
 	}
 	c.ports.Probe = portmap.ProbeHost
 	if c.ns == nil {

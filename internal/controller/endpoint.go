@@ -170,15 +170,30 @@ func (c *Controller) allocate(n *network, ip string, isDefault, v6 bool) (ipam.P
 			}
 			lastErr = err
 		}
+		if lastErr == nil {
+			return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("network %s has no %s subnet", n.rec.Name, familyName(v6))
+		}
 		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Conflict("network %s: %w", n.rec.Name, lastErr)
 	}
 	if isDefault {
 		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("user specified IP address is supported on user defined networks only")
 	}
-	if !n.rec.UserSubnet {
+	user := n.rec.UserSubnet
+	if v6 {
+		user = n.rec.UserSubnet6
+	}
+	if !user {
 		return ipam.PoolInfo{}, netip.Addr{}, errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
 	}
 	return c.allocateStatic(n, ip, v6)
+}
+
+// familyName is "IPv6" or "IPv4", for messages.
+func familyName(v6 bool) string {
+	if v6 {
+		return "IPv6"
+	}
+	return "IPv4"
 }
 
 // allocateStatic takes the static address ip (of family v6) from n's allocator.
@@ -322,18 +337,6 @@ func (c *Controller) networkEndpoints(networkID string) []*Endpoint {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 	return out
-}
-
-// gatewayEndpoint is the oldest endpoint with a gateway of either family (internal networks
-// have none): the sandbox's way out, where its ports are published.
-func gatewayEndpoint(eps []*Endpoint) *Endpoint {
-	var best *Endpoint
-	for _, ep := range eps {
-		if (ep.Gateway.IsValid() || ep.Gateway6.IsValid()) && (best == nil || ep.Seq < best.Seq) {
-			best = ep
-		}
-	}
-	return best
 }
 
 // routeEndpoint is the oldest endpoint with a gateway of the family (v6 or IPv4), which gives

@@ -96,8 +96,9 @@ func (c *Controller) createGlobalNetwork(cfg NetworkConfig, d driver.Driver, dn 
 	rec := Network{
 		ID: dn.ID, Name: cfg.Name, Driver: cfg.Driver, Created: time.Now(),
 		Internal: dn.Internal, Attachable: cfg.Attachable, IPAMDriver: cfg.IPAMDriver, IPAMOptions: cfg.IPAMOptions,
-		Options: dn.Options, Labels: cfg.Labels, UserSubnet: len(cfg.Pools) > 0, DriverState: dn.State,
-		EnableIPv6: cfg.EnableIPv6,
+		Options: dn.Options, Labels: cfg.Labels, UserSubnet: userSubnet(cfg.Pools, false), DriverState: dn.State,
+		UserSubnet6: userSubnet(cfg.Pools, true),
+		EnableIPv6:  cfg.EnableIPv6,
 	}
 	build := func(vni uint32, subnets []netip.Prefix) ([]byte, error) {
 		r := copyNetwork(rec)

@@ -101,7 +101,7 @@ func (c *Controller) reconcileIPv6(n *network, pn driver.PredefinedNetwork) erro
 	case pn.NoPool, n.rec.EnableIPv6 == pn.IPv6 && (!pn.IPv6Subnet.IsValid() || pn.IPv6Subnet.Masked() == have):
 		return nil
 	case len(c.networkEndpoints(n.rec.ID)) > 0:
-		slog.Warn("the daemon's IPv6 settings of a predefined network apply once no container is on it",
+		slog.Warn("the daemon's IPv6 settings of a predefined network apply at a daemon start with no container on it",
 			"network", n.rec.Name, "ipv6", pn.IPv6, "subnet", pn.IPv6Subnet)
 		return nil
 	}
@@ -117,11 +117,23 @@ func (c *Controller) reconcileIPv6(n *network, pn driver.PredefinedNetwork) erro
 		return err
 	}
 	delete(c.networks, n.rec.ID)
+	c.dropReservations(n)
 	c.releasePools(n)
 	if _, err := c.createNetwork(predefinedConfig(n.rec.Driver, pn), true); err != nil {
-		return fmt.Errorf("reconfiguring the predefined network %s: %w", pn.Name, err)
+		return fmt.Errorf("reconfiguring the predefined network %s with the daemon's --ipv6 %v --fixed-cidr-v6 %q: %w", pn.Name, pn.IPv6, pn.IPv6Subnet, err)
 	}
 	return nil
+}
+
+// userSubnet reports whether the user gave a subnet of the family (v6 or IPv4), which Docker
+// requires for --ip (--ip6) on it.
+func userSubnet(pools []PoolRequest, v6 bool) bool {
+	for _, r := range pools {
+		if p, err := netip.ParsePrefix(r.Subnet); err == nil && p.Addr().Is6() == v6 {
+			return true
+		}
+	}
+	return false
 }
 
 // ULAPrefix is the IPv6 pool of an engine whose ID is seed (see ipam.ULAPrefix), for the
@@ -194,8 +206,8 @@ func (c *Controller) createNetwork(cfg NetworkConfig, predefined bool) (Network,
 	rec := Network{
 		ID: dn.ID, Name: cfg.Name, Driver: cfg.Driver, Created: time.Now(),
 		Internal: dn.Internal, Attachable: cfg.Attachable, IPAMDriver: cfg.IPAMDriver, IPAMOptions: cfg.IPAMOptions,
-		EnableIPv6: cfg.EnableIPv6, NoIPv4: cfg.DisableIPv4,
-		Options: cfg.Options, Labels: cfg.Labels, Predefined: predefined, UserSubnet: len(cfg.Pools) > 0,
+		EnableIPv6: cfg.EnableIPv6, NoIPv4: cfg.DisableIPv4, UserSubnet6: userSubnet(cfg.Pools, true),
+		Options: cfg.Options, Labels: cfg.Labels, Predefined: predefined, UserSubnet: userSubnet(cfg.Pools, false),
 		DriverState: dn.State,
 	}
 	n := &network{rec: rec}
@@ -294,7 +306,7 @@ func (c *Controller) planPools(cfg NetworkConfig, d driver.Driver, dn driver.Net
 		}
 		s, err := ipam.PickDefault6(c.v6Pool, append(slices.Clone(existing), host...))
 		if err != nil {
-			return nil, nil, errdefs.Conflict("%w", err)
+			return nil, nil, classifyPoolError(err)
 		}
 		existing = append(existing, s)
 		pools = append(pools, Pool{Subnet: s})
@@ -383,7 +395,8 @@ func hostPrefixes(family int) ([]netip.Prefix, error) {
 		if r.Dst == nil {
 			continue
 		}
-		if p, ok := prefixOf(r.Dst.IP, r.Dst.Mask); ok && p.Bits() > 0 && p.Addr().IsGlobalUnicast() {
+		// Every IPv6 interface has link-local and multicast routes: no reason to skip a pool.
+		if p, ok := prefixOf(r.Dst.IP, r.Dst.Mask); ok && p.Bits() > 0 && (family != netlink.FAMILY_V6 || p.Addr().IsGlobalUnicast()) {
 			out = append(out, p)
 		}
 	}

@@ -41,28 +41,41 @@ type PortBinding struct {
 // holds. It is recorded so that a restarted daemon holds the same ports again and the
 // firewall sync knows what to keep.
 type Published struct {
-	Bridge string
-	// IP and IP6 are the container's addresses on the network, of each family it has there;
-	// a port goes to those of them it applies to (firewall.Applies).
+	// Bridge and IP are where the IPv4 ports go: the network that gives the sandbox its IPv4
+	// default route and the container's address there; Bridge6 and IP6 the same for IPv6,
+	// which may be another network (records before IPv6 have no Bridge6: it is Bridge).
+	Bridge   string
 	IP       netip.Addr
+	Bridge6  string     `json:",omitempty"`
 	IP6      netip.Addr `json:",omitempty"`
 	Mappings []PortMapping
 }
 
-// targets are p's valid container addresses.
-func (p Published) targets() []netip.Addr {
-	var out []netip.Addr
-	for _, a := range []netip.Addr{p.IP, p.IP6} {
-		if a.IsValid() {
-			out = append(out, a)
+// target is one container address ports go to, on its network's bridge.
+type target struct {
+	bridge string
+	ip     netip.Addr
+}
+
+// targets are p's valid container addresses with their bridges.
+func (p Published) targets() []target {
+	var out []target
+	if p.IP.IsValid() {
+		out = append(out, target{p.Bridge, p.IP})
+	}
+	if p.IP6.IsValid() {
+		b := p.Bridge6
+		if b == "" {
+			b = p.Bridge
 		}
+		out = append(out, target{b, p.IP6})
 	}
 	return out
 }
 
-// target is where the userland proxy of m relays: the container's address of m's host
+// proxyTarget is where the userland proxy of m relays: the container's address of m's host
 // address family if it has one, else its other one.
-func (p Published) target(m PortMapping) netip.Addr {
+func (p Published) proxyTarget(m PortMapping) netip.Addr {
 	if m.HostIP.Is6() && p.IP6.IsValid() || !p.IP.IsValid() {
 		return p.IP6
 	}
@@ -70,7 +83,8 @@ func (p Published) target(m PortMapping) netip.Addr {
 }
 
 // checkFamilies refuses a port whose host address is of a family the container has no address
-// of on its gateway network ([::1]:8080:80 on an IPv4-only network, say).
+// of on the network that routes that family ([::1]:8080:80 on an IPv4-only network, say), and
+// an SCTP port on [::1], which only the userland proxy could carry and it carries no SCTP.
 func checkFamilies(name string, ip4, ip6 netip.Addr, ms []PortMapping) error {
 	for _, m := range ms {
 		if !firewall.Applies(ip4, m) && !firewall.Applies(ip6, m) {
@@ -78,7 +92,10 @@ func checkFamilies(name string, ip4, ip6 netip.Addr, ms []PortMapping) error {
 			if m.HostIP.Is6() {
 				fam = "IPv6"
 			}
-			return errdefs.Invalid("cannot publish %s: container %s has no %s address on its gateway network", m, name, fam)
+			return errdefs.Invalid("cannot publish %s: container %s has no %s address on a network with a gateway", m, name, fam)
+		}
+		if m.Proto == portmap.SCTP && m.HostIP == netip.IPv6Loopback() {
+			return errdefs.Invalid("cannot publish %s: SCTP on [::1] cannot be carried (NAT never routes from ::1, and the userland proxy has no SCTP)", m)
 		}
 	}
 	return nil
@@ -101,15 +118,15 @@ func natMappings(ms []PortMapping) []PortMapping {
 // programPorts adds p's ports to the firewall for each container address, all or nothing.
 func (c *Controller) programPorts(p Published) error {
 	ms := natMappings(p.Mappings)
-	var done []netip.Addr
-	for _, ip := range p.targets() {
-		if err := c.fw.AddPorts(p.Bridge, ip, ms); err != nil {
+	var done []target
+	for _, t := range p.targets() {
+		if err := c.fw.AddPorts(t.bridge, t.ip, ms); err != nil {
 			for _, d := range done {
-				_ = c.fw.RemovePorts(p.Bridge, d, ms) // best effort: the publish fails either way
+				_ = c.fw.RemovePorts(d.bridge, d.ip, ms) // best effort: the publish fails either way
 			}
 			return err
 		}
-		done = append(done, ip)
+		done = append(done, t)
 	}
 	return nil
 }
@@ -118,8 +135,8 @@ func (c *Controller) programPorts(p Published) error {
 func (c *Controller) unprogramPorts(p Published) error {
 	ms := natMappings(p.Mappings)
 	var errs []error
-	for _, ip := range p.targets() {
-		errs = append(errs, c.fw.RemovePorts(p.Bridge, ip, ms))
+	for _, t := range p.targets() {
+		errs = append(errs, c.fw.RemovePorts(t.bridge, t.ip, ms))
 	}
 	return errors.Join(errs...)
 }
@@ -222,31 +239,41 @@ func (c *Controller) publishPorts(sb *sbox) error {
 	if len(sb.cfg.Ports) == 0 {
 		return nil
 	}
-	gw, n, ok := c.gatewayNetwork(sb.id)
-	if !ok {
+	r4, r6 := c.portRoutes(sb.id)
+	if !r4.ok && !r6.ok {
 		return nil // no network with a way out: nothing to publish on (Docker ignores it)
 	}
-	e, ok := c.exposure(n)
-	if !ok {
-		return nil
-	}
-	ms := append([]PortMapping(nil), sb.cfg.Ports...)
-	for i := range ms {
-		if !ms[i].HostIP.IsValid() {
-			ms[i].HostIP = netip.IPv4Unspecified()
-			if e.HostBinding.IsValid() {
-				ms[i].HostIP = e.HostBinding
-			}
-		}
-	}
-	if err := checkFamilies(sb.cfg.ContainerName, gw.Address.Addr(), gw.Address6.Addr(), ms); err != nil {
+	ms, twin := defaultBindings(sb.cfg.Ports, r4, r6)
+	if err := checkFamilies(sb.cfg.ContainerName, r4.ep.Address.Addr(), r6.ep.Address6.Addr(), ms); err != nil {
 		return err
 	}
 	reserved, err := c.ports.ReserveAll(ms)
 	if err != nil {
 		return err
 	}
-	p := &Published{Bridge: e.Interface, IP: gw.Address.Addr(), IP6: gw.Address6.Addr(), Mappings: reserved}
+	// Docker's default binding on IPv6 too: [::] with the host port the IPv4 side got.
+	var twins []PortMapping
+	for i, m := range reserved {
+		if twin[i] {
+			m.HostIP = netip.IPv6Unspecified()
+			twins = append(twins, m)
+		}
+	}
+	reserved6, err := c.ports.ReserveAll(twins)
+	if err != nil {
+		c.ports.ReleaseAll(reserved)
+		return err
+	}
+	// Each twin right after its IPv4 side, as Docker lists 0.0.0.0 then ::.
+	all := make([]PortMapping, 0, len(reserved)+len(reserved6))
+	for i, m := range reserved {
+		all = append(all, m)
+		if twin[i] {
+			all, reserved6 = append(all, reserved6[0]), reserved6[1:]
+		}
+	}
+	reserved = all
+	p := &Published{Bridge: r4.e.Interface, IP: r4.ep.Address.Addr(), Bridge6: r6.e.Interface, IP6: r6.ep.Address6.Addr(), Mappings: reserved}
 	err = c.programPorts(*p)
 	if err == nil {
 		if err = c.addLocal(*p); err != nil {
@@ -270,16 +297,63 @@ func (c *Controller) publishPorts(sb *sbox) error {
 	return nil
 }
 
-// gatewayNetwork is the endpoint of a sandbox that gives its default route, and its network.
-func (c *Controller) gatewayNetwork(containerID string) (Endpoint, Network, bool) {
+// portRoute is where a sandbox's published ports of one family go: the endpoint that gives
+// it its default route of that family and how that network meets the firewall (ok false: the
+// sandbox has no such route, or its network publishes no ports).
+type portRoute struct {
+	ok bool
+	ep Endpoint
+	e  driver.Exposure
+}
+
+// portRoutes are a sandbox's port routes of each family: IPv4 ports go where its IPv4
+// default route goes, IPv6 ports where its IPv6 one goes, as in Docker, which may be two
+// networks (an IPv6-only one joined first, an IPv4 one next).
+func (c *Controller) portRoutes(containerID string) (r4, r6 portRoute) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	gw := gatewayEndpoint(c.sandboxEndpoints(containerID))
-	if gw == nil {
-		return Endpoint{}, Network{}, false
+	eps := c.sandboxEndpoints(containerID)
+	var nets [2]Network
+	var gws [2]*Endpoint
+	for i, v6 := range []bool{false, true} {
+		if gws[i] = routeEndpoint(eps, v6); gws[i] != nil {
+			nets[i] = copyNetwork(c.networks[gws[i].NetworkID].rec)
+		}
 	}
-	n := c.networks[gw.NetworkID]
-	return *gw, copyNetwork(n.rec), true
+	c.mu.Unlock()
+	var out [2]portRoute
+	for i := range out {
+		if gws[i] == nil {
+			continue
+		}
+		if e, ok := c.exposure(nets[i]); ok {
+			out[i] = portRoute{ok: true, ep: *gws[i], e: e}
+		}
+	}
+	return out[0], out[1]
+}
+
+// defaultBindings gives each mapping without host address Docker's default: all IPv4
+// addresses (or the network's host_binding_ipv4) when the sandbox routes IPv4, and all IPv6
+// addresses too when it also routes IPv6 — twin[i] marks the mappings whose IPv6 twin (the
+// same host port on [::]) is to be added once the IPv4 port is chosen; an IPv6-only sandbox
+// gets [::] alone.
+func defaultBindings(ports []PortMapping, r4, r6 portRoute) (ms []PortMapping, twin []bool) {
+	for _, m := range ports {
+		dflt := !m.HostIP.IsValid()
+		if dflt {
+			switch {
+			case r4.ok && r4.e.HostBinding.IsValid():
+				m.HostIP = r4.e.HostBinding
+			case r4.ok:
+				m.HostIP = netip.IPv4Unspecified()
+			default:
+				m.HostIP = netip.IPv6Unspecified()
+			}
+		}
+		ms = append(ms, m)
+		twin = append(twin, dflt && r4.ok && r6.ok)
+	}
+	return ms, twin
 }
 
 // startProxies starts the userland proxies of sb's published ports, when the daemon runs them,
@@ -294,7 +368,7 @@ func (c *Controller) startProxies(sb *sbox) error {
 		if m.Proto == portmap.SCTP || !(c.userlandProxy || m.HostIP == netip.IPv6Loopback()) {
 			continue // kernel NAT only
 		}
-		px, err := portmap.StartProxy(m, p.target(m))
+		px, err := portmap.StartProxy(m, p.proxyTarget(m))
 		if err != nil {
 			c.stopProxies(sb)
 			return err
@@ -329,32 +403,19 @@ func (c *Controller) unpublishPorts(sb *sbox) {
 }
 
 // localServices are p's TCP ports as the host's own connect() translation sees them (UDP and
-// SCTP stay with NAT alone): a port on an IPv4 address (or 0.0.0.0) goes to the container's
-// IPv4 address, one on an IPv6 address to its IPv6 address, and a port published on all
-// addresses also to its IPv6 address for connections to [::1] (the `::` wildcard), which NAT
-// cannot carry at all.
+// SCTP stay with NAT alone): a port on an IPv4 address (0.0.0.0 included) goes to the
+// container's IPv4 address, one on an IPv6 address ([::] included, which also serves [::1],
+// where NAT cannot) to its IPv6 address.
 func localServices(p Published) []hostlocal.Service {
 	var out []hostlocal.Service
-	add := func(host, container netip.Addr, m PortMapping) {
-		out = append(out, hostlocal.Service{Host: netip.AddrPortFrom(host, m.HostPort),
-			Container: netip.AddrPortFrom(container, m.ContainerPort)})
-	}
 	for _, m := range p.Mappings {
-		if m.Proto != portmap.TCP {
-			continue
+		to := p.IP
+		if m.HostIP.Is6() {
+			to = p.IP6
 		}
-		switch {
-		case m.HostIP.Is6():
-			if p.IP6.IsValid() {
-				add(m.HostIP, p.IP6, m)
-			}
-		default:
-			if p.IP.IsValid() {
-				add(m.HostIP, p.IP, m)
-			}
-			if (!m.HostIP.IsValid() || m.HostIP.IsUnspecified()) && p.IP6.IsValid() {
-				add(netip.IPv6Unspecified(), p.IP6, m)
-			}
+		if m.Proto == portmap.TCP && to.IsValid() {
+			out = append(out, hostlocal.Service{Host: netip.AddrPortFrom(m.HostIP, m.HostPort),
+				Container: netip.AddrPortFrom(to, m.ContainerPort)})
 		}
 	}
 	return out
@@ -410,10 +471,10 @@ func (c *Controller) restorePorts(live []*sbox) {
 		if _, err := c.ports.ReserveAll(p.Mappings); err != nil {
 			slog.Error("holding the published ports of a running container again", "container", sb.id[:12], "err", err)
 		}
-		for _, ip := range p.targets() {
+		for _, t := range p.targets() {
 			for _, m := range natMappings(p.Mappings) {
-				if firewall.Applies(ip, m) {
-					st.Ports = append(st.Ports, firewall.Published{Bridge: p.Bridge, ContainerIP: ip, Mapping: m})
+				if firewall.Applies(t.ip, m) {
+					st.Ports = append(st.Ports, firewall.Published{Bridge: t.bridge, ContainerIP: t.ip, Mapping: m})
 				}
 			}
 		}

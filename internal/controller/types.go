@@ -27,8 +27,10 @@ type Network struct {
 	Labels  map[string]string
 	// Predefined marks bridge, host and none, which cannot be removed.
 	Predefined bool
-	// UserSubnet records that the user chose the subnet, which Docker requires for --ip.
-	UserSubnet bool
+	// UserSubnet records that the user chose the IPv4 subnet, which Docker requires for --ip;
+	// UserSubnet6 the same for the IPv6 one and --ip6.
+	UserSubnet  bool
+	UserSubnet6 bool `json:",omitempty"`
 	// SegmentID is a global network's cluster-wide segment (its VXLAN VNI), claimed in the
 	// cluster store with the network.
 	SegmentID uint32 `json:",omitempty"`

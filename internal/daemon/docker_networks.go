@@ -218,7 +218,7 @@ func shortID(id string) string { return id[:min(12, len(id))] }
 // CreateNetwork implements dockerplugin.Backend.
 func (d *Daemon) CreateNetwork(req dockerplugin.CreateNetworkRequest) error {
 	if len(req.IPv6Data) > 0 {
-		return errdefs.Invalid("cnet networks have no IPv6 yet")
+		return errdefs.Invalid("cnet's Docker plugin carries IPv4 only: create the IPv6 network with cnet (cnet network create --ipv6) to use IPv6")
 	}
 	if len(req.IPv4Data) != 1 {
 		return errdefs.Invalid("a cnet network has exactly one IPv4 pool, got %d", len(req.IPv4Data))

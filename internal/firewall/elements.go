@@ -38,21 +38,16 @@ type State struct {
 }
 
 // Applies reports whether m is published to a container address of containerIP's family. A
-// mapping without host address or on 0.0.0.0 is on all the host's addresses, IPv4 and IPv6,
-// as Docker's `-p 8080:80` listens on 0.0.0.0 and [::]; one on :: is on all IPv6 addresses
-// only; one on a given address only reaches a container address of that address's family.
-// A container with an IPv4 and an IPv6 address thus gets `-p 8080:80` on both.
+// mapping with a host address reaches a container address of that address's family only, as
+// in Docker, where an explicit 0.0.0.0 is IPv4 only and :: IPv6 only; one without host address
+// is on every address of both families. (The controller gives every mapping its address:
+// Docker's default `-p 8080:80` becomes a 0.0.0.0 mapping and, for a container with IPv6, a
+// :: one, each with its own reservation.)
 func Applies(containerIP netip.Addr, m portmap.Mapping) bool {
 	if !containerIP.IsValid() {
 		return false
 	}
-	switch {
-	case !m.HostIP.IsValid() || m.HostIP == netip.IPv4Unspecified():
-		return true
-	case m.HostIP == netip.IPv6Unspecified():
-		return containerIP.Is6()
-	}
-	return m.HostIP.Is4() == containerIP.Is4()
+	return !m.HostIP.IsValid() || m.HostIP.Is6() == containerIP.Is6()
 }
 
 // elements is a batch of one table's set elements by set name.

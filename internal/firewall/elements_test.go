@@ -118,8 +118,9 @@ func TestApplies(t *testing.T) {
 		host   string // "" is none
 		v4, v6 bool   // applies to an IPv4, an IPv6 container address
 	}{
-		{"", true, true}, // Docker's -p 8080:80: 0.0.0.0 and [::]
-		{"0.0.0.0", true, true},
+		{"", true, true},
+		{"0.0.0.0", true, false}, // explicit: IPv4 only, as in Docker
+
 		{"::", false, true},
 		{"127.0.0.1", true, false},
 		{"10.99.0.1", true, false},

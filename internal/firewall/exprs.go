@@ -53,6 +53,17 @@ func loopbackAddr(offset uint32) []expr.Any {
 	}
 }
 
+// notIPv6Loopback matches IPv6 packets whose address at offset (the destination's, 24) is
+// not ::1.
+func notIPv6Loopback(offset uint32) []expr.Any {
+	lo := make([]byte, 16)
+	lo[15] = 1
+	return []expr.Any{
+		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 16},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: lo},
+	}
+}
+
 // local matches packets for one of the host's own addresses.
 func local() []expr.Any {
 	return []expr.Any{

@@ -139,6 +139,17 @@ func newLayout(fam *family) *layout {
 	}
 	l.rules["prerouting"] = dnat
 	l.rules["output"] = dnat
+	if fam == families[tableIP6] {
+		// The host's own connections to [::1] are never DNATed: the kernel would drop them
+		// (nothing from ::1 is routed out of lo), and the client would wait out its connect
+		// timeout instead of being refused at once and trying its next address. TCP ones are
+		// translated at connect() instead, and a port on [::1] has the userland proxy.
+		notLo := notIPv6Loopback(fam.daddr)
+		l.rules["output"] = []rule{
+			{"publish on one address, not ::1", cat(notLo, local(), dnatIP(fam, s[mapPortsIP]))},
+			{"publish on all addresses, not ::1", cat(notLo, local(), dnatAny(fam, s[mapPortsAny]))},
+		}
+	}
 	masq := []expr.Any{&expr.Masq{}}
 	var post []rule
 	if fam == families[tableIP] {

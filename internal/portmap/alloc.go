@@ -74,24 +74,28 @@ func EphemeralRange() (lo, hi uint16) {
 	return uint16(a), uint16(z)
 }
 
-// holder is one reserved (proto, address, port); the zero address stands for all addresses.
+// holder is one reserved (proto, address, port); 0.0.0.0 and :: stand for all addresses of
+// their family.
 type holder struct {
 	proto string
 	ip    netip.Addr
 	port  uint16
 }
 
+// protoPort is a port of one family (the kernel's IPv4 and IPv6-only sockets do not conflict).
 type protoPort struct {
 	proto string
 	port  uint16
+	v6    bool
 }
 
 // Allocator hands out host ports per protocol and host address. Its state is sparse: a map
 // entry per reserved port, so every check, reservation and release is O(1) however many ports
 // are in use. A port reserved on all addresses conflicts with the same port on any one address
-// and the other way round, as the kernel's bind does. Here the zero HostIP and 0.0.0.0 both
-// mean all addresses: the caller resolves a zero HostIP to the network's host_binding_ipv4
-// first. The zero value is not usable: call NewAllocator. It is safe for concurrent use.
+// of its family and the other way round, as the kernel's bind does for an IPv6-only socket.
+// Here the zero HostIP and 0.0.0.0 both mean all IPv4 addresses, :: all IPv6 ones (Docker's
+// default binding is both: the caller reserves each). The zero value is not usable: call
+// NewAllocator. It is safe for concurrent use.
 //
 // The allocator is in-memory: a restarted daemon rebuilds it by reserving the recorded
 // mappings of its running containers (explicit host ports) before it publishes anything new.
@@ -224,11 +228,11 @@ func (a *Allocator) reserve(m Mapping) (Mapping, error) {
 func (a *Allocator) check(m Mapping) error {
 	ip := key(m.HostIP)
 	taken := false
-	if !ip.IsValid() {
-		taken = a.perPort[protoPort{m.Proto, m.HostPort}] > 0
+	if ip.IsUnspecified() {
+		taken = a.perPort[protoPort{m.Proto, m.HostPort, ip.Is6()}] > 0
 	} else {
 		_, one := a.held[holder{m.Proto, ip, m.HostPort}]
-		_, all := a.held[holder{m.Proto, netip.Addr{}, m.HostPort}]
+		_, all := a.held[holder{m.Proto, unspecified(ip), m.HostPort}]
 		taken = one || all
 	}
 	if taken {
@@ -247,8 +251,9 @@ func (a *Allocator) check(m Mapping) error {
 }
 
 func (a *Allocator) take(m Mapping) {
-	a.held[holder{m.Proto, key(m.HostIP), m.HostPort}] = struct{}{}
-	a.perPort[protoPort{m.Proto, m.HostPort}]++
+	ip := key(m.HostIP)
+	a.held[holder{m.Proto, ip, m.HostPort}] = struct{}{}
+	a.perPort[protoPort{m.Proto, m.HostPort, ip.Is6()}]++
 }
 
 func (a *Allocator) release(m Mapping) {
@@ -260,7 +265,7 @@ func (a *Allocator) release(m Mapping) {
 		return
 	}
 	delete(a.held, h)
-	pp := protoPort{m.Proto, m.HostPort}
+	pp := protoPort{m.Proto, m.HostPort, h.ip.Is6()}
 	if a.perPort[pp] <= 1 {
 		delete(a.perPort, pp)
 	} else {
@@ -286,12 +291,20 @@ func validate(m Mapping) error {
 	return nil
 }
 
-// key maps both "not given" and 0.0.0.0 to the zero Addr: both mean all addresses.
+// key maps "not given" to 0.0.0.0: both mean all IPv4 addresses.
 func key(ip netip.Addr) netip.Addr {
-	if !ip.IsValid() || ip.IsUnspecified() {
-		return netip.Addr{}
+	if !ip.IsValid() {
+		return netip.IPv4Unspecified()
 	}
 	return ip
+}
+
+// unspecified is the all-addresses address of ip's family.
+func unspecified(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
 }
 
 func addrOrAll(ip netip.Addr) netip.Addr {

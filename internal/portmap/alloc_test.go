@@ -335,3 +335,31 @@ func BenchmarkReserveRelease(b *testing.B) {
 		})
 	}
 }
+
+// TestReserveFamilies: the all-addresses wildcard is per family, as an IPv6-only socket and
+// an IPv4 one may hold the same port: 0.0.0.0:8080 and [::]:8080 are both reserved (Docker's
+// default binding), [::1]:8080 then conflicts with [::]:8080 but 127.0.0.1:8081 does not
+// conflict with [::]:8081.
+func TestReserveFamilies(t *testing.T) {
+	a := NewAllocator(100, 104)
+	m := func(ip string, port uint16) Mapping {
+		return Mapping{HostIP: netip.MustParseAddr(ip), HostPort: port, ContainerPort: 80, Proto: TCP}
+	}
+	for _, ok := range []Mapping{m("0.0.0.0", 8080), m("::", 8080), m("::", 8081), m("127.0.0.1", 8081)} {
+		if _, err := a.Reserve(ok); err != nil {
+			t.Fatalf("Reserve(%s): %v", ok, err)
+		}
+	}
+	for _, taken := range []Mapping{m("::1", 8080), m("127.0.0.1", 8080), m("::", 8081)} {
+		if _, err := a.Reserve(taken); !errors.Is(err, ErrAllocated) {
+			t.Errorf("Reserve(%s) = %v, want a conflict", taken, err)
+		}
+	}
+	if _, err := a.Reserve(tcp("", 8080)); !errors.Is(err, ErrAllocated) {
+		t.Errorf("an unset host address is IPv4's wildcard: %v", err)
+	}
+	a.Release(m("::", 8080))
+	if _, err := a.Reserve(m("::1", 8080)); err != nil {
+		t.Errorf("after releasing [::]:8080: %v", err)
+	}
+}

@@ -220,12 +220,16 @@ func Addr(p netip.Prefix) *netlink.Addr {
 
 // EnableIPv6 turns IPv6 on for ifName inside the namespace nsFd: sandboxes are made with IPv6
 // off for new interfaces (as Docker's containers on IPv4 networks have none), so an endpoint
-// with an IPv6 address turns it on for its own interface only.
+// with an IPv6 address turns it on for its own interface only. The interface accepts no
+// router advertisements: its address and default route are the network's, and another
+// container on the network must not be able to add routes by sending RAs.
 func EnableIPv6(nsFd int, ifName string) error {
 	return Enter(nsFd, func() error {
-		knob := "/proc/sys/net/ipv6/conf/" + ifName + "/disable_ipv6"
-		if err := os.WriteFile(knob, []byte("0\n"), 0o644); err != nil {
-			return fmt.Errorf("turning IPv6 on for %s in the sandbox: %w", ifName, err)
+		for _, knob := range []string{"accept_ra", "disable_ipv6"} {
+			path := "/proc/sys/net/ipv6/conf/" + ifName + "/" + knob
+			if err := os.WriteFile(path, []byte("0\n"), 0o644); err != nil {
+				return fmt.Errorf("turning IPv6 on for %s in the sandbox (%s): %w", ifName, knob, err)
+			}
 		}
 		return nil
 	})

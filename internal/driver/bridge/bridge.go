@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 
 	"github.com/vishvananda/netlink"
@@ -198,6 +199,14 @@ func (d *Driver) ensureBridge(n driver.Network) error {
 	}
 	if hasIPv6(n) {
 		if err := enableIPv6Host(name); err != nil {
+			return err
+		}
+	} else {
+		// No router advertisements from containers: on a host with IPv6 a bridge has a
+		// link-local address and, by default, accepts RAs, which a container with
+		// CAP_NET_RAW could send to reroute the host (CVE-2020-13401). Docker does the same.
+		// A host without IPv6 has no such setting, which is fine.
+		if err := writeSysctl("/proc/sys/net/ipv6/conf/"+name+"/accept_ra", "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}

@@ -31,17 +31,24 @@ func hasIPv6(n driver.Network) bool {
 // writes the current thread's namespace's sysctls (the daemon's). accept_ra goes to 0 on the
 // bridge: it is a router for its containers, not a host learning routes from them.
 func enableIPv6Host(bridge string) error {
-	for _, w := range []struct{ path, val string }{
-		{"/proc/sys/net/ipv6/conf/" + bridge + "/disable_ipv6", "0"},
-		{"/proc/sys/net/ipv6/conf/" + bridge + "/accept_ra", "0"},
-		{"/proc/sys/net/ipv6/conf/all/forwarding", "1"},
-	} {
-		if err := writeSysctl(w.path, w.val); err != nil {
-			return err
-		}
+	if err := EnableIPv6(bridge); err != nil {
+		return err
 	}
-	return nil
+	return writeSysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
 }
+
+// EnableIPv6 turns IPv6 on for the host's interface ifName and keeps it from accepting router
+// advertisements (a host whose default is disable_ipv6=1 would leave it without IPv6, and so
+// without IPv6 neighbour entries, which the overlay driver's VXLAN device needs too).
+func EnableIPv6(ifName string) error {
+	if err := writeSysctl("/proc/sys/net/ipv6/conf/"+ifName+"/disable_ipv6", "0"); err != nil {
+		return err
+	}
+	return writeSysctl("/proc/sys/net/ipv6/conf/"+ifName+"/accept_ra", "0")
+}
+
+// HasIPv6 reports whether n has an IPv6 subnet.
+func HasIPv6(n driver.Network) bool { return hasIPv6(n) }
 
 func writeSysctl(path, val string) error {
 	if err := os.WriteFile(path, []byte(val+"\n"), 0o644); err != nil {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnet-dev/cnet/internal/driver"
+	"github.com/cnet-dev/cnet/internal/driver/bridge"
 	"github.com/cnet-dev/cnet/internal/errdefs"
 	"github.com/cnet-dev/cnet/internal/nldump"
 )
@@ -131,6 +132,13 @@ func (d *Driver) ensureVXLAN(n driver.Network) error {
 	if a.MasterIndex != br.Attrs().Index {
 		if err := netlink.LinkSetMasterByIndex(link, br.Attrs().Index); err != nil {
 			return fmt.Errorf("making VXLAN device %s a port of bridge %s: %w", name, BridgeName(n), err)
+		}
+	}
+	if bridge.HasIPv6(n) {
+		// The device holds the remote endpoints' IPv6 neighbour entries, which the kernel
+		// refuses on a device without IPv6.
+		if err := bridge.EnableIPv6(name); err != nil {
+			return fmt.Errorf("VXLAN device %s of an IPv6 network: %w", name, err)
 		}
 	}
 	if a.Flags&net.FlagUp == 0 {

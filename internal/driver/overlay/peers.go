@@ -182,11 +182,15 @@ func (d *Driver) SyncPeers(n driver.Network, peers []driver.Peer) error {
 			return fmt.Errorf("writing FDB entry %s dst %s on %s: %w", mac, w.fdb[mac], name, err)
 		}
 	}
+	// A neighbour entry that cannot be written (an IPv6 one on a host that refuses them, say)
+	// costs that address its proxy answers, not the network: the allowlist is still synced
+	// and the failure reported after it.
+	var nerrs []error
 	ndel, nset := neighPlan(neigh, w.neigh)
 	for _, a := range ndel {
 		err := netlink.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: family(a), IP: a.AsSlice()})
 		if err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("removing stale neighbour entry %s from %s: %w", a, name, err)
+			nerrs = append(nerrs, fmt.Errorf("removing stale neighbour entry %s from %s: %w", a, name, err))
 		}
 	}
 	for _, a := range nset {
@@ -194,13 +198,13 @@ func (d *Driver) SyncPeers(n driver.Network, peers []driver.Peer) error {
 		e := &netlink.Neigh{LinkIndex: idx, Family: family(a), State: netlink.NUD_PERMANENT,
 			IP: a.AsSlice(), HardwareAddr: hw}
 		if err := netlink.NeighSet(e); err != nil {
-			return fmt.Errorf("writing neighbour entry %s lladdr %s on %s: %w", a, hw, name, err)
+			nerrs = append(nerrs, fmt.Errorf("writing neighbour entry %s lladdr %s on %s: %w", a, hw, name, err))
 		}
 	}
 	if err := d.syncAllowlist(n.SegmentID, w.vteps); err != nil {
-		return err
+		return errors.Join(append(nerrs, err)...)
 	}
-	return werr
+	return errors.Join(append(nerrs, werr)...)
 }
 
 // kernelEntries reads the VXLAN device's own FDB entries (by MAC) and neighbour entries (by
