@@ -99,20 +99,8 @@ func TestIPv6DualStack(t *testing.T) {
 	// Out through masquerade: the client host, which has no route to 2001:db8:1::/64, sees
 	// the host's own address.
 	execPing(t, h, "c1", "fd99::2")
-	peers := filepath.Join(h.Dir, "client.peers")
-	listener := h.Cmd("nsenter", "-t", seg.pid, "-n", "busybox", "nc", "-l", "-p", "7000", "-e", "sh", "-c",
-		"busybox netstat -tn > "+peers+"; cat >/dev/null")
-	if err := listener.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the client's listener", func() bool {
-		out, _ := h.Run("nsenter", "-t", seg.pid, "-n", "busybox", "netstat", "-ltn")
-		return strings.Contains(out, ":7000 ")
-	})
-	h.MustCLI("exec", "c1", "sh", "-c", "echo hi | busybox nc fd99::2 7000")
-	_ = listener.Wait()
-	seen, _ := os.ReadFile(peers)
-	if !strings.Contains(string(seen), "fd99::1") || strings.Contains(string(seen), "2001:db8:1:") {
+	got, seen := atClient(t, h, seg, func() { h.MustCLI("exec", "c1", "sh", "-c", "echo hi | busybox nc fd99::2 7000") })
+	if got != "hi\n" || !strings.Contains(seen, "fd99::1") || strings.Contains(seen, "2001:db8:1:") {
 		t.Errorf("the client sees the container's IPv6 connection as:\n%s\nwant it from the host's fd99::1", seen)
 	}
 

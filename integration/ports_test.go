@@ -67,30 +67,13 @@ func TestPublishedPorts(t *testing.T) {
 	}
 
 	// Masquerade: a container reaching the client shows up with the host's address.
-	// nc -e takes the connection as its stdin, so the listener does not depend on its own
-	// stdin (busybox nc gives up a connection when its stdin ends).
-	// The listener notes the connection's peer while it is established (after the close, only
-	// the side that closed first keeps it, in TIME_WAIT: which side that is, is a race).
-	received := filepath.Join(h.Dir, "client.out")
-	peers := filepath.Join(h.Dir, "client.peers")
-	listener := h.Cmd("nsenter", "-t", seg.pid, "-n", "busybox", "nc", "-l", "-p", "7000", "-e", "sh", "-c",
-		"busybox netstat -tn > "+peers+"; cat > "+received)
-	if err := listener.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the client's listener", func() bool {
-		out, _ := h.Run("nsenter", "-t", seg.pid, "-n", "busybox", "netstat", "-ltn")
-		return strings.Contains(out, ":7000 ")
+	got, seen := atClient(t, h, seg, func() {
+		h.MustCLI("exec", "neighbour", "sh", "-c", "echo from-container | busybox nc 10.99.0.2 7000")
 	})
-	h.MustCLI("exec", "neighbour", "sh", "-c", "echo from-container | busybox nc 10.99.0.2 7000")
-	if err := listener.Wait(); err != nil {
-		t.Errorf("the client's listener: %v", err)
-	}
-	if got, _ := os.ReadFile(received); string(got) != "from-container\n" {
+	if got != "from-container\n" {
 		t.Errorf("the client got %q", got)
 	}
-	seen, _ := os.ReadFile(peers)
-	if !strings.Contains(string(seen), "10.99.0.1:") || strings.Contains(string(seen), "172.18.") {
+	if !strings.Contains(seen, "10.99.0.1:") || strings.Contains(seen, "172.18.") {
 		t.Errorf("the client sees the container's connection as:\n%s\nwant it from the host's 10.99.0.1", seen)
 	}
 
@@ -173,6 +156,33 @@ func TestPublishedUDP(t *testing.T) {
 	if reply != "echo:ping" {
 		t.Errorf("UDP through the published port answered %q", reply)
 	}
+}
+
+// atClient listens on the client host's TCP port 7000 while send runs, and returns what the
+// one connection it takes brought and the client's TCP connections (netstat) while it was
+// established: where the client sees it come from. nc -e takes the connection as its stdin,
+// so the listener does not depend on its own stdin (busybox nc gives up a connection when its
+// stdin ends); the peer is noted while the connection is up (after the close, only the side
+// that closed first keeps it, in TIME_WAIT: which side that is, is a race).
+func atClient(t *testing.T, h *testenv.Host, seg *segment, send func()) (received, peers string) {
+	t.Helper()
+	out, conns := filepath.Join(h.Dir, "client.out"), filepath.Join(h.Dir, "client.peers")
+	listener := h.Cmd("nsenter", "-t", seg.pid, "-n", "busybox", "nc", "-l", "-p", "7000", "-e", "sh", "-c",
+		"busybox netstat -tn > "+conns+"; cat > "+out)
+	if err := listener.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the client's listener", func() bool {
+		out, _ := h.Run("nsenter", "-t", seg.pid, "-n", "busybox", "netstat", "-ltn")
+		return strings.Contains(out, ":7000 ")
+	})
+	send()
+	if err := listener.Wait(); err != nil {
+		t.Errorf("the client's listener: %v", err)
+	}
+	got, _ := os.ReadFile(out)
+	seen, _ := os.ReadFile(conns)
+	return string(got), string(seen)
 }
 
 // udpEcho runs an echo server on listen (network udp4 or udp6) in the namespace at key (a

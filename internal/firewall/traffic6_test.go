@@ -253,7 +253,14 @@ func TestICCDisabled6(t *testing.T) {
 	// A published port of n2 is reachable from n1 through the host's address, as from anywhere.
 	tb.publish("br-n", specs(t, "8080:80"), "fd00:28::3")
 	tb.reach(n1, "tcp6", v6(hostAddr6, "8080"), "fd00:28::1")
-	tb.withoutChain(tableIP6, "forward", func() { tb.reach(n1, "tcp6", v6("fd00:28::3", "80"), "fd00:28::2") })
+	tb.withoutChain(tableIP6, "forward", func() {
+		// The neighbour solicitations above were dropped too: n1 may still hold ::3 as
+		// FAILED, which makes a connect fail at once (EHOSTUNREACH) until it expires.
+		if out, err := run(n1, "ip", "-6", "neigh", "flush", "all"); err != nil {
+			t.Fatal(err, out)
+		}
+		tb.reach(n1, "tcp6", v6("fd00:28::3", "80"), "fd00:28::2")
+	})
 	tb.reach(a1, "tcp6", v6("fd00:30::3", "80"), "fd00:30::2")
 	if !ping(a1, "fd00:30::3") {
 		t.Errorf("ICMPv6 within an icc=true network fails")

@@ -91,16 +91,7 @@ func connectProg(netns uint64) asm.Instructions {
 // connected to, not the container's. It acts only while the socket's peer is still the
 // translated one (a socket may connect again elsewhere after a failed connect).
 func getpeernameProg() asm.Instructions {
-	return asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.FnGetSocketCookie.Call(),
-		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
-		asm.LoadMapPtr(asm.R1, 0).WithReference(peersMap),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -8),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "out"),
-
+	return append(peerLookup(peersMap),
 		asm.LoadMem(asm.R2, asm.R6, offUserIP4, asm.Word),
 		asm.LoadMem(asm.R3, asm.R0, 8, asm.Word),
 		asm.JNE.Reg(asm.R2, asm.R3, "out"),
@@ -114,5 +105,20 @@ func getpeernameProg() asm.Instructions {
 
 		asm.Mov.Imm(asm.R0, 1).WithSymbol("out"),
 		asm.Return(),
+	)
+}
+
+// peerLookup is how both getpeername programs start: the context in R6, and in R0 the peers
+// entry of the socket (by its cookie), or a jump to "out" when it has none.
+func peerLookup(peers string) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.FnGetSocketCookie.Call(),
+		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(peers),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -8),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "out"),
 	}
 }

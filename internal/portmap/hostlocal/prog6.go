@@ -139,16 +139,7 @@ func connect6Prog(netns uint64) asm.Instructions {
 // getpeername6Prog is getpeernameProg for IPv6 sockets: it gives a translated socket its
 // original peer back while the socket's peer is still the translated one.
 func getpeername6Prog() asm.Instructions {
-	insns := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.FnGetSocketCookie.Call(),
-		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
-		asm.LoadMapPtr(asm.R1, 0).WithReference(peers6Map),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -8),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "out"),
-	}
+	insns := peerLookup(peers6Map)
 	// The peer's address words and port against the translated ones.
 	for i := range int16(5) {
 		off := offUserIP6 + 4*i
