@@ -71,8 +71,9 @@ func waitForB(b *testing.B, fn func() bool) {
 // in the same rounds (one iperf3 run of each per round, best of b.N rounds): from the host to
 // the container's IPv6 address directly; to the host's own IPv6 address through the port
 // published on all addresses (kernel NAT: the ip6 table's DNAT and masquerade); to [::1]
-// through the port published there (the daemon's userland proxy, the only path for the IPv6
-// loopback); and, for reference in the same rounds, the IPv4 direct path. Needs iperf3.
+// through the port published there (translated at connect() by the IPv6 BPF program: NAT
+// cannot carry ::1, and the userland proxy there is the fallback); and, for reference in the
+// same rounds, the IPv4 direct path. Needs iperf3.
 func BenchmarkThroughputIPv6(b *testing.B) {
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		b.Skip("iperf3 is not installed: apt-get install iperf3")
