@@ -3,6 +3,7 @@ package firewall
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ type Firewall struct {
 func New(nsFd int) (*Firewall, error) {
 	f := &Firewall{ns: -1}
 	for t, fam := range families {
+		if t == tableIP6 && !kernelHasIPv6() {
+			continue
+		}
 		f.layouts[t] = newLayout(fam)
 	}
 	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
@@ -62,6 +66,15 @@ func (f *Firewall) closeNS() {
 		unix.Close(f.ns)
 		f.ns = -1
 	}
+}
+
+// kernelHasIPv6 reports whether the kernel runs IPv6 (not booted with ipv6.disable=1, which
+// no namespace can undo): without it there is no IPv6 to filter, and the ip6 table's NAT
+// chains might be refused, which would take the ip table's creation down with them (both are
+// made in one transaction). Such a host gets the ip table alone.
+func kernelHasIPv6() bool {
+	_, err := os.Stat("/proc/sys/net/ipv6")
+	return err == nil
 }
 
 // bufSize is the socket buffer asked for: a transaction is one sendmsg, and the kernel refuses
@@ -112,6 +125,9 @@ func (f *Firewall) EnsureBase() error {
 func (f *Firewall) ensureBase() error {
 	var did []string
 	for _, l := range f.layouts {
+		if l == nil {
+			continue // no IPv6 in this kernel
+		}
 		what, err := f.queueBase(l)
 		if err != nil {
 			f.discard()
@@ -246,6 +262,9 @@ func (f *Firewall) Delete() error {
 	defer f.mu.Unlock()
 	var gone []string
 	for _, l := range f.layouts {
+		if l == nil {
+			continue // no IPv6 in this kernel
+		}
 		exists, err := f.tableExists(l)
 		if err != nil {
 			f.discard()

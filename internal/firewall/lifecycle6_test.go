@@ -155,3 +155,37 @@ func TestSync6(t *testing.T) {
 		t.Errorf("Sync to an empty state left %+v", st)
 	}
 }
+
+// TestWithoutIPv6: on a kernel without IPv6 (booted with ipv6.disable=1, which a test cannot
+// do: the IPv6 layout is dropped as New drops it there) the firewall programs the ip table
+// alone, IPv6 elements of a dual-stack network are left out, and nothing touches ip6.
+func TestWithoutIPv6(t *testing.T) {
+	t.Parallel()
+	tb := newTestbed(t)
+	fw, err := New(tb.nsFd(tb.host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	fw.layouts[tableIP6] = nil
+	tb.network(netAD)       // the bridge, through the testbed's own firewall (both tables)...
+	must(t, tb.fw.Delete()) // ...whose tables go: start from none
+	st := State{Networks: []Network{netAD}, Ports: []Published{
+		{Bridge: "br-a", ContainerIP: addr("172.30.0.2"), Mapping: mapping("", 8080, 80, portmap.TCP)},
+		{Bridge: "br-a", ContainerIP: addr("fd00:30::2"), Mapping: mapping("::", 8080, 80, portmap.TCP)},
+	}}
+	must(t, fw.Sync(st))
+	must(t, fw.AddPorts("br-a", addr("fd00:30::3"), []portmap.Mapping{mapping("::", 8081, 80, portmap.TCP)}))
+	if out := tb.nft("list", "tables"); strings.Contains(out, "ip6 "+TableName) || !strings.Contains(out, "ip "+TableName) {
+		t.Fatalf("tables without IPv6:\n%s", out)
+	}
+	got, err := fw.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Ports) != 1 || got.Ports[0].ContainerIP != addr("172.30.0.2") || len(got.Networks) != 1 ||
+		!slices.Equal(got.Networks[0].Subnets, []netip.Prefix{netip.MustParsePrefix("172.30.0.0/16")}) {
+		t.Errorf("Current without IPv6: %+v", got)
+	}
+	must(t, fw.RemoveNetwork("br-a"))
+}

@@ -180,6 +180,9 @@ func (f *Firewall) queue(add, del batch) error {
 		fn func(*nftables.Set, []nftables.SetElement) error
 	}{{del, f.conn.SetDeleteElements}, {add, f.conn.SetAddElements}} {
 		for t, l := range f.layouts {
+			if l == nil {
+				continue // no IPv6 in this kernel
+			}
 			for _, s := range l.sets { // in a fixed order, so transactions are reproducible
 				for c := range slices.Chunk(op.b[t][s.Name], chunk) {
 					if err := op.fn(s, c); err != nil {
@@ -210,6 +213,9 @@ func (f *Firewall) discard() {
 func (f *Firewall) read() (batch, error) {
 	b := newBatch()
 	for t, l := range f.layouts {
+		if l == nil {
+			continue // no IPv6 in this kernel
+		}
 		for _, s := range l.sets {
 			els, err := f.conn.GetSetElements(s)
 			if err != nil {

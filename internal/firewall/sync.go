@@ -68,6 +68,9 @@ func (f *Firewall) Sync(desired State) error {
 	}
 	add, del := newBatch(), newBatch()
 	for t, l := range f.layouts {
+		if l == nil {
+			continue // no IPv6 in this kernel
+		}
 		for _, s := range l.sets {
 			a, d := diff(s, cur[t][s.Name], want[t][s.Name])
 			add[t].add(s.Name, a...)
