@@ -18,7 +18,8 @@
 //
 // Two tables rather than one of family inet: the address sets and maps are per family anyway
 // (a set's key has one address type), and keeping `table ip cnet` exactly as cnet versions
-// without IPv6 made it lets them and this one share a host's state.
+// without IPv6 made it lets them and this one share a host's state. A kernel booted without
+// IPv6 (no /proc/sys/net/ipv6) gets the ip table alone.
 //
 // # The rules are fixed; the state is set elements
 //
