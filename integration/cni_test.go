@@ -68,7 +68,7 @@ func installCNIPlugin(t testing.TB, h *testenv.Host, network string) string {
 	if err := os.Symlink(h.Bin, filepath.Join(dir, "bin", "cnet")); err != nil {
 		t.Fatal(err)
 	}
-	conf := `{"cniVersion":"1.0.0","name":"` + network + `","plugins":[{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `","capabilities":{"portMappings":true,"mac":true}}]}`
+	conf := `{"cniVersion":"1.0.0","name":"` + network + `","plugins":[{"type":"cnet","network":"` + network + `","host":"unix://` + h.Socket + `","capabilities":{"portMappings":true,"mac":true,"ips":true}}]}`
 	if err := os.WriteFile(filepath.Join(dir, "net.d", network+".conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -396,5 +397,49 @@ func TestIPv6DNS(t *testing.T) {
 	stub := startStubAt(t, h.Path("/proc/"+seg.pid+"/ns/net"), "[fd99::2]:53", "192.0.2.10", false)
 	if got := addrs(query(t, h, "c2", "example.test", mdns.TypeA, "udp")); !slices.Equal(got, []string{"192.0.2.10"}) {
 		t.Errorf("example.test through the IPv6 upstream: %v (the upstream saw %v)", got, stub.seen())
+	}
+}
+
+// TestCNIDualStack: another runtime's namespace (cnitool's) on a dual-stack cnet network with
+// a static address of each family (the ips capability): both in the result with their
+// gateways, both on the interface, reached from a cnet container over IPv6 by address and by
+// name; CHECK passes with both; DEL leaves nothing.
+func TestCNIDualStack(t *testing.T) {
+	h := testenv.NewHost(t)
+	h.MustCLI("network", "create", "--ipv6", "--subnet", "10.78.0.0/24", "--subnet", "fd78::/64", "cni6")
+	runSleeper(t, h, "c1", "--network", "cni6")
+	r := newCNIRuntime(t, h, "cni6")
+	ns := r.netns("pod6ns")
+	out, err := r.runCap("add", "cni6", ns, "pod6", `{"ips":["10.78.0.50/24","fd78::50/64"]}`)
+	if err != nil {
+		t.Fatalf("cnitool add: %v\n%s", err, out)
+	}
+	var res struct {
+		IPs []struct{ Address, Gateway string }
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("cnitool add printed %q: %v", out, err)
+	}
+	if len(res.IPs) != 2 || res.IPs[0].Address != "10.78.0.50/24" || res.IPs[0].Gateway != "10.78.0.1" ||
+		res.IPs[1].Address != "fd78::50/64" || res.IPs[1].Gateway != "fd78::1" {
+		t.Fatalf("ADD result: %s", out)
+	}
+	if addr := h.MustRun("nsenter", "--net="+ns, "ip", "-o", "addr", "show", "eth0"); !strings.Contains(addr, "fd78::50/64") || !strings.Contains(addr, "10.78.0.50/24") {
+		t.Errorf("eth0 in the runtime's namespace: %s", addr)
+	}
+	execPing(t, h, "c1", "fd78::50")
+	if out, errOut, code := h.CLI("exec", "c1", "busybox", "ping", "-6", "-c", "1", "-W", "2", "pod6"); code != 0 || !strings.Contains(out, "fd78::50") {
+		t.Errorf("ping -6 pod6 by name (exit %d): %s%s", code, out, errOut)
+	}
+	if out, err := r.runCap("check", "cni6", ns, "pod6", `{"ips":["10.78.0.50/24","fd78::50/64"]}`); err != nil {
+		t.Errorf("cnitool check: %v\n%s", err, out)
+	}
+	if out, err := r.runCap("del", "cni6", ns, "pod6", `{"ips":["10.78.0.50/24","fd78::50/64"]}`); err != nil {
+		t.Fatalf("cnitool del: %v\n%s", err, out)
+	}
+	for _, e := range inspectNetwork(t, h, "cni6").Containers {
+		if e.Name == "pod6" {
+			t.Errorf("pod6 is still on cni6 after DEL: %+v", e)
+		}
 	}
 }

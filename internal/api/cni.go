@@ -18,7 +18,8 @@ type CNIAttachRequest struct {
 	// Aliases are more names on the network.
 	Name    string   `json:"Name,omitempty"`
 	Aliases []string `json:"Aliases,omitempty"`
-	IP      string   `json:"IP,omitempty"` // a static address (capability "ips", CNI_ARGS IP=)
+	IP      string   `json:"IP,omitempty"`  // a static IPv4 address (capability "ips", CNI_ARGS IP=)
+	IP6     string   `json:"IP6,omitempty"` // a static IPv6 address (capability "ips")
 	// MAC is the interface's MAC (capability "mac", CNI_ARGS MAC=); derived from the address
 	// when empty, as for cnet's own containers.
 	MAC string `json:"MAC,omitempty"`

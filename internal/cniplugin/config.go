@@ -3,7 +3,7 @@ package cniplugin
 import (
 	"encoding/json"
 	"fmt"
-	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -121,7 +121,7 @@ func parseArgs(s string) (*Args, error) {
 // daemon's request. A requested MAC (the mac capability, or CNI_ARGS MAC=) is passed on; the
 // daemon checks it.
 func attachRequest(conf *NetConf, args *Args, containerID, netns, ifName string) (api.CNIAttachRequest, error) {
-	ip, err := staticIP(conf.RuntimeConfig.IPs, string(args.IP))
+	ip, ip6, err := staticIPs(conf.RuntimeConfig.IPs, string(args.IP))
 	if err != nil {
 		return api.CNIAttachRequest{}, err
 	}
@@ -133,38 +133,44 @@ func attachRequest(conf *NetConf, args *Args, containerID, netns, ifName string)
 		Name:         string(args.K8S_POD_NAME),
 		Aliases:      conf.RuntimeConfig.Aliases.For(conf.Name, conf.Network),
 		IP:           ip,
+		IP6:          ip6,
 		PortMappings: conf.RuntimeConfig.PortMappings,
 		MAC:          firstNonEmpty(conf.RuntimeConfig.MAC, string(args.MAC)),
 	}, nil
 }
 
-// staticIP picks the requested address: the "ips" capability first (the runtime's structured
-// way), else CNI_ARGS IP=. The prefix length is dropped because the network's subnet decides
-// it. More than one address is refused: cnet gives an attachment one address, and quietly
-// dropping the rest would leave the container without an address it was promised.
-func staticIP(ips []string, argIP string) (string, error) {
-	var raw, from string
-	switch {
-	case len(ips) > 1:
-		return "", types.NewError(types.ErrUnsupportedField,
-			fmt.Sprintf("cnet: runtimeConfig.ips asks for %d addresses (%s); cnet gives an attachment one", len(ips), strings.Join(ips, ", ")), "")
-	case len(ips) == 1:
-		raw, from = ips[0], "runtimeConfig.ips"
-	case argIP != "":
-		raw, from = argIP, "CNI_ARGS IP"
-	default:
-		return "", nil
+// staticIPs picks the requested addresses, one per family at most: the "ips" capability first
+// (the runtime's structured way), else CNI_ARGS IP=. The prefix lengths are dropped because the
+// network's subnets decide them. Two addresses of one family are refused: cnet gives an
+// attachment one address of each family its network has, and quietly dropping one would leave
+// the container without an address it was promised.
+func staticIPs(ips []string, argIP string) (ip4, ip6 string, err error) {
+	from := "runtimeConfig.ips"
+	if len(ips) == 0 && argIP != "" {
+		ips, from = []string{argIP}, "CNI_ARGS IP"
 	}
-	addr, _, _ := strings.Cut(raw, "/")
-	ip := net.ParseIP(addr)
-	if ip == nil {
-		code := types.ErrInvalidNetworkConfig
-		if from == "CNI_ARGS IP" {
-			code = types.ErrInvalidEnvironmentVariables
+	for _, raw := range ips {
+		addr, _, _ := strings.Cut(raw, "/")
+		a, perr := netip.ParseAddr(addr)
+		if perr != nil || a.Zone() != "" {
+			code := types.ErrInvalidNetworkConfig
+			if from == "CNI_ARGS IP" {
+				code = types.ErrInvalidEnvironmentVariables
+			}
+			return "", "", types.NewError(code, fmt.Sprintf("cnet: %s: %q is not an IP address", from, raw), "")
 		}
-		return "", types.NewError(code, fmt.Sprintf("cnet: %s: %q is not an IP address", from, raw), "")
+		a = a.Unmap()
+		slot := &ip4
+		if a.Is6() {
+			slot = &ip6
+		}
+		if *slot != "" {
+			return "", "", types.NewError(types.ErrUnsupportedField,
+				fmt.Sprintf("cnet: %s asks for two addresses of one family (%s); cnet gives an attachment one of each", from, strings.Join(ips, ", ")), "")
+		}
+		*slot = a.String()
 	}
-	return ip.String(), nil
+	return ip4, ip6, nil
 }
 
 func firstNonEmpty(s ...string) string {

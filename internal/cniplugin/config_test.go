@@ -193,15 +193,18 @@ func TestAttachRequest(t *testing.T) {
 		args     string
 		wantCode uint
 		wantIP   string
+		wantIP6  string
 		wantName string
 		wantMAC  string
 	}{
 		{name: "no static address", conf: `{}`},
 		{name: "ips capability, prefix dropped", conf: `{"ips":["10.0.0.5/24"]}`, wantIP: "10.0.0.5"},
-		{name: "ips capability without prefix", conf: `{"ips":["fd00::5"]}`, wantIP: "fd00::5"},
+		{name: "ips capability without prefix", conf: `{"ips":["fd00::5"]}`, wantIP6: "fd00::5"},
+		{name: "one address of each family", conf: `{"ips":["10.0.0.5/24","fd00::5/64"]}`, wantIP: "10.0.0.5", wantIP6: "fd00::5"},
 		{name: "CNI_ARGS IP", conf: `{}`, args: "IP=10.0.0.7", wantIP: "10.0.0.7"},
 		{name: "ips wins over CNI_ARGS", conf: `{"ips":["10.0.0.5/24"]}`, args: "IP=10.0.0.7", wantIP: "10.0.0.5"},
-		{name: "two addresses refused", conf: `{"ips":["10.0.0.5/24","fd00::5/64"]}`, wantCode: types.ErrUnsupportedField},
+		{name: "two IPv4 addresses refused", conf: `{"ips":["10.0.0.5/24","10.0.0.6/24"]}`, wantCode: types.ErrUnsupportedField},
+		{name: "two IPv6 addresses refused", conf: `{"ips":["fd00::5/64","fd00::6"]}`, wantCode: types.ErrUnsupportedField},
 		{name: "bad ips", conf: `{"ips":["nope/24"]}`, wantCode: types.ErrInvalidNetworkConfig},
 		{name: "bad CNI_ARGS IP", conf: `{}`, args: "IP=nope", wantCode: types.ErrInvalidEnvironmentVariables},
 		{name: "mac capability", conf: `{"mac":"02:00:00:00:00:01"}`, wantMAC: "02:00:00:00:00:01"},
@@ -228,7 +231,7 @@ func TestAttachRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := api.CNIAttachRequest{ContainerID: "ctr1", Netns: "/run/netns/x", IfName: "eth0", Network: "web", Name: tt.wantName, IP: tt.wantIP, MAC: tt.wantMAC}
+			want := api.CNIAttachRequest{ContainerID: "ctr1", Netns: "/run/netns/x", IfName: "eth0", Network: "web", Name: tt.wantName, IP: tt.wantIP, IP6: tt.wantIP6, MAC: tt.wantMAC}
 			if !reflect.DeepEqual(req, want) {
 				t.Errorf("got %+v, want %+v", req, want)
 			}

@@ -34,6 +34,7 @@ type cniRecord struct {
 	Name        string
 	Aliases     []string `json:",omitempty"`
 	IP          string   `json:",omitempty"`
+	IP6         string   `json:",omitempty"`
 	MAC         string   `json:",omitempty"`
 	// Ports are published for the runtime container (the portMappings capability); only the
 	// sandbox's first attachment carries them, as a container's ports go with its first
@@ -80,7 +81,7 @@ func (r cniRecord) joinOptions() controller.JoinOptions {
 	if name == "" {
 		name = r.ContainerID
 	}
-	return controller.JoinOptions{ContainerName: name, Aliases: r.Aliases, IP: r.IP, IfName: r.IfName, MAC: r.MAC}
+	return controller.JoinOptions{ContainerName: name, Aliases: r.Aliases, IP: r.IP, IP6: r.IP6, IfName: r.IfName, MAC: r.MAC}
 }
 
 // CNIAdd implements api.Backend: the plugin's ADD.
@@ -113,7 +114,7 @@ func (d *Daemon) CNIAdd(_ context.Context, req api.CNIAttachRequest) (api.CNIAtt
 		return api.CNIAttachment{}, errdefs.Invalid("container %s is already on a cnet network: its ports are published with its first attachment", req.ContainerID)
 	}
 	rec := cniRecord{SandboxID: id, ContainerID: req.ContainerID, IfName: req.IfName, Netns: req.Netns, Network: req.Network,
-		Name: req.Name, Aliases: req.Aliases, IP: req.IP, MAC: req.MAC, Ports: ports}
+		Name: req.Name, Aliases: req.Aliases, IP: req.IP, IP6: req.IP6, MAC: req.MAC, Ports: ports}
 	// Recorded first: a daemon that dies now finds the record at its next start and keeps
 	// or drops the attachment with its namespace.
 	if err := d.store.Put(store.CNI, cniKey(id, req.IfName), rec); err != nil {
@@ -152,10 +153,10 @@ func cniPorts(in []api.CNIPortMapping) ([]controller.PortMapping, error) {
 		m := controller.PortMapping{HostPort: uint16(p.HostPort), ContainerPort: uint16(p.ContainerPort), Proto: proto}
 		if p.HostIP != "" {
 			a, err := netip.ParseAddr(p.HostIP)
-			if err != nil || !a.Is4() {
-				return nil, errdefs.Invalid("invalid port mapping host address %q: want an IPv4 address", p.HostIP)
+			if err != nil || a.Zone() != "" {
+				return nil, errdefs.Invalid("invalid port mapping host address %q: want an IP address", p.HostIP)
 			}
-			m.HostIP = a
+			m.HostIP = a.Unmap()
 		}
 		out = append(out, m)
 	}
