@@ -74,6 +74,13 @@ func TestIPv6DualStack(t *testing.T) {
 	if got := h.MustCLI("network", "inspect", "-f", `{{range .Containers}}{{.Name}} {{.IPv4Address}} {{.IPv6Address}};{{end}}`, "dual"); !strings.Contains(got, "c1 172.18.0.2/16 2001:db8:1::2/64;") {
 		t.Errorf("network inspect containers: %s", got)
 	}
+	// Router advertisements are refused by the bridge and by the container's interface.
+	if got := strings.TrimSpace(h.MustRun("cat", "/proc/sys/net/ipv6/conf/br-"+n.ID[:12]+"/accept_ra")); got != "0" {
+		t.Errorf("the bridge's accept_ra = %s, want 0", got)
+	}
+	if got := strings.TrimSpace(h.MustCLI("exec", "c1", "busybox", "sysctl", "-n", "net.ipv6.conf.eth0.accept_ra")); got != "0" {
+		t.Errorf("c1's eth0 accept_ra = %s, want 0", got)
+	}
 	route := h.MustCLI("exec", "c1", "busybox", "ip", "-6", "route")
 	if !strings.Contains(route, "default via 2001:db8:1::1 dev eth0") {
 		t.Errorf("IPv6 routes in c1:\n%s", route)
@@ -327,11 +334,17 @@ func TestIPv6Refusals(t *testing.T) {
 // --ipv6 --fixed-cidr-v6 do, and takes it away again at the next start.
 func TestIPv6DefaultBridge(t *testing.T) {
 	h := testenv.NewHostWith(t, testenv.HostOptions{NoDaemon: true})
-	h.StartDaemon("--ipv6", "--fixed-cidr-v6", "fd00:cafe::/64")
+	h.StartDaemon("--ipv6", "--fixed-cidr-v6", "fd00:cafe::/64", "--default-ipv6-pool", "fd00:beef::/56")
 	n := inspectNetwork(t, h, "bridge")
 	if !n.EnableIPv6 || len(n.IPAM.Config) != 2 || n.IPAM.Config[1].Subnet != "fd00:cafe::/64" {
 		t.Fatalf("default bridge with --ipv6: EnableIPv6 %v IPAM %+v", n.EnableIPv6, n.IPAM.Config)
 	}
+	// Networks without an IPv6 subnet take theirs from --default-ipv6-pool.
+	h.MustCLI("network", "create", "--ipv6", "pooled")
+	if got := inspectNetwork(t, h, "pooled").IPAM.Config[1].Subnet; got != "fd00:beef::/64" {
+		t.Errorf("a network's default IPv6 subnet with --default-ipv6-pool fd00:beef::/56: %s", got)
+	}
+	h.MustCLI("network", "rm", "pooled")
 	runSleeper(t, h, "d1")
 	runSleeper(t, h, "d2")
 	c := inspectContainer(t, h, "d1").NetworkSettings

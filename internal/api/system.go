@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -152,13 +153,7 @@ func versionParts(v string) (int, int, bool) {
 func compareVersions(a, b string) int {
 	ax, ay, _ := versionParts(a)
 	bx, by, _ := versionParts(b)
-	switch {
-	case ax != bx:
-		return map[bool]int{true: -1, false: 1}[ax < bx]
-	case ay != by:
-		return map[bool]int{true: -1, false: 1}[ay < by]
-	}
-	return 0
+	return cmp.Or(cmp.Compare(ax, bx), cmp.Compare(ay, by))
 }
 
 // checkVersion refuses a request whose path names an API version cnet does not serve, with

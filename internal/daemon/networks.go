@@ -250,9 +250,12 @@ func validateStatic(n controller.Network, s *api.EndpointSettings) error {
 		return nil
 	}
 	for _, want := range []struct {
-		ip, family string
-		v6         bool
-	}{{s.IPAMConfig.IPv4Address, "IPv4", false}, {s.IPAMConfig.IPv6Address, "IPv6", true}} {
+		ip, family, hint string
+		v6               bool
+	}{
+		{s.IPAMConfig.IPv4Address, "IPv4", "--ip cannot be used on it", false},
+		{s.IPAMConfig.IPv6Address, "IPv6", "--ip6 needs a network created with --ipv6", true},
+	} {
 		if want.ip == "" {
 			continue
 		}
@@ -261,8 +264,7 @@ func validateStatic(n controller.Network, s *api.EndpointSettings) error {
 			return errdefs.Invalid("invalid %s address %q", want.family, want.ip)
 		}
 		if !slices.ContainsFunc(n.IPAM, func(p controller.Pool) bool { return p.Subnet.Addr().Is6() == want.v6 }) {
-			flag := map[bool]string{false: "--ip cannot be used on it", true: "--ip6 needs a network created with --ipv6"}[want.v6]
-			return errdefs.Invalid("network %s has no %s subnet: %s", n.Name, want.family, flag)
+			return errdefs.Invalid("network %s has no %s subnet: %s", n.Name, want.family, want.hint)
 		}
 		if !slices.ContainsFunc(n.IPAM, func(p controller.Pool) bool { return p.Subnet.Contains(a) }) {
 			return errdefs.Invalid("invalid address %s: it does not belong to any of network %s's subnets", a, n.Name)

@@ -197,7 +197,7 @@ func (d *Driver) ensureBridge(n driver.Network) error {
 	} else if link.Type() != "bridge" {
 		return errdefs.Conflict("interface %s exists on the host and is a %s, not a bridge", name, link.Type())
 	}
-	if hasIPv6(n) {
+	if HasIPv6(n) {
 		if err := enableIPv6Host(name); err != nil {
 			return err
 		}

@@ -16,8 +16,8 @@ import (
 // of the pair, both without duplicate address detection (see sandbox.Addr), and forwarding
 // on, as Docker does when a network has IPv6.
 
-// hasIPv6 reports whether n has an IPv6 subnet.
-func hasIPv6(n driver.Network) bool {
+// HasIPv6 reports whether n has an IPv6 subnet (the overlay driver asks it of its networks too).
+func HasIPv6(n driver.Network) bool {
 	for _, s := range n.Subnets {
 		if s.Prefix.Addr().Is6() {
 			return true
@@ -46,9 +46,6 @@ func EnableIPv6(ifName string) error {
 	}
 	return writeSysctl("/proc/sys/net/ipv6/conf/"+ifName+"/accept_ra", "0")
 }
-
-// HasIPv6 reports whether n has an IPv6 subnet.
-func HasIPv6(n driver.Network) bool { return hasIPv6(n) }
 
 func writeSysctl(path, val string) error {
 	if err := os.WriteFile(path, []byte(val+"\n"), 0o644); err != nil {

@@ -28,15 +28,7 @@ const (
 // addresses. It records the original destination in peers under the socket's cookie, for
 // getpeername. It always returns 1: the connect goes on, translated or not.
 func connectProg(netns uint64) asm.Instructions {
-	return asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.LoadMem(asm.R2, asm.R6, offProtocol, asm.Word),
-		asm.JNE.Imm(asm.R2, ipprotoTCP, "allow"),
-		// Only the daemon's namespace: the program is attached to a cgroup, which spans them all.
-		asm.FnGetNetnsCookie.Call(),
-		asm.LoadImm(asm.R1, int64(netns), asm.DWord),
-		asm.JNE.Reg(asm.R0, asm.R1, "allow"),
-
+	return append(tcpInNetns(netns),
 		asm.LoadMem(asm.R2, asm.R6, offUserIP4, asm.Word),
 		asm.StoreMem(asm.RFP, stackKey, asm.R2, asm.Word),
 		asm.LoadMem(asm.R2, asm.R6, offUserPort, asm.Word),
@@ -84,6 +76,20 @@ func connectProg(netns uint64) asm.Instructions {
 
 		asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
 		asm.Return(),
+	)
+}
+
+// tcpInNetns is how both connect programs start: the context in R6, and a jump to "allow"
+// (untouched) unless the socket is TCP and in the daemon's namespace netns — the programs are
+// attached to a cgroup, which spans every namespace.
+func tcpInNetns(netns uint64) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R2, asm.R6, offProtocol, asm.Word),
+		asm.JNE.Imm(asm.R2, ipprotoTCP, "allow"),
+		asm.FnGetNetnsCookie.Call(),
+		asm.LoadImm(asm.R1, int64(netns), asm.DWord),
+		asm.JNE.Reg(asm.R0, asm.R1, "allow"),
 	}
 }
 

@@ -70,15 +70,7 @@ func lookup6(label string) asm.Instructions {
 // As for IPv4, a connect() to :: (which Linux takes for the host itself) meets the wildcard
 // entry in the exact lookup, and is translated like one to ::1.
 func connect6Prog(netns uint64) asm.Instructions {
-	insns := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.LoadMem(asm.R2, asm.R6, offProtocol, asm.Word),
-		asm.JNE.Imm(asm.R2, ipprotoTCP, "allow"),
-		// Only the daemon's namespace: the program is attached to a cgroup, which spans them all.
-		asm.FnGetNetnsCookie.Call(),
-		asm.LoadImm(asm.R1, int64(netns), asm.DWord),
-		asm.JNE.Reg(asm.R0, asm.R1, "allow"),
-	}
+	insns := tcpInNetns(netns)
 	insns = append(insns, copyWords(asm.RFP, stackKey6, asm.R6, offUserIP6, 4)...)
 	insns = append(insns, copyWords(asm.RFP, stackKey6+addrSize6, asm.R6, offUserPort, 1)...)
 	insns = append(insns,
