@@ -55,6 +55,11 @@ func NewBareHost(t testing.TB, prefix string) *BareHost {
 	b.unshare = exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
 		"sh", "-c", "mount -t sysfs sysfs /sys && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount --bind "+resolv+" /etc/resolv.conf && ip link set lo up && exec sleep infinity")
 	b.unshare.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// What the setup prints (a mount that failed, say) is kept for findInit's error.
+	if setupLog, err := os.Create(filepath.Join(dir, "setup.log")); err == nil {
+		b.unshare.Stdout, b.unshare.Stderr = setupLog, setupLog
+		defer setupLog.Close()
+	}
 	if err := b.unshare.Start(); err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("starting the host namespace: %v", err)
@@ -66,11 +71,14 @@ func NewBareHost(t testing.TB, prefix string) *BareHost {
 	return b
 }
 
-// findInit waits for the forked PID 1 and for its /sys remount.
+// findInit waits for the forked PID 1 and for its /sys remount. A fresh-clone CI run once
+// saw a host not come up within 10 s, with no word of why (TestCompose, on a loaded 2-core
+// machine): the wait is longer now, and a failure says what the setup printed.
 func (b *BareHost) findInit() error {
-	pid, err := childPid(b.unshare.Process.Pid, "sleep", 10*time.Second)
+	pid, err := childPid(b.unshare.Process.Pid, "sleep", 30*time.Second)
 	if err != nil {
-		return fmt.Errorf("the host namespace did not come up: %w", err)
+		out, _ := os.ReadFile(filepath.Join(b.Dir, "setup.log"))
+		return fmt.Errorf("the host namespace did not come up: %w (its setup printed %q)", err, out)
 	}
 	b.pid = pid
 	return nil
